@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format serve bench stress clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The whole suite on SQLite, then again on PostgreSQL when DATABASE_URL is set.
+test: lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	env -u DATABASE_URL $(BIN)/pytest
+	if [ -n "$$DATABASE_URL" ]; then $(BIN)/pytest; fi
+
+# Production server: gunicorn with two workers.
+serve: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/gunicorn refiner.wsgi -w 2 -b 127.0.0.1:8000
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RefinerConfig(AppConfig):
+    name = "refiner"
+    verbose_name = "Workspaces"

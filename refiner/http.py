@@ -1,0 +1,173 @@
+"""Shared JSON API helpers: the SPEC §5 error body, body parsing, key auth, CORS."""
+
+import functools
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.paginator import EmptyPage, Paginator
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from refiner.models import Workspace
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+
+
+class ApiError(Exception):
+    """Raised anywhere under an @api view; becomes the SPEC §5 error body."""
+
+    def __init__(self, code: str, message: str, status: int = 400, fields: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.status, self.fields = code, message, status, fields
+
+
+def error(code: str, message: str, status: int = 400, fields: dict | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return JsonResponse({"error": body}, status=status)
+
+
+def invalid(fields: dict, message: str = "The request has invalid fields.") -> ApiError:
+    return ApiError("invalid", message, 400, fields)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _check_strings(value: Any) -> None:
+    """PostgreSQL text holds neither NUL nor lone surrogates: refuse them up front."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError("invalid_json", "Strings must not contain NUL characters.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ApiError("invalid_json", "Strings must be valid Unicode.") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_strings(key)
+            _check_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_strings(item)
+
+
+def json_body(request: HttpRequest) -> dict:
+    """The request's JSON object; 413 over the size limit, 400 when not a JSON object."""
+    body = request.body
+    if len(body) > settings.API_MAX_BODY_BYTES:
+        raise ApiError("body_too_large", "The request body is over 64 KiB.", 413)
+    if not body:
+        raise ApiError("invalid_json", "The request body must be a JSON object.")
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError("invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ApiError("invalid_json", "The request body must be a JSON object.")
+    try:
+        _check_strings(data)
+    except RecursionError:
+        raise ApiError("invalid_json", "The request body is nested too deeply.") from None
+    return data
+
+
+def _content_length_too_large(request: HttpRequest) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > settings.API_MAX_BODY_BYTES
+    except ValueError:
+        return False
+
+
+def api(methods: list[str]) -> Callable:
+    """A JSON endpoint: method check, SPEC §5 errors, 503 when the database is down."""
+
+    def decorator(view: Callable) -> Callable:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method == "OPTIONS" and getattr(view, "cors", False):
+                return view(request, *args, **kwargs)
+            if request.method not in methods:
+                response = error("method_not_allowed", f"Use {' or '.join(methods)}.", 405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            if _content_length_too_large(request):
+                return error("body_too_large", "The request body is over 64 KiB.", 413)
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as e:
+                return error(e.code, e.message, e.status, e.fields)
+            except (OperationalError, InterfaceError) as e:
+                log.warning("database unavailable: %s", e)
+                return error("unavailable", "The service is unavailable; try again soon.", 503)
+            except DatabaseError as e:
+                log.exception("database error")
+                return error(
+                    "unavailable", f"The database refused the request ({type(e).__name__}).", 503
+                )
+
+        return wrapper
+
+    return decorator
+
+
+def bearer_key(request: HttpRequest) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def authorize(view: Callable) -> Callable:
+    """REST API: `Authorization: Bearer SECRET_KEY` selects request.workspace, else 401."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        key = bearer_key(request)
+        if not key:
+            raise ApiError(
+                "unauthorized", "Send the secret key as `Authorization: Bearer KEY`.", 401
+            )
+        workspace = Workspace.objects.filter(secret_key=key).first()
+        if workspace is None or not hmac.compare_digest(workspace.secret_key, key):
+            raise ApiError("unauthorized", "The secret key is not valid.", 401)
+        request.workspace = workspace
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def page_number(request: HttpRequest) -> int:
+    raw = request.GET.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise invalid({"page": "Must be a whole number from 1."})
+    return int(raw)
+
+
+def paginated(request: HttpRequest, queryset, to_dict: Callable) -> JsonResponse:
+    """`{"results", "next", "count"}` for ?page=N (SPEC §5)."""
+    number = page_number(request)
+    paginator = Paginator(queryset, PAGE_SIZE)
+    try:
+        page = paginator.page(number)
+    except EmptyPage:
+        if number == 1:
+            return JsonResponse({"results": [], "next": None, "count": 0})
+        raise ApiError("not_found", "There is no such page.", 404) from None
+    next_url = None
+    if page.has_next():
+        query = request.GET.copy()
+        query["page"] = str(number + 1)
+        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+    return JsonResponse(
+        {"results": [to_dict(item) for item in page], "next": next_url, "count": paginator.count}
+    )

@@ -1,0 +1,255 @@
+"""REST API for contacts, events and segments (SPEC §5.2), behind the secret key."""
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from refiner.http import ApiError, api, authorize, invalid, json_body, paginated
+from segments import services
+from segments.models import Contact, Segment
+from segments.rules import referenced_segments
+from segments.values import parse_date
+
+SAMPLE_SIZE = 10
+
+
+def _contact(request: HttpRequest, user_id: str) -> Contact:
+    contact = Contact.objects.filter(workspace=request.workspace, user_id=user_id).first()
+    if contact is None:
+        raise ApiError("not_found", f"There is no contact {user_id!r}.", 404)
+    return contact
+
+
+def _segment(request: HttpRequest, segment_id: int) -> Segment:
+    segment = Segment.objects.filter(workspace=request.workspace, pk=segment_id).first()
+    if segment is None:
+        raise ApiError("not_found", f"There is no segment {segment_id}.", 404)
+    return segment
+
+
+def _segment_filter(request: HttpRequest) -> Segment | None:
+    raw = request.GET.get("segment")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise invalid({"segment": "Must be a segment id."})
+    segment = Segment.objects.filter(workspace=request.workspace, pk=int(raw)).first()
+    if segment is None:
+        raise invalid({"segment": f"There is no segment {raw} in this workspace."})
+    return segment
+
+
+def segment_to_dict(segment: Segment, now) -> dict:
+    return {
+        "id": segment.pk,
+        "name": segment.name,
+        "description": segment.description,
+        "kind": segment.kind,
+        "rules": segment.rules,
+        "contact_count": services.segment_contacts(segment, now).count(),
+    }
+
+
+@api(["POST"])
+@authorize
+def identify_user(request: HttpRequest) -> JsonResponse:
+    user = services.clean_user(json_body(request))
+    contact = services.identify_contact(workspace=request.workspace, user=user, now=timezone.now())
+    return JsonResponse({"contact": contact.to_dict()})
+
+
+@api(["POST"])
+@authorize
+def track_event(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    errors = {}
+    user_id = services._check_id(data.get("user_id"), "user_id", errors)
+    occurred_at = None
+    if data.get("occurred_at") is not None:
+        occurred_at = parse_date(data["occurred_at"])
+        if occurred_at is None:
+            errors["occurred_at"] = "Must be an ISO-8601 date or datetime."
+    if errors:
+        raise invalid(errors)
+    event = services.clean_event_name(data.get("event"))
+    services.track_event(
+        workspace=request.workspace,
+        user_id=user_id,
+        event=event,
+        now=timezone.now(),
+        occurred_at=occurred_at,
+    )
+    return JsonResponse({"status": "accepted"}, status=202)
+
+
+@api(["GET"])
+@authorize
+def contacts(request: HttpRequest) -> JsonResponse:
+    segment = _segment_filter(request)
+    if segment is None:
+        queryset = Contact.objects.filter(workspace=request.workspace)
+    else:
+        queryset = services.segment_contacts(segment, timezone.now())
+    queryset = queryset.select_related("account").order_by("user_id")
+    return paginated(request, queryset, Contact.to_dict)
+
+
+@api(["GET", "DELETE"])
+@authorize
+def contact(request: HttpRequest, user_id: str) -> HttpResponse:
+    found = _contact(request, user_id)
+    if request.method == "DELETE":
+        found.delete()
+        return HttpResponse(status=204)
+    data = found.to_dict()
+    data["segments"] = [
+        {"id": s.pk, "name": s.name} for s in services.contact_segments(found, timezone.now())
+    ]
+    return JsonResponse(data)
+
+
+def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None) -> dict:
+    """Validate a segment body for POST (segment None) or PUT; raise 400 with every problem."""
+    errors: dict[str, str] = {}
+    name = data.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
+        errors["name"] = "Must be a name of 1 to 200 characters."
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > 5000:
+        errors["description"] = "Must be a string of at most 5000 characters."
+    kind = data.get("kind", segment.kind if segment else Segment.RULES)
+    if kind not in (Segment.RULES, Segment.MANUAL):
+        errors["kind"] = 'Must be "rules" or "manual".'
+    elif segment is not None and kind != segment.kind:
+        errors["kind"] = "A segment's kind cannot change."
+    for key in data:
+        if key not in ("name", "description", "kind", "rules"):
+            errors[key[:100]] = "Is not a segment field."
+    rules = data.get("rules")
+    if kind == Segment.RULES:
+        if "rules" not in data:
+            errors["rules"] = "A data-driven segment needs rules."
+        else:
+            problems = services.check_rule(
+                rules, workspace_id=workspace_id, segment_id=segment.pk if segment else None
+            )
+            errors |= {f"rules.{path}" if path != "rules" else path: msg
+                       for path, msg in problems.items()}  # fmt: skip
+    elif kind == Segment.MANUAL and rules is not None:
+        errors["rules"] = "A manual segment has no rules."
+    if errors:
+        raise invalid(errors)
+    return {
+        "name": name.strip(),
+        "description": description,
+        "kind": kind,
+        "rules": rules if kind == Segment.RULES else None,
+    }
+
+
+@api(["GET", "POST"])
+@authorize
+def segments(request: HttpRequest) -> JsonResponse:
+    now = timezone.now()
+    if request.method == "POST":
+        fields = clean_segment(json_body(request), request.workspace.pk)
+        segment = Segment.objects.create(workspace=request.workspace, **fields)
+        return JsonResponse(segment_to_dict(segment, now), status=201)
+    queryset = Segment.objects.filter(workspace=request.workspace).order_by("id")
+    return paginated(request, queryset, lambda s: segment_to_dict(s, now))
+
+
+def segment_users(segment: Segment) -> list[str]:
+    """What stops a segment's deletion: segments that reference it, surveys that target it."""
+    from surveys.models import Survey
+
+    users = [
+        f"segment {other.pk} ({other.name})"
+        for other in Segment.objects.filter(workspace_id=segment.workspace_id, kind=Segment.RULES)
+        if other.pk != segment.pk and segment.pk in referenced_segments(other.rules)
+    ]
+    surveys = Survey.objects.filter(workspace_id=segment.workspace_id).filter(
+        targeting__segments=segment
+    ) | Survey.objects.filter(
+        workspace_id=segment.workspace_id, targeting__excluded_segments=segment
+    )
+    users += [f"survey {s.pk} ({s.name})" for s in surveys.distinct()]
+    return users
+
+
+@api(["GET", "PUT", "DELETE"])
+@authorize
+def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
+    found = _segment(request, segment_id)
+    if request.method == "DELETE":
+        with transaction.atomic():
+            users = segment_users(found)
+            if users:
+                raise ApiError(
+                    "segment_in_use",
+                    f"Segment {found.pk} is used by {', '.join(users)}; remove those uses first.",
+                    409,
+                )
+            found.delete()
+        return HttpResponse(status=204)
+    if request.method == "PUT":
+        fields = clean_segment(json_body(request), request.workspace.pk, found)
+        for key, value in fields.items():
+            setattr(found, key, value)
+        found.save()
+    return JsonResponse(segment_to_dict(found, timezone.now()))
+
+
+@api(["GET"])
+@authorize
+def segment_members(request: HttpRequest, segment_id: int) -> JsonResponse:
+    found = _segment(request, segment_id)
+    queryset = services.segment_contacts(found, timezone.now())
+    return paginated(request, queryset.select_related("account").order_by("user_id"),
+                     Contact.to_dict)  # fmt: skip
+
+
+@api(["POST"])
+@authorize
+def segment_preview(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    rules = data.get("rules")
+    problems = services.check_rule(rules, workspace_id=request.workspace.pk)
+    if problems:
+        raise invalid({f"rules.{path}": message for path, message in problems.items()})
+    queryset = services.rule_contacts(request.workspace.pk, rules, timezone.now())
+    sample = list(queryset.order_by("user_id").values_list("user_id", flat=True)[:SAMPLE_SIZE])
+    return JsonResponse({"count": queryset.count(), "sample": sample})
+
+
+def _user_ids(data: dict) -> list[str]:
+    user_ids = data.get("user_ids")
+    if (
+        not isinstance(user_ids, list)
+        or not 1 <= len(user_ids) <= 1000
+        or not all(isinstance(u, str) and 1 <= len(u) <= 200 for u in user_ids)
+    ):
+        raise invalid({"user_ids": "Must be a list of 1 to 1000 user ids."})
+    return user_ids
+
+
+@api(["POST", "DELETE"])
+@authorize
+def manual_members(request: HttpRequest, segment_id: int) -> JsonResponse:
+    found = _segment(request, segment_id)
+    if not found.is_manual:
+        raise ApiError("not_manual", "Only manual segments have members to add or remove.", 400)
+    user_ids = _user_ids(json_body(request))
+    if request.method == "POST":
+        known = set(
+            Contact.objects.filter(workspace=request.workspace, user_id__in=user_ids).values_list(
+                "user_id", flat=True
+            )
+        )
+        unknown = [u for u in user_ids if u not in known]
+        if unknown:
+            raise invalid({"user_ids": f"Unknown user ids: {', '.join(unknown[:20])}."})
+        services.add_members(found, user_ids)
+    else:
+        services.remove_members(found, user_ids)
+    return JsonResponse(segment_to_dict(found, timezone.now()))

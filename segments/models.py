@@ -1,0 +1,200 @@
+from django.db import models
+from django.utils import timezone
+
+from refiner.models import Workspace
+from segments.values import iso, parse_value
+
+BUILTIN_FIELDS = ("user_id", "email", "name", "first_seen_at", "last_seen_at")
+ACCOUNT_BUILTIN_FIELDS = ("id", "name")
+
+
+class ParsedValueFields(models.Model):
+    """A raw value's parsed forms (see segments.values): what SQL compares."""
+
+    key = models.CharField(max_length=100)
+    text = models.TextField(null=True, blank=True)
+    text_folded = models.TextField(null=True, blank=True)
+    num = models.FloatField(null=True, blank=True)
+    date = models.DateTimeField(null=True, blank=True)
+    boolean = models.BooleanField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.text if self.text is not None else self.num}"
+
+    def set_parsed(self, raw) -> None:
+        for field, value in parse_value(raw).as_fields().items():
+            setattr(self, field, value)
+
+
+class Account(models.Model):
+    """A company, shared by the contacts that name it."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="accounts")
+    external_id = models.CharField("account id", max_length=200)
+    name = models.CharField(max_length=200, blank=True, null=True)
+    traits = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["workspace", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "external_id"], name="unique_account_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+    def attributes(self) -> dict:
+        """Built-in fields and traits, as rules see them (missing keys left out)."""
+        values = {"id": self.external_id, "name": self.name, **self.traits}
+        return {key: value for key, value in values.items() if value is not None}
+
+    def to_dict(self) -> dict:
+        return {"id": self.external_id, "name": self.name, "traits": self.traits}
+
+
+class Contact(models.Model):
+    """An identified user of the customer's product."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="contacts")
+    user_id = models.CharField(max_length=200)
+    email = models.CharField(max_length=320, blank=True, null=True)
+    name = models.CharField(max_length=200, blank=True, null=True)
+    traits = models.JSONField(default=dict, blank=True)
+    account = models.ForeignKey(
+        Account, models.SET_NULL, null=True, blank=True, related_name="contacts"
+    )
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["workspace", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user_id"], name="unique_contact_user_id")
+        ]
+        indexes = [models.Index(fields=["workspace", "-last_seen_at"], name="contact_recent")]
+
+    def __str__(self) -> str:
+        return self.email or self.user_id
+
+    def attributes(self) -> dict:
+        """Built-in fields and traits, as rules see them (missing keys left out)."""
+        values = {
+            **self.traits,
+            "user_id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "first_seen_at": iso(self.first_seen_at),
+            "last_seen_at": iso(self.last_seen_at),
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+    def to_dict(self) -> dict:
+        return {
+            "user_id": self.user_id,
+            "email": self.email,
+            "name": self.name,
+            "traits": self.traits,
+            "account": self.account.to_dict() if self.account_id else None,
+            "first_seen_at": iso(self.first_seen_at),
+            "last_seen_at": iso(self.last_seen_at),
+        }
+
+
+class ContactValue(ParsedValueFields):
+    """One attribute of a contact (built-in or trait), parsed for SQL."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="values")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "key"], name="one_value_per_contact_key")
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "key", "num"], name="contactvalue_num"),
+            models.Index(fields=["workspace", "key", "date"], name="contactvalue_date"),
+        ]
+
+
+class AccountValue(ParsedValueFields):
+    """One attribute of an account (id, name or trait), parsed for SQL."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, models.CASCADE, related_name="values")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "key"], name="one_value_per_account_key")
+        ]
+
+
+class Event(models.Model):
+    """A named thing a contact did, with a timestamp."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="events")
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="events")
+    name = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["contact", "name", "occurred_at"], name="event_contact_name"),
+            models.Index(fields=["workspace", "name", "occurred_at"], name="event_workspace_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def to_dict(self) -> dict:
+        return {"event": self.name, "occurred_at": iso(self.occurred_at)}
+
+
+class Segment(models.Model):
+    """A named, saved rule over contacts, or a named list of contacts."""
+
+    RULES, MANUAL = "rules", "manual"
+    KINDS = [(RULES, "Data-driven (rules)"), (MANUAL, "Manual list")]
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="segments")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=10, choices=KINDS, default=RULES)
+    rules = models.JSONField(
+        null=True, blank=True, help_text="The rule document (SPEC §3); only for data-driven."
+    )
+    members = models.ManyToManyField(Contact, through="SegmentMember", related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_manual(self) -> bool:
+        return self.kind == self.MANUAL
+
+
+class SegmentMember(models.Model):
+    """A contact in a manual segment."""
+
+    segment = models.ForeignKey(Segment, models.CASCADE, related_name="memberships")
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="segment_memberships")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "contact"], name="unique_segment_member")
+        ]
+        indexes = [models.Index(fields=["contact", "segment"], name="member_contact")]
+
+    def __str__(self) -> str:
+        return f"{self.contact} in {self.segment}"

@@ -1,0 +1,298 @@
+"""The rule language of SPEC §3: its vocabulary and its validation.
+
+`validate_rule` checks a rule document and returns the problems found, keyed by
+the path to the bad node (`conditions[2].value`). The two evaluators live in
+`segments.sql` (a Django Q over contacts) and `segments.memory` (one contact).
+"""
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from segments.models import ACCOUNT_BUILTIN_FIELDS, BUILTIN_FIELDS
+from segments.values import is_json_number, parse_date, parse_number
+
+MAX_DEPTH = 5
+MAX_CONDITIONS = 200
+MAX_STRING = 1000
+MAX_LIST = 1000
+
+GROUP_MATCHES = ("all", "any", "none")
+
+# Attribute operators, by the kind of value they take.
+NO_VALUE_OPERATORS = {"is_set", "is_not_set", "is_true", "is_false"}
+SCALAR_OPERATORS = {"equals", "not_equals"}
+LIST_OPERATORS = {"in", "not_in"}
+STRING_OPERATORS = {"contains", "not_contains", "starts_with", "ends_with"}
+NUMBER_OPERATORS = {"greater_than", "greater_than_or_equal", "less_than", "less_than_or_equal"}
+DATE_OPERATORS = {"before", "after"}
+DAYS_OPERATORS = {"more_than_days_ago", "less_than_days_ago"}
+ATTRIBUTE_OPERATORS = (
+    NO_VALUE_OPERATORS
+    | SCALAR_OPERATORS
+    | LIST_OPERATORS
+    | STRING_OPERATORS
+    | NUMBER_OPERATORS
+    | DATE_OPERATORS
+    | DAYS_OPERATORS
+)
+CASE_OPERATORS = SCALAR_OPERATORS | LIST_OPERATORS | STRING_OPERATORS
+# Each negative operator is "not" its positive twin, so a missing value satisfies it.
+NEGATIONS = {
+    "is_not_set": "is_set",
+    "not_equals": "equals",
+    "not_in": "in",
+    "not_contains": "contains",
+}
+
+EVENT_OPERATORS = ("at_least", "at_most", "exactly")
+SURVEY_OPERATORS = ("seen", "not_seen", "dismissed", "completed", "not_completed")
+SEGMENT_OPERATORS = ("in", "not_in")
+CONDITION_TYPES = ("group", "attribute", "event", "survey", "answer", "segment")
+
+TRAIT_KEY = re.compile(r"\w[\w\- ]{0,99}")
+
+
+def is_trait_key(key: Any) -> bool:
+    """1–100 letters, digits, `_`, `-` or space, not starting with `-`/space, not built-in."""
+    return isinstance(key, str) and bool(TRAIT_KEY.fullmatch(key)) and key not in BUILTIN_FIELDS
+
+
+def is_attribute_key(key: Any) -> bool:
+    if not isinstance(key, str):
+        return False
+    if key in BUILTIN_FIELDS:
+        return True
+    if key.startswith("account."):
+        account_key = key.removeprefix("account.")
+        return account_key in ACCOUNT_BUILTIN_FIELDS or is_trait_key(account_key)
+    return is_trait_key(key)
+
+
+def is_whole_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class _Validator:
+    def __init__(self, segments: Mapping[int, Any] | None, surveys: Iterable[int] | None):
+        self.segments = segments
+        self.surveys = set(surveys) if surveys is not None else None
+        self.errors: dict[str, str] = {}
+        self.count = 0
+        self.referenced_segments: set[int] = set()
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.setdefault(path, message)
+
+    def check_string(self, path: str, value: Any) -> bool:
+        if not isinstance(value, str):
+            self.fail(path, "Must be a string.")
+            return False
+        if len(value) > MAX_STRING:
+            self.fail(path, f"Must be at most {MAX_STRING} characters.")
+            return False
+        return True
+
+    def group(self, node: Any, path: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            self.fail(path, f"Groups may be nested at most {MAX_DEPTH} deep.")
+            return
+        if not isinstance(node, dict):
+            self.fail(path or "rules", "Must be a group object.")
+            return
+        prefix = f"{path}." if path else ""
+        self.unknown_keys(node, {"type", "match", "conditions"}, prefix)
+        if node.get("type") != "group":
+            self.fail(f"{prefix}type", 'Must be "group".')
+        if node.get("match") not in GROUP_MATCHES:
+            self.fail(f"{prefix}match", 'Must be "all", "any" or "none".')
+        conditions = node.get("conditions")
+        if not isinstance(conditions, list):
+            self.fail(f"{prefix}conditions", "Must be a list of conditions.")
+            return
+        for index, condition in enumerate(conditions):
+            self.count += 1
+            if self.count > MAX_CONDITIONS:
+                self.fail(
+                    f"{prefix}conditions", f"A rule holds at most {MAX_CONDITIONS} conditions."
+                )
+                return
+            self.condition(condition, f"{prefix}conditions[{index}]", depth)
+
+    def unknown_keys(self, node: dict, allowed: set[str], prefix: str) -> None:
+        for key in node:
+            if key not in allowed:
+                self.fail(f"{prefix}{key}", "Is not a known field of this condition.")
+
+    def condition(self, node: Any, path: str, depth: int) -> None:
+        if not isinstance(node, dict):
+            self.fail(path, "Must be a condition object.")
+            return
+        kind = node.get("type")
+        if kind == "group":
+            self.group(node, path, depth + 1)
+        elif kind in CONDITION_TYPES:
+            getattr(self, kind)(node, path + ".")
+        else:
+            self.fail(f"{path}.type", f"Must be one of: {', '.join(CONDITION_TYPES)}.")
+
+    def attribute(self, node: dict, prefix: str) -> None:
+        self.unknown_keys(node, {"type", "attribute", "operator", "value", "ignore_case"}, prefix)
+        if not is_attribute_key(node.get("attribute")):
+            self.fail(
+                f"{prefix}attribute",
+                "Must be a built-in field, a trait key (1–100 letters, digits, _, - or space) "
+                "or account.<key>.",
+            )
+        self.operator_and_value(node, prefix)
+
+    def operator_and_value(self, node: dict, prefix: str) -> None:
+        operator = node.get("operator")
+        if operator not in ATTRIBUTE_OPERATORS:
+            self.fail(f"{prefix}operator", f"Unknown operator {str(operator)[:50]!r}.")
+            return
+        if "ignore_case" in node:
+            if not isinstance(node["ignore_case"], bool):
+                self.fail(f"{prefix}ignore_case", "Must be true or false.")
+            elif operator not in CASE_OPERATORS:
+                self.fail(f"{prefix}ignore_case", f"Does not apply to {operator}.")
+        path, value = f"{prefix}value", node.get("value")
+        if operator in NO_VALUE_OPERATORS:
+            if "value" in node:
+                self.fail(path, f"{operator} takes no value.")
+        elif "value" not in node:
+            self.fail(path, "This operator needs a value.")
+        elif operator in SCALAR_OPERATORS:
+            self.scalar(path, value, allow_bool=True)
+        elif operator in LIST_OPERATORS:
+            if not isinstance(value, list):
+                self.fail(path, "Must be a list of strings or numbers.")
+            elif len(value) > MAX_LIST:
+                self.fail(path, f"Must hold at most {MAX_LIST} values.")
+            else:
+                for index, item in enumerate(value):
+                    self.scalar(f"{path}[{index}]", item, allow_bool=False)
+        elif operator in STRING_OPERATORS:
+            self.check_string(path, value)
+        elif operator in NUMBER_OPERATORS:
+            if not is_json_number(value) or parse_number(value) is None:
+                self.fail(path, "Must be a number.")
+        elif operator in DATE_OPERATORS:
+            if parse_date(value) is None:
+                self.fail(path, "Must be an ISO-8601 date or datetime (2024-01-31T09:00:00Z).")
+        elif operator in DAYS_OPERATORS:
+            if not is_whole_number(value):
+                self.fail(path, "Must be a whole number of days, 0 or more.")
+
+    def scalar(self, path: str, value: Any, *, allow_bool: bool) -> None:
+        if isinstance(value, bool):
+            if not allow_bool:
+                self.fail(path, "Must be a string or a number.")
+        elif isinstance(value, str):
+            self.check_string(path, value)
+        elif not is_json_number(value) or parse_number(value) is None:
+            self.fail(path, "Must be a string, a number or a boolean." if allow_bool
+                      else "Must be a string or a number.")  # fmt: skip
+
+    def event(self, node: dict, prefix: str) -> None:
+        self.unknown_keys(node, {"type", "event", "operator", "value", "within_days"}, prefix)
+        if self.check_string(f"{prefix}event", node.get("event")) and not node["event"]:
+            self.fail(f"{prefix}event", "Must not be empty.")
+        if node.get("operator") not in EVENT_OPERATORS:
+            self.fail(f"{prefix}operator", 'Must be "at_least", "at_most" or "exactly".')
+        if not is_whole_number(node.get("value")):
+            self.fail(f"{prefix}value", "Must be a whole number, 0 or more.")
+        self.within_days(node, prefix)
+
+    def within_days(self, node: dict, prefix: str) -> None:
+        if "within_days" in node and not is_whole_number(node["within_days"]):
+            self.fail(f"{prefix}within_days", "Must be a whole number of days, 0 or more.")
+
+    def survey_id(self, node: dict, prefix: str, *, allow_any: bool) -> None:
+        survey = node.get("survey")
+        if allow_any and survey == "any":
+            return
+        if not is_whole_number(survey):
+            self.fail(f"{prefix}survey", 'Must be a survey id or "any".' if allow_any
+                      else "Must be a survey id.")  # fmt: skip
+        elif self.surveys is not None and survey not in self.surveys:
+            self.fail(f"{prefix}survey", f"There is no survey {survey} in this workspace.")
+
+    def survey(self, node: dict, prefix: str) -> None:
+        self.unknown_keys(node, {"type", "survey", "operator", "within_days"}, prefix)
+        self.survey_id(node, prefix, allow_any=True)
+        if node.get("operator") not in SURVEY_OPERATORS:
+            self.fail(f"{prefix}operator", f"Must be one of: {', '.join(SURVEY_OPERATORS)}.")
+        self.within_days(node, prefix)
+
+    def answer(self, node: dict, prefix: str) -> None:
+        self.unknown_keys(
+            node, {"type", "survey", "question", "operator", "value", "ignore_case"}, prefix
+        )
+        self.survey_id(node, prefix, allow_any=False)
+        question = node.get("question")
+        if not isinstance(question, str) or not 1 <= len(question) <= 100:
+            self.fail(f"{prefix}question", "Must be a question key.")
+        self.operator_and_value(node, prefix)
+
+    def segment(self, node: dict, prefix: str) -> None:
+        self.unknown_keys(node, {"type", "segment", "operator"}, prefix)
+        if node.get("operator") not in SEGMENT_OPERATORS:
+            self.fail(f"{prefix}operator", 'Must be "in" or "not_in".')
+        segment = node.get("segment")
+        if not is_whole_number(segment):
+            self.fail(f"{prefix}segment", "Must be a segment id.")
+        elif self.segments is not None and segment not in self.segments:
+            self.fail(f"{prefix}segment", f"There is no segment {segment} in this workspace.")
+        else:
+            self.referenced_segments.add(segment)
+
+
+def referenced_segments(rule: Any) -> set[int]:
+    """Ids of the segments a (valid) rule names."""
+    found: set[int] = set()
+    if isinstance(rule, dict):
+        if rule.get("type") == "segment" and isinstance(rule.get("segment"), int):
+            found.add(rule["segment"])
+        for condition in rule.get("conditions") or []:
+            found |= referenced_segments(condition)
+    return found
+
+
+def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int) -> bool:
+    seen: set[int] = set()
+    stack = [start]
+    while stack:
+        current = stack.pop()
+        if current == segment_id:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(references.get(current, ()))
+    return False
+
+
+def validate_rule(
+    rule: Any,
+    *,
+    segments: Mapping[int, Any] | None = None,
+    surveys: Iterable[int] | None = None,
+    segment_id: int | None = None,
+) -> dict[str, str]:
+    """Problems with a rule document, keyed by path; empty when it is valid.
+
+    `segments` maps the workspace's segment ids to their rule (None for manual
+    segments) and `surveys` lists its survey ids; when given, references to
+    others are errors. `segment_id` is the segment being saved, for cycle checks.
+    """
+    validator = _Validator(segments, surveys)
+    validator.group(rule, "", 1)
+    if segments is not None and segment_id is not None:
+        references = {pk: referenced_segments(other) for pk, other in segments.items()}
+        for referenced in sorted(validator.referenced_segments):
+            if _find_cycle(referenced, references, segment_id):
+                validator.fail(
+                    "rules", f"Referencing segment {referenced} would make a cycle of segments."
+                )
+    return validator.errors

@@ -1,0 +1,295 @@
+"""Workflows over contacts, events and segments: identify, track, membership."""
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+
+from refiner.http import invalid
+from refiner.models import Workspace
+from segments.memory import ContactSnapshot, DisplayFacts, SegmentDefinition, matches
+from segments.models import (
+    ACCOUNT_BUILTIN_FIELDS,
+    Account,
+    AccountValue,
+    Contact,
+    ContactValue,
+    Event,
+    Segment,
+    SegmentMember,
+)
+from segments.rules import is_trait_key, validate_rule
+from segments.sql import compile_rule
+from segments.values import parse_value
+
+MAX_TRAITS = 100
+MAX_TRAIT_VALUE = 10_000
+MAX_ID = 200
+
+
+def _check_traits(traits: dict, prefix: str, reserved: Iterable[str]) -> dict[str, str]:
+    errors = {}
+    if len(traits) > MAX_TRAITS:
+        errors[prefix.rstrip(".") or "traits"] = f"At most {MAX_TRAITS} traits per call."
+    for key, value in traits.items():
+        if key in reserved or not is_trait_key(key):
+            errors[f"{prefix}{key}"[:200]] = (
+                "Trait keys are 1–100 letters, digits, _, - or space, not starting with - or "
+                "space, and not a built-in field."
+            )
+        elif isinstance(value, str) and len(value) > MAX_TRAIT_VALUE:
+            errors[f"{prefix}{key}"] = f"Trait values are at most {MAX_TRAIT_VALUE} characters."
+        elif len(str(value)) > MAX_TRAIT_VALUE:
+            errors[f"{prefix}{key}"] = f"Trait values are at most {MAX_TRAIT_VALUE} characters."
+    return errors
+
+
+def _check_id(value: Any, field: str, errors: dict) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID:
+        errors[field] = f"Must be a non-empty string of at most {MAX_ID} characters."
+        return None
+    return value
+
+
+def _check_optional_string(data: dict, key: str, field: str, errors: dict, size: int) -> None:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, str) or len(value) > size):
+        errors[field] = f"Must be a string of at most {size} characters, or null."
+
+
+def clean_user(user: Any, prefix: str = "") -> dict:
+    """Validate an identify payload's `user` object; raise ApiError 400 on any problem.
+
+    `prefix` ("user." in the widget's body) starts the field names of errors.
+    """
+    if not isinstance(user, dict):
+        raise invalid({prefix.rstrip(".") or "user": "Must be an object with at least an id."})
+    errors: dict[str, str] = {}
+    user_id = _check_id(user.get("id"), f"{prefix}id", errors)
+    _check_optional_string(user, "email", f"{prefix}email", errors, 320)
+    _check_optional_string(user, "name", f"{prefix}name", errors, 200)
+    traits = {k: v for k, v in user.items() if k not in ("id", "email", "name", "account")}
+    errors |= _check_traits(traits, prefix, ("user_id", "first_seen_at", "last_seen_at"))
+    account = user.get("account")
+    cleaned_account = None
+    if account is not None:
+        if not isinstance(account, dict):
+            errors[f"{prefix}account"] = "Must be an object with at least an id, or null."
+        else:
+            account_id = _check_id(account.get("id"), f"{prefix}account.id", errors)
+            _check_optional_string(account, "name", f"{prefix}account.name", errors, 200)
+            account_traits = {k: v for k, v in account.items() if k not in ACCOUNT_BUILTIN_FIELDS}
+            errors |= _check_traits(account_traits, f"{prefix}account.", ())
+            cleaned_account = {"id": account_id, "traits": account_traits}
+            if "name" in account:
+                cleaned_account["name"] = account["name"]
+    if errors:
+        raise invalid(errors)
+    cleaned = {"id": user_id, "traits": traits, "account": cleaned_account}
+    for key in ("email", "name"):
+        if key in user:
+            cleaned[key] = user[key]
+    return cleaned
+
+
+def merge_traits(current: dict, changes: dict) -> dict:
+    """New keys added, existing keys overwritten, a null value removes the key."""
+    merged = {**current, **changes}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def _sync_values(model, owner_field: str, owner, workspace_id: int, attributes: dict) -> None:
+    """Make the parsed-value rows of a contact or account match its attributes."""
+    existing = {row.key: row for row in model.objects.filter(**{owner_field: owner})}
+    stale, fresh = [], []
+    for key, raw in attributes.items():
+        parsed = parse_value(raw).as_fields()
+        row = existing.pop(key, None)
+        if row is not None and all(getattr(row, f) == v for f, v in parsed.items()):
+            continue
+        if row is not None:
+            stale.append(row.pk)
+        fresh.append(model(workspace_id=workspace_id, key=key, **{owner_field: owner}, **parsed))
+    stale.extend(row.pk for row in existing.values())
+    if stale:
+        model.objects.filter(pk__in=stale).delete()
+    if fresh:
+        model.objects.bulk_create(fresh)
+
+
+def sync_contact_values(contact: Contact) -> None:
+    _sync_values(ContactValue, "contact", contact, contact.workspace_id, contact.attributes())
+
+
+def sync_account_values(account: Account) -> None:
+    _sync_values(AccountValue, "account", account, account.workspace_id, account.attributes())
+
+
+def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[Contact, bool]:
+    """The contact, locked for update; created once even under concurrent calls."""
+    contacts = Contact.objects.select_for_update()
+    contact = contacts.filter(workspace=workspace, user_id=user_id).first()
+    if contact is not None:
+        return contact, False
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(
+                workspace=workspace, user_id=user_id, first_seen_at=now, last_seen_at=now
+            )
+            return contact, True
+    except IntegrityError:
+        return contacts.get(workspace=workspace, user_id=user_id), False
+
+
+def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:
+    accounts = Account.objects.select_for_update()
+    account = accounts.filter(workspace=workspace, external_id=data["id"]).first()
+    if account is None:
+        try:
+            with transaction.atomic():
+                account = Account.objects.create(workspace=workspace, external_id=data["id"])
+        except IntegrityError:
+            account = accounts.get(workspace=workspace, external_id=data["id"])
+    if "name" in data:
+        account.name = data["name"]
+    account.traits = merge_traits(account.traits, data["traits"])
+    account.updated_at = now
+    account.save()
+    sync_account_values(account)
+    return account
+
+
+def identify_contact(*, workspace: Workspace, user: dict, now: datetime) -> Contact:
+    """Create or update a contact from a cleaned `user` (see `clean_user`)."""
+    with transaction.atomic():
+        contact, _ = _locked_contact(workspace, user["id"], now)
+        for key in ("email", "name"):
+            if key in user:
+                setattr(contact, key, user[key])
+        contact.traits = merge_traits(contact.traits, user["traits"])
+        if user["account"] is not None:
+            contact.account = _upsert_account(workspace, user["account"], now)
+        contact.last_seen_at = max(contact.last_seen_at, now)
+        contact.save()
+        sync_contact_values(contact)
+    return contact
+
+
+def clean_event_name(value: Any, field: str = "event") -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 200:
+        raise invalid({field: "Must be an event name of 1 to 200 characters."})
+    return value
+
+
+def track_event(
+    *, workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at=None
+) -> Event:
+    """Record an event; an unknown user becomes a contact."""
+    with transaction.atomic():
+        contact, created = _locked_contact(workspace, user_id, now)
+        if created or now > contact.last_seen_at:
+            contact.last_seen_at = max(contact.last_seen_at, now)
+            contact.save(update_fields=["last_seen_at"])
+            sync_contact_values(contact)
+        return Event.objects.create(
+            workspace=workspace, contact=contact, name=event, occurred_at=occurred_at or now
+        )
+
+
+# Segments -------------------------------------------------------------------
+
+
+def segment_definitions(workspace_id: int) -> dict[int, SegmentDefinition]:
+    rows = Segment.objects.filter(workspace_id=workspace_id).values_list("id", "kind", "rules")
+    return {pk: SegmentDefinition(pk, kind, rules) for pk, kind, rules in rows}
+
+
+def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -> dict[str, str]:
+    """Errors of a rule in its workspace: references must stay inside it, without cycles."""
+    from surveys.models import Survey
+
+    definitions = segment_definitions(workspace_id)
+    segments = {pk: d.rules for pk, d in definitions.items()}
+    surveys = Survey.objects.filter(workspace_id=workspace_id).values_list("id", flat=True)
+    return validate_rule(rule, segments=segments, surveys=list(surveys), segment_id=segment_id)
+
+
+def rule_contacts(workspace_id: int, rule: dict, now: datetime) -> QuerySet[Contact]:
+    condition = compile_rule(rule, now, segment_definitions(workspace_id))
+    return Contact.objects.filter(Q(workspace_id=workspace_id) & condition)
+
+
+def segment_contacts(segment: Segment, now: datetime) -> QuerySet[Contact]:
+    """The segment's members right now, as SQL."""
+    if segment.is_manual:
+        return Contact.objects.filter(
+            workspace_id=segment.workspace_id, segment_memberships__segment=segment
+        )
+    return rule_contacts(segment.workspace_id, segment.rules, now)
+
+
+def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> ContactSnapshot:
+    """Everything rules can ask about one contact, loaded in a handful of queries.
+
+    `event_names` limits the events loaded to those rules mention (None loads all).
+    """
+    from surveys.models import Answer, Display
+
+    events: dict[str, list[datetime]] = {}
+    rows = Event.objects.filter(contact=contact).order_by()
+    if event_names is not None:
+        rows = rows.filter(name__in=list(event_names))
+    for name, occurred_at in rows.values_list("name", "occurred_at"):
+        events.setdefault(name, []).append(occurred_at)
+    displays = [
+        DisplayFacts(*row)
+        for row in Display.objects.filter(contact=contact).values_list(
+            "survey_id", "shown_at", "dismissed_at", "completed_at"
+        )
+    ]
+    answers: dict[tuple[int, str], Any] = {}
+    latest = Answer.objects.filter(contact=contact, is_latest=True).select_related("response")
+    for answer in latest.only("survey_id", "key", "response__answers"):
+        answers[(answer.survey_id, answer.key)] = answer.response.answers.get(answer.key)
+    manual = set(SegmentMember.objects.filter(contact=contact).values_list("segment_id", flat=True))
+    return ContactSnapshot(
+        attributes=contact.attributes(),
+        account=contact.account.attributes() if contact.account_id else None,
+        events=events,
+        displays=displays,
+        answers=answers,
+        manual_segments=manual,
+    )
+
+
+def contact_segments(contact: Contact, now: datetime) -> list[Segment]:
+    """The segments of its workspace the contact is in now (in-memory evaluation)."""
+    segments = list(Segment.objects.filter(workspace_id=contact.workspace_id))
+    definitions = {s.pk: SegmentDefinition(s.pk, s.kind, s.rules) for s in segments}
+    snapshot = snapshot_of(contact)
+    return [s for s in segments if _in_segment(s.pk, snapshot, now, definitions)]
+
+
+def _in_segment(segment_id, snapshot, now, definitions) -> bool:
+    definition = definitions[segment_id]
+    if definition.kind == Segment.MANUAL:
+        return segment_id in snapshot.manual_segments
+    return matches(definition.rules, snapshot, now, definitions)
+
+
+def add_members(segment: Segment, user_ids: list[str]) -> int:
+    contacts = Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids)
+    rows = [SegmentMember(segment=segment, contact=c) for c in contacts]
+    SegmentMember.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def remove_members(segment: Segment, user_ids: list[str]) -> int:
+    deleted, _ = SegmentMember.objects.filter(
+        segment=segment, contact__user_id__in=user_ids
+    ).delete()
+    return deleted

@@ -1,0 +1,233 @@
+"""The SQL evaluator: a rule compiled to a Django `Q` over `Contact`.
+
+Every condition becomes an EXISTS over a table of parsed values, events,
+displays or answers, so the database only compares what Python parsed
+(`segments.values`) and the result agrees with `segments.memory`.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models.functions import Left, Length, Right, StrIndex
+from django.db.models.lookups import Exact, GreaterThan
+
+from segments.memory import SURVEY_MOMENTS, SegmentDefinition
+from segments.models import AccountValue, ContactValue, Event, SegmentMember
+from segments.rules import NEGATIONS
+from segments.values import fold, parse_date, parse_number
+
+# Explicit truth values: an empty Q() is the identity of both & and |, not "true".
+ALWAYS = Q(pk__isnull=False)
+NOTHING = Q(pk__in=[])
+
+
+def negate(q: Q) -> Q:
+    return ~q if q.children else NOTHING
+
+
+def _equals(expected: Any, ignore_case: bool) -> Q:
+    if isinstance(expected, bool):
+        return Q(boolean=expected)
+    if isinstance(expected, str):
+        return Q(text_folded=fold(expected)) if ignore_case else Q(text=expected)
+    return Q(num=parse_number(expected))
+
+
+def _in(values: list, ignore_case: bool) -> Q:
+    texts = [item for item in values if isinstance(item, str)]
+    numbers = [parse_number(item) for item in values if not isinstance(item, str)]
+    q = NOTHING
+    if texts:
+        q |= Q(text_folded__in=[fold(t) for t in texts]) if ignore_case else Q(text__in=texts)
+    if numbers:
+        q |= Q(num__in=numbers)
+    return q
+
+
+def _text_relation(operator: str, value: str, ignore_case: bool) -> Q:
+    column = "text_folded" if ignore_case else "text"
+    expected = fold(value) if ignore_case else value
+    if not expected:
+        return Q(**{f"{column}__isnull": False})
+    # SQLite's LIKE ignores ASCII case, so none of these use LIKE.
+    if operator == "contains":
+        return Q(GreaterThan(StrIndex(column, Value(expected)), 0))
+    size = len(expected)
+    function = Left if operator == "starts_with" else Right
+    return Q(
+        GreaterThan(Length(column), size - 1),
+        Exact(function(column, size), Value(expected)),
+    )
+
+
+def value_predicate(operator: str, value: Any, ignore_case: bool, now: datetime) -> Q:
+    """A positive attribute operator over the parsed-value columns."""
+    if operator == "is_set":
+        return Q()
+    if operator == "equals":
+        return _equals(value, ignore_case)
+    if operator == "in":
+        return _in(value, ignore_case)
+    if operator in ("contains", "starts_with", "ends_with"):
+        return _text_relation(operator, value, ignore_case)
+    lookups = {
+        "greater_than": "num__gt",
+        "greater_than_or_equal": "num__gte",
+        "less_than": "num__lt",
+        "less_than_or_equal": "num__lte",
+    }
+    if operator in lookups:
+        return Q(**{lookups[operator]: parse_number(value)})
+    if operator == "before":
+        return Q(date__lt=parse_date(value))
+    if operator == "after":
+        return Q(date__gt=parse_date(value))
+    if operator == "more_than_days_ago":
+        return Q(date__lt=now - timedelta(days=value))
+    if operator == "less_than_days_ago":
+        return Q(date__gte=now - timedelta(days=value), date__lte=now)
+    if operator == "is_true":
+        return Q(boolean=True)
+    if operator == "is_false":
+        return Q(boolean=False)
+    raise ValueError(f"unknown operator {operator}")
+
+
+def value_condition(condition: Mapping, rows, now: datetime) -> Q:
+    """`rows` (a queryset of parsed values already tied to the contact) for one condition."""
+    operator = condition["operator"]
+    negated = operator in NEGATIONS
+    if negated:
+        operator = NEGATIONS[operator]
+    predicate = value_predicate(
+        operator, condition.get("value"), condition.get("ignore_case", False), now
+    )
+    exists = Q(Exists(rows.filter(predicate)))
+    return ~exists if negated else exists
+
+
+def _attribute(condition: Mapping, now: datetime) -> Q:
+    key = condition["attribute"]
+    if key.startswith("account."):
+        rows = AccountValue.objects.filter(
+            account=OuterRef("account_id"), key=key.removeprefix("account.")
+        )
+    else:
+        rows = ContactValue.objects.filter(contact=OuterRef("pk"), key=key)
+    return value_condition(condition, rows, now)
+
+
+def _at_least(condition: Mapping, count: int, now: datetime) -> Q:
+    """The contact has `count` or more of the condition's events (in its window)."""
+    if count <= 0:
+        return ALWAYS
+    events = Event.objects.filter(contact=OuterRef("pk"), name=condition["event"])
+    if condition.get("within_days") is not None:
+        start = now - timedelta(days=condition["within_days"])
+        events = events.filter(occurred_at__gte=start, occurred_at__lte=now)
+    # "There is an N-th event": EXISTS (... LIMIT 1 OFFSET N-1) stops after N index rows.
+    return Q(Exists(events.order_by()[count - 1 : count]))
+
+
+def _event(condition: Mapping, now: datetime) -> Q:
+    wanted = condition["value"]
+    operator = condition["operator"]
+    if operator == "at_least":
+        return _at_least(condition, wanted, now)
+    fewer = negate(_at_least(condition, wanted + 1, now))
+    if operator == "at_most":
+        return fewer
+    return _at_least(condition, wanted, now) & fewer
+
+
+def _survey(condition: Mapping, now: datetime) -> Q:
+    from surveys.models import Display
+
+    operator = condition["operator"]
+    moment = SURVEY_MOMENTS[operator]
+    displays = Display.objects.filter(contact=OuterRef("pk"), **{f"{moment}__isnull": False})
+    if condition["survey"] != "any":
+        displays = displays.filter(survey_id=condition["survey"])
+    if condition.get("within_days") is not None:
+        start = now - timedelta(days=condition["within_days"])
+        displays = displays.filter(**{f"{moment}__gte": start, f"{moment}__lte": now})
+    exists = Q(Exists(displays))
+    return ~exists if operator.startswith("not_") else exists
+
+
+def _answer(condition: Mapping, now: datetime) -> Q:
+    from surveys.models import Answer
+
+    rows = Answer.objects.filter(
+        contact=OuterRef("pk"),
+        survey_id=condition["survey"],
+        key=condition["question"],
+        is_latest=True,
+    )
+    return value_condition(condition, rows, now)
+
+
+class Compiler:
+    """Compiles rules of one workspace; `segments` resolves segment references."""
+
+    def __init__(self, now: datetime, segments: Mapping[int, SegmentDefinition]):
+        self.now, self.segments = now, segments
+
+    def segment(self, segment_id: int) -> Q:
+        segment = self.segments.get(segment_id)
+        if segment is None:
+            return NOTHING
+        if segment.kind == "manual":
+            members = SegmentMember.objects.filter(segment_id=segment_id, contact=OuterRef("pk"))
+            return Q(Exists(members))
+        return self.compile(segment.rules)
+
+    def compile(self, node: Mapping) -> Q:
+        kind = node["type"]
+        if kind == "group":
+            parts = [self.compile(condition) for condition in node["conditions"]]
+            if node["match"] == "all":
+                return _combine_all(parts)
+            any_q = _combine_any(parts)
+            if node["match"] == "any":
+                return any_q
+            return negate(any_q)
+        if kind == "attribute":
+            return _attribute(node, self.now)
+        if kind == "event":
+            return _event(node, self.now)
+        if kind == "survey":
+            return _survey(node, self.now)
+        if kind == "answer":
+            return _answer(node, self.now)
+        if kind == "segment":
+            held = self.segment(node["segment"])
+            return held if node["operator"] == "in" else negate(held)
+        raise ValueError(f"unknown condition type {kind}")
+
+
+def _combine_all(parts: list[Q]) -> Q:
+    if not parts:
+        return ALWAYS
+    q = parts[0]
+    for part in parts[1:]:
+        q &= part
+    return q
+
+
+def _combine_any(parts: list[Q]) -> Q:
+    if not parts:
+        return NOTHING
+    q = parts[0]
+    for part in parts[1:]:
+        q |= part
+    return q
+
+
+def compile_rule(
+    rule: Mapping, now: datetime, segments: Mapping[int, SegmentDefinition] | None = None
+) -> Q:
+    """A `Q` over `Contact` that holds for the contacts matching `rule` at `now`."""
+    return Compiler(now, segments or {}).compile(rule)

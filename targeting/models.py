@@ -1,0 +1,46 @@
+from django.db import models
+
+from segments.models import Segment
+from surveys.models import Survey
+
+
+class Targeting(models.Model):
+    """Who sees a survey, when and how often (SPEC §4): the survey's Target Audience."""
+
+    EVERYONE, SEGMENTS = "everyone", "segments"
+    AUDIENCES = [(EVERYONE, "Everyone"), (SEGMENTS, "Segments")]
+    ANY, ALL = "any", "all"
+    MATCHES = [(ANY, "At least one segment"), (ALL, "All segments")]
+    PAGE_LOAD, EVENT, MANUAL = "page_load", "event", "manual"
+    TRIGGERS = [(PAGE_LOAD, "Page load"), (EVENT, "Event"), (MANUAL, "Manual")]
+    ONCE, RECURRING, EVERY_TRIGGER = "once", "recurring", "every_trigger"
+    FREQUENCIES = [(ONCE, "Once"), (RECURRING, "Recurring"), (EVERY_TRIGGER, "Every trigger")]
+
+    survey = models.OneToOneField(Survey, models.CASCADE, related_name="targeting")
+    audience = models.CharField(max_length=10, choices=AUDIENCES, default=EVERYONE)
+    segments = models.ManyToManyField(Segment, blank=True, related_name="targeted_by")
+    segment_match = models.CharField(max_length=3, choices=MATCHES, default=ANY)
+    excluded_segments = models.ManyToManyField(Segment, blank=True, related_name="excluded_by")
+    trigger = models.CharField(max_length=10, choices=TRIGGERS, default=PAGE_LOAD)
+    trigger_event = models.CharField(max_length=200, blank=True)
+    allowed_pages = models.JSONField(default=list, blank=True)
+    excluded_pages = models.JSONField(default=list, blank=True)
+    delay_seconds = models.PositiveIntegerField(default=0)
+    sample_percent = models.FloatField(default=100)
+    frequency = models.CharField(max_length=15, choices=FREQUENCIES, default=ONCE)
+    recurring_days = models.PositiveIntegerField(default=30)
+    max_displays_per_contact = models.PositiveIntegerField(null=True, blank=True)
+    max_responses = models.PositiveIntegerField(null=True, blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    priority = models.IntegerField(default=0, help_text="Higher is shown first.")
+    ignore_recontact = models.BooleanField(
+        default=False, help_text="Show even inside the workspace's recontact period."
+    )
+
+    class Meta:
+        verbose_name = "targeting"
+        verbose_name_plural = "targeting"
+
+    def __str__(self) -> str:
+        return f"Targeting of {self.survey}"

@@ -1,0 +1,64 @@
+import json
+from datetime import UTC, datetime
+
+import pytest
+from django.test import Client
+
+from tests.factories import WorkspaceFactory
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def now():
+    """A fixed moment; the engine takes `now` as an argument."""
+    return NOW
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory()
+
+
+@pytest.fixture
+def other_workspace(db):
+    return WorkspaceFactory(name="Outsider")
+
+
+class ApiClient:
+    """Django's test client speaking JSON with a secret key."""
+
+    def __init__(self, key: str | None):
+        self.client = Client()
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def request(self, method: str, path: str, data=None, raw: bytes | None = None):
+        body = raw if raw is not None else (json.dumps(data) if data is not None else "")
+        return getattr(self.client, method)(
+            path, body, content_type="application/json", headers=self.headers
+        )
+
+    def get(self, path, data=None):
+        return self.client.get(path, data or {}, headers=self.headers)
+
+    def post(self, path, data=None, raw=None):
+        return self.request("post", path, data, raw)
+
+    def put(self, path, data=None, raw=None):
+        return self.request("put", path, data, raw)
+
+    def patch(self, path, data=None, raw=None):
+        return self.request("patch", path, data, raw)
+
+    def delete(self, path, data=None):
+        return self.request("delete", path, data)
+
+
+@pytest.fixture
+def api(workspace):
+    return ApiClient(workspace.secret_key)
+
+
+@pytest.fixture
+def outsider_api(other_workspace):
+    return ApiClient(other_workspace.secret_key)
