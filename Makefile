@@ -41,3 +41,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV)
+
+# Two minutes (STRESS_SECONDS) of mixed widget load on gunicorn + PostgreSQL, in its own
+# database refiner_stress; fails on any error or acknowledged write that was lost.
+stress: $(STAMP)
+	$(BIN)/python bench/stress.py

@@ -43,8 +43,15 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _check_strings(value: Any) -> None:
+# Deeper JSON than this is refused: no real body nests so deep, and the database
+# driver's own encoder would run out of stack on it (a 500 instead of a 400).
+MAX_JSON_DEPTH = 64
+
+
+def _check_strings(value: Any, depth: int = 0) -> None:
     """PostgreSQL text holds neither NUL nor lone surrogates: refuse them up front."""
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError("invalid_json", f"The request body nests deeper than {MAX_JSON_DEPTH}.")
     if isinstance(value, str):
         if "\x00" in value:
             raise ApiError("invalid_json", "Strings must not contain NUL characters.")
@@ -54,11 +61,11 @@ def _check_strings(value: Any) -> None:
             raise ApiError("invalid_json", "Strings must be valid Unicode.") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
+            _check_strings(key, depth + 1)
+            _check_strings(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_strings(item)
+            _check_strings(item, depth + 1)
 
 
 def json_body(request: HttpRequest) -> dict:

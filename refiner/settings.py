@@ -31,6 +31,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost of ours: turns API errors into the SPEC §5 body, adds the CSP header.
+    "refiner.middleware.HardeningMiddleware",
+    # Before sessions and auth, so a rate-limited call costs no database query.
+    "refiner.middleware.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -113,6 +117,30 @@ DEFINITIONS_CACHE_SECONDS = env.int("DEFINITIONS_CACHE_SECONDS", default=300)
 
 # The /demo/ host page for trying the widget by hand.
 DEMO_PAGE_ENABLED = env.bool("DEMO_PAGE_ENABLED", default=DEBUG)
+
+# Rate limits per minute (0 disables). Widget: per widget key and client address;
+# REST: per secret key; dashboard login: per client address and username.
+RATE_LIMIT_WIDGET_PER_MINUTE = env.int("RATE_LIMIT_WIDGET_PER_MINUTE", default=600)
+RATE_LIMIT_REST_PER_MINUTE = env.int("RATE_LIMIT_REST_PER_MINUTE", default=1200)
+RATE_LIMIT_LOGIN_PER_MINUTE = env.int("RATE_LIMIT_LOGIN_PER_MINUTE", default=10)
+# The request.META key holding the client address when behind a proxy (e.g. HTTP_X_FORWARDED_FOR);
+# empty means REMOTE_ADDR.
+RATE_LIMIT_CLIENT_IP_HEADER = env("RATE_LIMIT_CLIENT_IP_HEADER", default="")
+
+# Dashboard pages only (the API answers JSON). Templates carry no inline script;
+# inline styles are allowed for htmx's indicator style and the widget's demo page.
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

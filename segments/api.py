@@ -64,6 +64,7 @@ def track_event(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     errors = {}
     user_id = services._check_id(data.get("user_id"), "user_id", errors)
+    event = services.check_event_name(data.get("event"), "event", errors)
     occurred_at = None
     if data.get("occurred_at") is not None:
         occurred_at = parse_date(data["occurred_at"])
@@ -71,7 +72,6 @@ def track_event(request: HttpRequest) -> JsonResponse:
             errors["occurred_at"] = "Must be an ISO-8601 date or datetime."
     if errors:
         raise invalid(errors)
-    event = services.clean_event_name(data.get("event"))
     services.track_event(
         workspace=request.workspace,
         user_id=user_id,
@@ -108,6 +108,11 @@ def contact(request: HttpRequest, user_id: str) -> HttpResponse:
     return JsonResponse(data)
 
 
+def rule_fields(problems: dict[str, str]) -> dict[str, str]:
+    """A rule's problems as request fields: `rules` itself, or a path under it."""
+    return {path if path == "rules" else f"rules.{path}": msg for path, msg in problems.items()}
+
+
 def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None) -> dict:
     """Validate a segment body for POST (segment None) or PUT; raise 400 with every problem."""
     errors: dict[str, str] = {}
@@ -133,8 +138,7 @@ def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None)
             problems = services.check_rule(
                 rules, workspace_id=workspace_id, segment_id=segment.pk if segment else None
             )
-            errors |= {f"rules.{path}" if path != "rules" else path: msg
-                       for path, msg in problems.items()}  # fmt: skip
+            errors |= rule_fields(problems)
     elif kind == Segment.MANUAL and rules is not None:
         errors["rules"] = "A manual segment has no rules."
     if errors:
@@ -216,7 +220,7 @@ def segment_preview(request: HttpRequest) -> JsonResponse:
     rules = data.get("rules")
     problems = services.check_rule(rules, workspace_id=request.workspace.pk)
     if problems:
-        raise invalid({f"rules.{path}": message for path, message in problems.items()})
+        raise invalid(rule_fields(problems))
     queryset = services.rule_contacts(request.workspace.pk, rules, timezone.now())
     sample = list(queryset.order_by("user_id").values_list("user_id", flat=True)[:SAMPLE_SIZE])
     return JsonResponse({"count": queryset.count(), "sample": sample})

@@ -6,11 +6,11 @@ both compare only what `segments.values` parses.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from segments.rules import NEGATIONS
-from segments.values import ParsedValue, fold, parse_date, parse_number, parse_value
+from segments.values import ParsedValue, days_before, fold, parse_date, parse_number, parse_value
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,9 @@ def _positive(operator: str, parsed: ParsedValue, value: Any, ignore_case: bool,
     if operator == "after":
         return parsed.date > parse_date(value)
     if operator == "more_than_days_ago":
-        return parsed.date < now - timedelta(days=value)
+        return parsed.date < days_before(now, value)
     if operator == "less_than_days_ago":
-        return now - timedelta(days=value) <= parsed.date <= now
+        return days_before(now, value) <= parsed.date <= now
     if operator == "is_true":
         return parsed.boolean is True
     if operator == "is_false":
@@ -129,7 +129,7 @@ def value_matches(condition: Mapping, raw: Any, now: datetime, *, spread_lists: 
 def _count_events(times: list[datetime], within_days: int | None, now: datetime) -> int:
     if within_days is None:
         return len(times)
-    start = now - timedelta(days=within_days)
+    start = days_before(now, within_days)
     return sum(1 for moment in times if start <= moment <= now)
 
 
@@ -148,7 +148,7 @@ def _event_matches(condition: Mapping, snapshot: ContactSnapshot, now: datetime)
 def _in_window(moment: datetime | None, within_days: int | None, now: datetime) -> bool:
     if moment is None:
         return False
-    return within_days is None or now - timedelta(days=within_days) <= moment <= now
+    return within_days is None or days_before(now, within_days) <= moment <= now
 
 
 SURVEY_MOMENTS = {

@@ -108,8 +108,10 @@ class Contact(models.Model):
 class ContactValue(ParsedValueFields):
     """One attribute of a contact (built-in or trait), parsed for SQL."""
 
-    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
-    contact = models.ForeignKey(Contact, models.CASCADE, related_name="values")
+    # No single-column indexes: the unique (contact, key) and the (workspace, key, …)
+    # indexes cover both foreign keys, and each extra index slows every write.
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="values", db_index=False)
 
     class Meta:
         constraints = [
@@ -136,8 +138,9 @@ class AccountValue(ParsedValueFields):
 class Event(models.Model):
     """A named thing a contact did, with a timestamp."""
 
-    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="events")
-    contact = models.ForeignKey(Contact, models.CASCADE, related_name="events")
+    # Covered by the two composite indexes below, which lead with these columns.
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="events", db_index=False)
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="events", db_index=False)
     name = models.CharField(max_length=200)
     occurred_at = models.DateTimeField(default=timezone.now)
 

@@ -148,7 +148,8 @@ class _Validator:
 
     def operator_and_value(self, node: dict, prefix: str) -> None:
         operator = node.get("operator")
-        if operator not in ATTRIBUTE_OPERATORS:
+        # A list or an object is unhashable: the set lookup alone would raise.
+        if not isinstance(operator, str) or operator not in ATTRIBUTE_OPERATORS:
             self.fail(f"{prefix}operator", f"Unknown operator {str(operator)[:50]!r}.")
             return
         if "ignore_case" in node:

@@ -179,10 +179,20 @@ def identify_contact(*, workspace: Workspace, user: dict, now: datetime) -> Cont
     return contact
 
 
-def clean_event_name(value: Any, field: str = "event") -> str:
+def check_event_name(value: Any, field: str, errors: dict) -> str | None:
+    """The event name, or None with the problem added to `errors`."""
     if not isinstance(value, str) or not 1 <= len(value) <= 200:
-        raise invalid({field: "Must be an event name of 1 to 200 characters."})
+        errors[field] = "Must be an event name of 1 to 200 characters."
+        return None
     return value
+
+
+def clean_event_name(value: Any, field: str = "event") -> str:
+    errors: dict[str, str] = {}
+    name = check_event_name(value, field, errors)
+    if name is None:
+        raise invalid(errors)
+    return name
 
 
 def track_event(

@@ -6,7 +6,7 @@ displays or answers, so the database only compares what Python parsed
 """
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Q, Value
@@ -16,11 +16,13 @@ from django.db.models.lookups import Exact, GreaterThan
 from segments.memory import SURVEY_MOMENTS, SegmentDefinition
 from segments.models import AccountValue, ContactValue, Event, SegmentMember
 from segments.rules import NEGATIONS
-from segments.values import fold, parse_date, parse_number
+from segments.values import days_before, fold, parse_date, parse_number
 
 # Explicit truth values: an empty Q() is the identity of both & and |, not "true".
 ALWAYS = Q(pk__isnull=False)
 NOTHING = Q(pk__in=[])
+# No contact has more events than a table has rows; a larger OFFSET overflows SQL integers.
+MAX_EVENTS = 2**62
 
 
 def negate(q: Q) -> Q:
@@ -85,9 +87,9 @@ def value_predicate(operator: str, value: Any, ignore_case: bool, now: datetime)
     if operator == "after":
         return Q(date__gt=parse_date(value))
     if operator == "more_than_days_ago":
-        return Q(date__lt=now - timedelta(days=value))
+        return Q(date__lt=days_before(now, value))
     if operator == "less_than_days_ago":
-        return Q(date__gte=now - timedelta(days=value), date__lte=now)
+        return Q(date__gte=days_before(now, value), date__lte=now)
     if operator == "is_true":
         return Q(boolean=True)
     if operator == "is_false":
@@ -115,7 +117,11 @@ def _attribute(condition: Mapping, now: datetime) -> Q:
             account=OuterRef("account_id"), key=key.removeprefix("account.")
         )
     else:
-        rows = ContactValue.objects.filter(contact=OuterRef("pk"), key=key)
+        # The workspace term changes no answer (a value shares its contact's workspace) but
+        # lets PostgreSQL derive the workspace constant and use the (workspace, key, …) indexes.
+        rows = ContactValue.objects.filter(
+            contact=OuterRef("pk"), workspace=OuterRef("workspace_id"), key=key
+        )
     return value_condition(condition, rows, now)
 
 
@@ -123,9 +129,11 @@ def _at_least(condition: Mapping, count: int, now: datetime) -> Q:
     """The contact has `count` or more of the condition's events (in its window)."""
     if count <= 0:
         return ALWAYS
+    if count > MAX_EVENTS:
+        return NOTHING
     events = Event.objects.filter(contact=OuterRef("pk"), name=condition["event"])
     if condition.get("within_days") is not None:
-        start = now - timedelta(days=condition["within_days"])
+        start = days_before(now, condition["within_days"])
         events = events.filter(occurred_at__gte=start, occurred_at__lte=now)
     # "There is an N-th event": EXISTS (... LIMIT 1 OFFSET N-1) stops after N index rows.
     return Q(Exists(events.order_by()[count - 1 : count]))
@@ -151,7 +159,7 @@ def _survey(condition: Mapping, now: datetime) -> Q:
     if condition["survey"] != "any":
         displays = displays.filter(survey_id=condition["survey"])
     if condition.get("within_days") is not None:
-        start = now - timedelta(days=condition["within_days"])
+        start = days_before(now, condition["within_days"])
         displays = displays.filter(**{f"{moment}__gte": start, f"{moment}__lte": now})
     exists = Q(Exists(displays))
     return ~exists if operator.startswith("not_") else exists

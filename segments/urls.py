@@ -1,3 +1,24 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from segments import views
+
+urlpatterns = [
+    path("segments/", views.segment_list, name="segment-list"),
+    path("segments/new/", views.segment_new, name="segment-new"),
+    path("segments/preview/", views.segment_preview, name="segment-preview"),
+    path("segments/<int:pk>/", views.segment_edit, name="segment-edit"),
+    path("segments/<int:pk>/delete/", views.segment_delete, name="segment-delete"),
+    path("segments/<int:pk>/members/add/", views.segment_members_add, name="segment-members-add"),
+    path(
+        "segments/<int:pk>/members/import/",
+        views.segment_members_import,
+        name="segment-members-import",
+    ),
+    path(
+        "segments/<int:pk>/members/remove/",
+        views.segment_members_remove,
+        name="segment-members-remove",
+    ),
+    path("contacts/", views.contact_list, name="contact-list"),
+    path("contacts/<path:user_id>/", views.contact_detail, name="contact-detail"),
+]

@@ -99,5 +99,20 @@ def parse_value(value: Any) -> ParsedValue:
     return ParsedValue(num=parse_number(value))
 
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def days_before(now: datetime, days: int) -> datetime:
+    """`now` − `days` days; the earliest moment when that falls before year 1.
+
+    Every date is after the earliest moment, so a window reaching further back
+    means the same as one that reaches back to it, and no rule crashes on a huge N.
+    """
+    try:
+        return now - timedelta(days=days)
+    except OverflowError:
+        return EARLIEST
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

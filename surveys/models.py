@@ -24,6 +24,23 @@ class Survey(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_live(self) -> bool:
+        return self.status == self.LIVE
+
+    def to_dict(self) -> dict:
+        """The survey as the REST API shows it: questions and targeting included."""
+        targeting = getattr(self, "targeting", None)
+        return {
+            "id": self.pk,
+            "name": self.name,
+            "status": self.status,
+            "questions": [q.to_dict() for q in self.questions.all()],
+            "targeting": targeting.to_dict() if targeting is not None else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
 
 class Question(models.Model):
     NPS, RATING, SINGLE, MULTIPLE, TEXT = (

@@ -1,3 +1,18 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from surveys import views
+
+urlpatterns = [
+    path("surveys/", views.survey_list, name="survey-list"),
+    path("surveys/new/", views.survey_create, name="survey-create"),
+    path("surveys/<int:survey_id>/", views.survey_questions, name="survey-questions"),
+    path("surveys/<int:survey_id>/questions/", views.question_add, name="question-add"),
+    path(
+        "surveys/<int:survey_id>/questions/<int:question_id>/",
+        views.question_change,
+        name="question-change",
+    ),
+    path("surveys/<int:survey_id>/status/", views.survey_status, name="survey-status"),
+    path("responses/", views.response_list, name="response-list"),
+    path("responses/export.csv", views.response_export, name="response-export"),
+]

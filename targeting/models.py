@@ -1,6 +1,7 @@
 from django.db import models
 
 from segments.models import Segment
+from segments.values import iso
 from surveys.models import Survey
 
 
@@ -44,3 +45,25 @@ class Targeting(models.Model):
 
     def __str__(self) -> str:
         return f"Targeting of {self.survey}"
+
+    def to_dict(self) -> dict:
+        return {
+            "audience": self.audience,
+            "segments": sorted(s.pk for s in self.segments.all()),
+            "segment_match": self.segment_match,
+            "excluded_segments": sorted(s.pk for s in self.excluded_segments.all()),
+            "trigger": self.trigger,
+            "trigger_event": self.trigger_event,
+            "allowed_pages": self.allowed_pages,
+            "excluded_pages": self.excluded_pages,
+            "delay_seconds": self.delay_seconds,
+            "sample_percent": self.sample_percent,
+            "frequency": self.frequency,
+            "recurring_days": self.recurring_days,
+            "max_displays_per_contact": self.max_displays_per_contact,
+            "max_responses": self.max_responses,
+            "starts_at": iso(self.starts_at) if self.starts_at else None,
+            "ends_at": iso(self.ends_at) if self.ends_at else None,
+            "priority": self.priority,
+            "ignore_recontact": self.ignore_recontact,
+        }

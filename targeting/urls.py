@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from targeting import views
+
+urlpatterns = [
+    path("surveys/<int:survey_id>/targeting/", views.survey_targeting, name="survey-targeting"),
+]

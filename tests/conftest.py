@@ -62,3 +62,9 @@ def api(workspace):
 @pytest.fixture
 def outsider_api(other_workspace):
     return ApiClient(other_workspace.secret_key)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """PBKDF2 costs seconds per user on this machine; tests need no strong hashes."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

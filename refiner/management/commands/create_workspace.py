@@ -1,7 +1,9 @@
 import json
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 from django.db import transaction
 
 from refiner.models import Membership, Workspace
@@ -17,6 +19,11 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, owner: str | None, **options):
         if not name.strip():
             raise CommandError("The workspace needs a name.")
+        if owner is not None:
+            try:
+                validate_email(owner)
+            except ValidationError:
+                raise CommandError(f"--owner must be an email address, not {owner!r}.") from None
         with transaction.atomic():
             workspace = Workspace.objects.create(name=name.strip())
             if owner:

@@ -1,0 +1,223 @@
+"""Shared set-up of the benchmark scripts: Django on the bench database, timing, tables."""
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/refiner_bench"
+
+
+def setup_django() -> None:
+    """Point Django at the bench database (never the developer's) and start it."""
+    # bench/segments.py would shadow the `segments` app: the project root goes first
+    # and bench/ leaves the path (its modules are already imported by then).
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [str(ROOT)] + [p for p in sys.path if p not in (here, str(ROOT), "")]
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", BENCH_DATABASE_URL)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refiner.settings")
+    import django
+
+    django.setup()
+
+
+def load_bench_module(name: str):
+    """Import bench/<name>.py under a name that cannot clash with an app."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def database_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL", BENCH_DATABASE_URL)
+
+
+def best_of(function: Callable[[], object], repeat: int = 5) -> tuple[float, object]:
+    """The median wall time (seconds) of `repeat` runs after one warm-up run, and the result."""
+    result = function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table, so the output can go straight into docs/benchmarks.md."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    for row in cells:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+# HTTP load ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """gunicorn (-w 2) on the bench database, started and stopped by us."""
+
+    def __init__(self, workers: int = 2):
+        self.port = free_port()
+        self.workers = workers
+        self.process = None
+
+    def __enter__(self) -> "Server":
+        import subprocess
+
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "DEBUG": "False",
+            "SECURE_SSL_REDIRECT": "False",
+            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            # The load comes from one address; the limiter would answer 429s.
+            "RATE_LIMIT_WIDGET_PER_MINUTE": "0",
+            "RATE_LIMIT_REST_PER_MINUTE": "0",
+            "LOG_LEVEL": "ERROR",
+        }
+        self.process = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "gunicorn"),
+                "refiner.wsgi",
+                "-w",
+                str(self.workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if request("GET", self.port, "/api/v1/ping")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError("gunicorn exited at start")
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError("gunicorn did not answer within 30 s")
+
+    def __exit__(self, *exc) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except Exception:
+                self.process.kill()
+                self.process.wait()
+
+
+def request(method: str, port: int, path: str, body: bytes | None = None, connection=None):
+    """(status, body) of one request; reuses `connection` when given."""
+    import http.client
+
+    own = connection is None
+    connection = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            connection.close()
+
+
+def load(
+    port: int,
+    method: str,
+    path: str,
+    body: Callable[[int], bytes] | None = None,
+    *,
+    concurrency: int = 100,
+    requests: int = 2000,
+    seconds: float = 30,
+    expect: int = 200,
+) -> dict:
+    """`requests` calls (or until `seconds` pass) from `concurrency` threads over loopback.
+
+    Each thread keeps a connection open; gunicorn's sync workers close it after each
+    response, and http.client then opens a new one, as browsers would.
+    """
+    import http.client
+    import threading
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(requests))
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < deadline:
+            with lock:
+                number = next(counter, None)
+            if number is None:
+                break
+            payload = body(number) if body else None
+            start = time.perf_counter()
+            try:
+                status, content = request(method, port, path, payload, connection)
+            except (OSError, http.client.HTTPException) as problem:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status, content = None, repr(problem).encode()
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                if status != expect:
+                    errors.append(f"{status}: {content[:200]!r}")
+        connection.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    ordered = sorted(latencies)
+
+    def percentile(share: float) -> float:
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "seconds": wall,
+        "rps": len(latencies) / wall if wall else 0.0,
+        "p50": percentile(0.50),
+        "p95": percentile(0.95),
+        "p99": percentile(0.99),
+    }

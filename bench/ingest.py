@@ -1,0 +1,181 @@
+"""Ingestion over HTTP: identify and track throughput next to ping, storage per event, races.
+
+    .venv/bin/python bench/ingest.py [--requests 2000]
+
+Same gunicorn (-w 2), same run, 100 concurrent connections. Storage: growth of the
+app's tables (pg_total_relation_size, indexes and TOAST included) per tracked event.
+Race: 50 identifies of one new user at the same instant must leave exactly one contact.
+"""
+
+import argparse
+import json
+import sys
+import threading
+
+from common import Server, database_url, load, load_bench_module, request, setup_django, table
+
+TABLES = ["segments_contact", "segments_contactvalue", "segments_event"]
+RACERS = 50
+
+
+def fresh_workspace():
+    from psycopg import connect
+
+    from refiner.models import Workspace
+
+    seed = load_bench_module("seed")
+    old = list(Workspace.objects.filter(name="bench-ingest").values_list("pk", flat=True))
+    with connect(database_url()) as connection, connection.cursor() as cursor:
+        for workspace_id in old:
+            seed.delete_workspace(cursor, workspace_id)
+    Workspace.objects.filter(pk__in=old).delete()
+    return Workspace.objects.create(name="bench-ingest")
+
+
+def relation_bytes() -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+            [TABLES],
+        )
+        return dict(cursor.fetchall())
+
+
+def race(port: int, widget_key: str) -> dict:
+    """50 threads identify the same new user at once; count the contacts it leaves."""
+    from segments.models import Contact
+
+    user_id = "race-user"
+    barrier = threading.Barrier(RACERS)
+    statuses: list = []
+
+    def racer(number: int) -> None:
+        body = json.dumps(
+            {"workspace": widget_key, "user": {"id": user_id, "plan": "pro", "n": number}}
+        ).encode()
+        barrier.wait()
+        try:
+            statuses.append(request("POST", port, "/api/v1/widget/identify", body)[0])
+        except OSError as problem:
+            statuses.append(repr(problem))
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    contacts = Contact.objects.filter(workspace__widget_key=widget_key, user_id=user_id).count()
+    return {"ok": statuses.count(200), "others": [s for s in statuses if s != 200],
+            "contacts": contacts}  # fmt: skip
+
+
+def run(requests: int, seconds: float, log=print) -> dict:
+    workspace = fresh_workspace()
+    key = workspace.widget_key
+
+    def identify(number: int) -> bytes:
+        user = {
+            "id": f"ingest-{number}",
+            "email": f"ingest{number}@example.com",
+            "plan": ["free", "pro"][number % 2],
+            "seats": number % 50,
+            "signed_up_at": "2025-05-01T10:00:00Z",
+            "is_admin": number % 7 == 0,
+        }
+        return json.dumps({"workspace": key, "user": user}).encode()
+
+    def track(number: int) -> bytes:
+        body = {"workspace": key, "user_id": f"ingest-{number % 500}", "event": "page_viewed"}
+        return json.dumps(body).encode()
+
+    results = {}
+    with Server() as server:
+        load(server.port, "GET", "/api/v1/ping", requests=200)
+        results["ping"] = load(server.port, "GET", "/api/v1/ping", requests=requests,
+                               seconds=seconds)  # fmt: skip
+        results["identify"] = load(server.port, "POST", "/api/v1/widget/identify", identify,
+                                   requests=requests, seconds=seconds)  # fmt: skip
+        before = relation_bytes()
+        results["track"] = load(server.port, "POST", "/api/v1/widget/track", track,
+                                requests=requests, seconds=seconds, expect=202)  # fmt: skip
+        after = relation_bytes()
+        results["race"] = race(server.port, key)
+    tracked = results["track"]["requests"] - results["track"]["errors"]
+    results["bytes"] = {t: after.get(t, 0) - before.get(t, 0) for t in TABLES}
+    results["tracked"] = tracked
+    log(report(results))
+    return results
+
+
+def report(results: dict) -> str:
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1000:.1f}"
+
+    ping = results["ping"]["rps"]
+    rows = [
+        [
+            name,
+            r["requests"],
+            r["errors"],
+            f"{r['rps']:.0f}",
+            f"{r['rps'] / ping:.0%}",
+            ms(r["p50"]),
+            ms(r["p95"]),
+            ms(r["p99"]),
+        ]  # fmt: skip
+        for name, r in ((n, results[n]) for n in ("ping", "identify", "track"))
+    ]
+    lines = [
+        table(
+            [
+                "endpoint",
+                "requests",
+                "errors",
+                "req/s @100",
+                "of ping",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+            ],  # fmt: skip
+            rows,
+        ),
+        "",
+    ]
+    tracked = max(results["tracked"], 1)
+    per_table = ", ".join(f"{t} {b / tracked:.0f} B" for t, b in results["bytes"].items())
+    total = sum(results["bytes"].values()) / tracked
+    lines.append(
+        f"storage per tracked event: {total:.0f} bytes in all ({per_table}); the contact's "
+        f"last_seen_at row is rewritten too, so part of it is dead tuples that VACUUM reclaims"
+    )
+    race = results["race"]
+    lines.append(
+        f"{RACERS} concurrent identifies of one new user: {race['ok']} answered 200, "
+        f"{race['contacts']} contact(s) exist"
+        + (f"; other answers {race['others'][:3]}" if race["others"] else "")  # fmt: skip
+    )
+    return "\n".join(lines)
+
+
+def passed(results: dict) -> bool:
+    return (
+        all(results[n]["errors"] == 0 for n in ("ping", "identify", "track"))
+        and results["race"]["contacts"] == 1
+        and results["race"]["ok"] == RACERS
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=60)
+    arguments = parser.parse_args()
+    setup_django()
+    results = run(arguments.requests, arguments.seconds)
+    sys.exit(0 if passed(results) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Every benchmark in one go, on its own PostgreSQL database (`make bench`).
+
+    .venv/bin/python bench/run_all.py                   # small: a few minutes
+    BENCH_SCALE=full .venv/bin/python bench/run_all.py  # 1M contacts, 10M events
+
+Creates and migrates `refiner_bench` (BENCH_DATABASE_URL overrides it), seeds,
+times segments, load-tests eligibility and ingestion against a gunicorn it starts
+and stops, and writes the output to bench/results-<scale>.md. Exits non-zero when
+something errs (a disagreement between ORM and hand-written SQL, an HTTP error,
+a duplicated contact); a missed target is reported, not an error.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from common import database_url, load_bench_module, setup_django
+
+SCALES = {
+    "small": {
+        "contacts": 10_000,
+        "repeat": 5,
+        "eligibility_contacts": 300,
+        "eligibility_requests": 2000,
+        "ingest_requests": 1000,
+        "seconds": 30,
+    },
+    "full": {
+        "contacts": 1_000_000,
+        "repeat": 3,
+        "eligibility_contacts": 2000,
+        "eligibility_requests": 6000,
+        "ingest_requests": 4000,
+        "seconds": 60,
+    },
+}
+
+
+def ensure_database() -> None:
+    import psycopg
+
+    url = database_url()
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not found:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+def main() -> int:
+    scale = os.environ.get("BENCH_SCALE", "small")
+    if scale not in SCALES:
+        print(f"BENCH_SCALE must be one of {', '.join(SCALES)}", file=sys.stderr)
+        return 2
+    size = SCALES[scale]
+    lines: list[str] = []
+
+    def log(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(str(text))
+
+    started = time.perf_counter()
+    ensure_database()
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    from segments.models import Contact
+
+    seed = load_bench_module("seed")
+    segments = load_bench_module("segments")
+    eligibility = load_bench_module("eligibility")
+    ingest = load_bench_module("ingest")
+    failures = []
+
+    log(f"# Refiner benchmarks, scale {scale}, {os.cpu_count()} CPUs\n")
+    log("## Seed\n")
+    name = f"bench-{size['contacts']}"
+    existing = segments.workspace_by_name(name) if scale == "full" else None
+    reuse = (
+        existing
+        and os.environ.get("BENCH_RESEED") != "1"
+        and Contact.objects.filter(workspace_id=existing).count() == size["contacts"]
+    )
+    if reuse:
+        workspace_id = existing
+        log(f"reusing workspace {workspace_id} ({name}); BENCH_RESEED=1 seeds it again")
+    else:
+        workspace_id = seed.seed(contacts=size["contacts"], name=name, log=log)
+
+    log("\n## Segments\n")
+    results = segments.run(workspace_id, size["repeat"], log=log)
+    if not all(r["agree"] for r in results):
+        failures.append("segments: ORM and hand-written SQL disagree")
+
+    log("\n## Eligibility\n")
+    result = eligibility.run(
+        size["eligibility_contacts"], 100, size["eligibility_requests"], size["seconds"], log=log
+    )
+    if not eligibility.passed(result):
+        failures.append("eligibility: HTTP errors")
+
+    log("\n## Ingestion\n")
+    result = ingest.run(size["ingest_requests"], size["seconds"], log=log)
+    if not ingest.passed(result):
+        failures.append("ingest: HTTP errors or a duplicated contact")
+
+    log(f"\ntotal {time.perf_counter() - started:.0f} s")
+    for failure in failures:
+        log(f"FAILED: {failure}")
+    Path(__file__).with_name(f"results-{scale}.md").write_text("\n".join(lines) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""Segment counting and listing through `rule_contacts`, next to hand-written SQL.
+
+    .venv/bin/python bench/segments.py [--workspace ID]
+
+For each typical rule: the count and the first page (50 members by user_id),
+through the ORM (`segments.services.rule_contacts`) and through a hand-written
+query over the same tables, timed in the same run. Both must give the same
+answer; ratios over target get their EXPLAIN ANALYZE plans printed.
+"""
+
+import argparse
+import sys
+
+from common import best_of, setup_django, table
+
+COUNT_TARGET, PAGE_TARGET = 1.5, 2.0
+PAGE = 50
+
+# The hand-written queries take %(ws)s, %(now)s and the named parameters of each case.
+VALUE_PAGE = """
+    SELECT c.user_id FROM segments_contact c
+    JOIN segments_contactvalue v ON v.contact_id = c.id
+    WHERE c.workspace_id = %(ws)s AND v.workspace_id = %(ws)s AND {where}
+    ORDER BY c.user_id LIMIT 50
+"""
+
+
+def cases(segment_id: int) -> list[dict]:
+    return [
+        {
+            "name": "trait equals",
+            "rule": {"attribute": "plan", "operator": "equals", "value": "enterprise"},
+            "count": """SELECT count(*) FROM segments_contactvalue v
+                WHERE v.workspace_id = %(ws)s AND v.key = 'plan' AND v.text = 'enterprise'""",
+            "page": VALUE_PAGE.format(where="v.key = 'plan' AND v.text = 'enterprise'"),
+        },
+        {
+            "name": "date more_than_days_ago 365",
+            "rule": {"attribute": "signed_up_at", "operator": "more_than_days_ago", "value": 365},
+            "count": """SELECT count(*) FROM segments_contactvalue v
+                WHERE v.workspace_id = %(ws)s AND v.key = 'signed_up_at'
+                AND v.date < %(now)s - interval '365 days'""",
+            "page": VALUE_PAGE.format(
+                where="v.key = 'signed_up_at' AND v.date < %(now)s - interval '365 days'"
+            ),
+        },
+        {
+            "name": "event at_least 5 in 30 days",
+            "rule": {
+                "type": "event",
+                "event": "feature_used",
+                "operator": "at_least",
+                "value": 5,
+                "within_days": 30,
+            },
+            "count": """SELECT count(*) FROM (
+                SELECT e.contact_id FROM segments_event e
+                WHERE e.workspace_id = %(ws)s AND e.name = 'feature_used'
+                AND e.occurred_at BETWEEN %(now)s - interval '30 days' AND %(now)s
+                GROUP BY e.contact_id HAVING count(*) >= 5) active""",
+            "page": """SELECT c.user_id FROM segments_contact c
+                WHERE c.workspace_id = %(ws)s AND c.id IN (
+                    SELECT e.contact_id FROM segments_event e
+                    WHERE e.workspace_id = %(ws)s AND e.name = 'feature_used'
+                    AND e.occurred_at BETWEEN %(now)s - interval '30 days' AND %(now)s
+                    GROUP BY e.contact_id HAVING count(*) >= 5)
+                ORDER BY c.user_id LIMIT 50""",
+        },
+        {
+            "name": "nested all/any of 4",
+            "rule": {
+                "type": "group",
+                "match": "all",
+                "conditions": [
+                    {"attribute": "plan", "operator": "in", "value": ["pro", "enterprise"]},
+                    {"attribute": "country", "operator": "in", "value": ["US", "GB"]},
+                    {
+                        "type": "group",
+                        "match": "any",
+                        "conditions": [
+                            {"attribute": "seats", "operator": "greater_than_or_equal", "value": 5},
+                            {"attribute": "is_admin", "operator": "is_true"},
+                        ],
+                    },
+                ],
+            },
+            "count": """SELECT count(*) FROM segments_contactvalue p
+                JOIN segments_contactvalue co ON co.contact_id = p.contact_id
+                    AND co.key = 'country' AND co.text IN ('US', 'GB')
+                LEFT JOIN segments_contactvalue s ON s.contact_id = p.contact_id
+                    AND s.key = 'seats'
+                LEFT JOIN segments_contactvalue a ON a.contact_id = p.contact_id
+                    AND a.key = 'is_admin'
+                WHERE p.workspace_id = %(ws)s AND p.key = 'plan'
+                    AND p.text IN ('pro', 'enterprise') AND (s.num >= 5 OR a.boolean)""",
+            "page": """SELECT c.user_id FROM segments_contact c
+                JOIN segments_contactvalue p ON p.contact_id = c.id
+                    AND p.key = 'plan' AND p.text IN ('pro', 'enterprise')
+                JOIN segments_contactvalue co ON co.contact_id = c.id
+                    AND co.key = 'country' AND co.text IN ('US', 'GB')
+                LEFT JOIN segments_contactvalue s ON s.contact_id = c.id AND s.key = 'seats'
+                LEFT JOIN segments_contactvalue a ON a.contact_id = c.id AND a.key = 'is_admin'
+                WHERE c.workspace_id = %(ws)s AND (s.num >= 5 OR a.boolean)
+                ORDER BY c.user_id LIMIT 50""",
+        },
+        {
+            "name": "contains, ignore_case",
+            "rule": {
+                "attribute": "role",
+                "operator": "contains",
+                "value": "MANAGER",
+                "ignore_case": True,
+            },
+            "count": """SELECT count(*) FROM segments_contactvalue v
+                WHERE v.workspace_id = %(ws)s AND v.key = 'role'
+                AND v.text_folded LIKE '%%manager%%'""",
+            "page": VALUE_PAGE.format(where="v.key = 'role' AND v.text_folded LIKE '%%manager%%'"),
+        },
+        {
+            "name": "segment not_in (+ equals)",
+            "rule": {
+                "type": "group",
+                "match": "all",
+                "conditions": [
+                    {"type": "segment", "segment": segment_id, "operator": "not_in"},
+                    {"attribute": "country", "operator": "equals", "value": "DE"},
+                ],
+            },
+            "count": """SELECT count(*) FROM segments_contactvalue co
+                WHERE co.workspace_id = %(ws)s AND co.key = 'country' AND co.text = 'DE'
+                AND NOT EXISTS (SELECT 1 FROM segments_contactvalue p
+                    WHERE p.contact_id = co.contact_id AND p.key = 'plan' AND p.text = 'free')""",
+            "page": """SELECT c.user_id FROM segments_contact c
+                JOIN segments_contactvalue co ON co.contact_id = c.id
+                    AND co.key = 'country' AND co.text = 'DE'
+                WHERE c.workspace_id = %(ws)s AND NOT EXISTS (
+                    SELECT 1 FROM segments_contactvalue p
+                    WHERE p.contact_id = c.id AND p.key = 'plan' AND p.text = 'free')
+                ORDER BY c.user_id LIMIT 50""",
+        },
+    ]
+
+
+def as_rule(condition: dict) -> dict:
+    """Single conditions in the table above omit the attribute type; rules need it."""
+    if "attribute" in condition and "type" not in condition:
+        return {"type": "attribute", **condition}
+    if condition.get("type") == "group":
+        return {**condition, "conditions": [as_rule(c) for c in condition["conditions"]]}
+    return condition
+
+
+def free_segment(workspace_id: int) -> int:
+    """The segment the not_in case references (plan equals free), made once."""
+    from segments.models import Segment
+
+    rule = {
+        "type": "group",
+        "match": "all",
+        "conditions": [
+            {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "free"}
+        ],
+    }
+    segment, _ = Segment.objects.get_or_create(
+        workspace_id=workspace_id, name="bench: free plan", defaults={"rules": rule}
+    )
+    return segment.pk
+
+
+def orm_sql(run) -> str:
+    """The SQL the ORM sent for `run` (the last query), parameters inlined."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    return captured.captured_queries[-1]["sql"]
+
+
+def explain(sql: str, params: dict | None = None) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def run(workspace_id: int, repeat: int = 5, log=print) -> list[dict]:
+    """Time every case; return rows with the timings, ratios and any disagreement."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from segments.services import check_rule, rule_contacts
+
+    now = timezone.now()
+    params = {"ws": workspace_id, "now": now}
+    segment_id = free_segment(workspace_id)
+    results = []
+    for case in cases(segment_id):
+        rule = as_rule(case["rule"])
+        if rule.get("type") != "group":
+            rule = {"type": "group", "match": "all", "conditions": [rule]}
+        errors = check_rule(rule, workspace_id=workspace_id)
+        if errors:
+            raise SystemExit(f"{case['name']}: invalid rule {errors}")
+
+        def orm_count(rule=rule):
+            return rule_contacts(workspace_id, rule, now).count()
+
+        def orm_page(rule=rule):
+            contacts = rule_contacts(workspace_id, rule, now).order_by("user_id")[:PAGE]
+            return [c.user_id for c in contacts]
+
+        def hand(sql, many=False):
+            def query():
+                with connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    rows = cursor.fetchall()
+                return [r[0] for r in rows] if many else rows[0][0]
+
+            return query
+
+        count_orm, members = best_of(orm_count, repeat)
+        count_hand, hand_members = best_of(hand(case["count"]), repeat)
+        page_orm, page = best_of(orm_page, repeat)
+        page_hand, hand_page = best_of(hand(case["page"], many=True), repeat)
+        row = {
+            "name": case["name"],
+            "members": members,
+            "count_orm": count_orm,
+            "count_hand": count_hand,
+            "page_orm": page_orm,
+            "page_hand": page_hand,
+            "count_ratio": count_orm / count_hand,
+            "page_ratio": page_orm / page_hand,
+            "agree": members == hand_members and page == hand_page,
+        }
+        results.append(row)
+        if not row["agree"]:
+            log(f"DISAGREEMENT in {case['name']}: {members} vs {hand_members}, pages differ")
+        if row["count_ratio"] > COUNT_TARGET:
+            log(f"\n### {case['name']}: count {row['count_ratio']:.2f}x, plans")
+            log("ORM:\n" + explain(orm_sql(orm_count)))
+            log("hand-written:\n" + explain(case["count"], params))
+        if row["page_ratio"] > PAGE_TARGET:
+            log(f"\n### {case['name']}: first page {row['page_ratio']:.2f}x, plans")
+            log("ORM:\n" + explain(orm_sql(orm_page)))
+            log("hand-written:\n" + explain(case["page"], params))
+    log(report(results))
+    return results
+
+
+def report(results: list[dict]) -> str:
+    def ms(seconds: float) -> str:
+        return f"{seconds * 1000:.1f}"
+
+    rows = [
+        [
+            r["name"],
+            f"{r['members']:,}",
+            ms(r["count_orm"]),
+            ms(r["count_hand"]),
+            f"{r['count_ratio']:.2f}" + ("" if r["count_ratio"] <= COUNT_TARGET else " ✗"),
+            ms(r["page_orm"]),
+            ms(r["page_hand"]),
+            f"{r['page_ratio']:.2f}" + ("" if r["page_ratio"] <= PAGE_TARGET else " ✗"),
+            "yes" if r["agree"] else "NO",
+        ]
+        for r in results
+    ]
+    headers = [
+        "rule",
+        "members",
+        "count ORM ms",
+        "count SQL ms",
+        "ratio (≤1.5)",
+        "page ORM ms",
+        "page SQL ms",
+        "ratio (≤2)",
+        "same answer",
+    ]
+    return table(headers, rows)
+
+
+def workspace_by_name(name: str) -> int | None:
+    from refiner.models import Workspace
+
+    return Workspace.objects.filter(name=name).order_by("-pk").values_list("pk", flat=True).first()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=int, help="workspace id (default: largest bench-*)")
+    parser.add_argument("--repeat", type=int, default=5)
+    arguments = parser.parse_args()
+    setup_django()
+    from segments.models import Contact
+
+    workspace_id = arguments.workspace
+    if workspace_id is None:
+        from refiner.models import Workspace
+
+        # The largest seeded workspace: seed.py names them bench-<contacts>.
+        names = Workspace.objects.filter(name__regex=r"^bench-[0-9]+$").values_list("name", "pk")
+        workspace_id = max(names, key=lambda row: int(row[0].split("-")[1]))[1]
+    size = Contact.objects.filter(workspace_id=workspace_id).count()
+    print(f"workspace {workspace_id}: {size:,} contacts")
+    results = run(workspace_id, arguments.repeat)
+    sys.exit(0 if all(r["agree"] for r in results) else 1)
+
+
+if __name__ == "__main__":
+    main()

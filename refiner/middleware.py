@@ -1,0 +1,163 @@
+"""Cross-cutting protection: rate limits, security headers, errors that keep their shape.
+
+Middleware rather than decorators so that no view has to remember them.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core import signals
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
+from django.urls import NoReverseMatch, reverse
+
+from refiner import ratelimit
+from refiner.http import bearer_key, error
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+WIDGET_PREFIX = "/api/v1/widget/"
+
+# What a non-JSON 4xx/5xx on an API path becomes (SPEC §5: always the error body).
+STATUS_CODES = {
+    400: ("bad_request", "The request is not valid."),
+    401: ("unauthorized", "A valid key is required."),
+    403: ("forbidden", "This request is not allowed."),
+    404: ("not_found", "There is nothing at this address."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("body_too_large", "The request body is over 64 KiB."),
+    429: ("rate_limited", "Too many requests; slow down."),
+    500: ("internal_error", "Something went wrong on our side."),
+    503: ("unavailable", "The service is unavailable; try again soon."),
+}
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address; behind a proxy, the last hop the proxy itself added."""
+    header = settings.RATE_LIMIT_CLIENT_IP_HEADER
+    raw = request.META.get(header, "") if header else ""
+    if raw:
+        # The rightmost entry is the one our own proxy wrote; earlier ones are the client's word.
+        return raw.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def widget_key(request: HttpRequest) -> str:
+    """The body's `"workspace"`, read only from small bodies (the view answers 413 otherwise)."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return ""
+    if not 0 < length <= settings.API_MAX_BODY_BYTES:
+        return ""
+    try:
+        data = json.loads(request.body)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return ""
+    key = data.get("workspace") if isinstance(data, dict) else None
+    return key if isinstance(key, str) else ""
+
+
+def too_many(retry_after: int) -> JsonResponse:
+    response = error("rate_limited", f"Too many requests; retry in {retry_after} seconds.", 429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+def login_paths() -> set[str]:
+    paths = set()
+    for name in (settings.LOGIN_URL, "admin:login"):
+        try:
+            paths.add(reverse(name))
+        except NoReverseMatch:
+            continue
+    return paths
+
+
+class RateLimitMiddleware:
+    """429 past the per-minute limits: API calls per key, login attempts per IP and username.
+
+    The widget key is public, so its counter is per key *and* client address: a
+    stranger who copies the key from a web page cannot use up a customer's quota.
+    Requests without any key are not counted here; they are refused at once.
+    """
+
+    def __init__(self, get_response: Callable):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        wait = self.check(request)
+        if wait is not None:
+            return wait
+        return self.get_response(request)
+
+    def check(self, request: HttpRequest) -> HttpResponse | None:
+        path = request.path_info
+        if path.startswith(WIDGET_PREFIX):
+            if request.method != "POST":
+                return None
+            key = widget_key(request)
+            limit = settings.RATE_LIMIT_WIDGET_PER_MINUTE
+            wait = key and ratelimit.hit("widget", f"{key}|{client_ip(request)}", limit)
+            return too_many(wait) if wait else None
+        if path.startswith(API_PREFIX):
+            key = bearer_key(request)
+            wait = key and ratelimit.hit("rest", key, settings.RATE_LIMIT_REST_PER_MINUTE)
+            return too_many(wait) if wait else None
+        if request.method == "POST" and path in login_paths():
+            username = str(request.POST.get("username", ""))[:200].casefold()
+            limit = settings.RATE_LIMIT_LOGIN_PER_MINUTE
+            wait = ratelimit.hit("login", f"{client_ip(request)}|{username}", limit)
+            if wait:
+                response = HttpResponse(loader.render_to_string("429.html"), status=429)
+                response["Retry-After"] = str(wait)
+                return response
+        return None
+
+
+class HardeningMiddleware:
+    """CSP on pages; the SPEC §5 body for API errors; a 503 page when the DB is down."""
+
+    def __init__(self, get_response: Callable):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.path_info.startswith(API_PREFIX):
+            return self.json_errors(response)
+        if settings.CONTENT_SECURITY_POLICY and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY
+        return response
+
+    def json_errors(self, response: HttpResponse) -> HttpResponse:
+        """Django's own 404/400/500 pages are HTML; API clients get the SPEC §5 body instead."""
+        status = response.status_code
+        if status < 400 or response.get("Content-Type", "").startswith("application/json"):
+            return response
+        code, message = STATUS_CODES.get(status, ("error", "The request failed."))
+        replacement = error(code, message, status)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                replacement[header] = response[header]
+        return replacement
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        database_down = isinstance(exception, OperationalError | InterfaceError)
+        is_api = request.path_info.startswith(API_PREFIX)
+        if not database_down and not is_api:
+            return None  # Django's own handler logs it and renders 500.html
+        if database_down:
+            log.warning("database unavailable: %s", type(exception).__name__)
+        else:
+            log.exception("unhandled error in %s %s", request.method, request.path_info)
+        # The test client re-raises what this signal reports, so bugs stay loud in tests.
+        signals.got_request_exception.send(sender=None, request=request)
+        if database_down and is_api:
+            return error("unavailable", "The service is unavailable; try again soon.", 503)
+        if is_api:
+            return error("internal_error", "Something went wrong on our side.", 500)
+        return HttpResponse(loader.render_to_string("503.html"), status=503)

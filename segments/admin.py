@@ -1,0 +1,213 @@
+"""Staff admin for accounts, contacts, events and segments.
+
+Contacts, accounts and events are the customer's data, written by identify and
+track together with the parsed value rows SQL compares; editing them here would
+let the two drift apart, so they are read-only (deleting stays possible).
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from refiner.admin import pretty_json
+from segments.api import segment_users
+from segments.models import (
+    Account,
+    AccountValue,
+    Contact,
+    ContactValue,
+    Event,
+    Segment,
+    SegmentMember,
+)
+from segments.services import check_rule
+
+RECENT_EVENTS = 20
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown and deletable, never added or edited by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "name", "workspace", "updated_at"]
+    list_filter = ["workspace", "updated_at"]
+    search_fields = ["external_id", "name"]
+    list_select_related = ["workspace"]
+    fields = ["workspace", "external_id", "name", "traits_json", "created_at", "updated_at"]
+    readonly_fields = fields
+
+    @admin.display(description="traits")
+    def traits_json(self, account: Account):
+        return pretty_json(account.traits)
+
+
+@admin.register(Contact)
+class ContactAdmin(ReadOnlyAdmin):
+    list_display = ["user_id", "email", "name", "workspace", "account", "last_seen_at"]
+    list_filter = ["workspace", "first_seen_at", "last_seen_at"]
+    search_fields = ["user_id", "email", "name", "account__external_id", "account__name"]
+    list_select_related = ["workspace", "account"]
+    fields = [
+        "workspace",
+        "user_id",
+        "email",
+        "name",
+        "account",
+        "traits_json",
+        "first_seen_at",
+        "last_seen_at",
+        "recent_events",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="traits")
+    def traits_json(self, contact: Contact):
+        return pretty_json(contact.traits)
+
+    @admin.display(description=f"latest {RECENT_EVENTS} events")
+    def recent_events(self, contact: Contact):
+        # A plain list instead of an inline: a contact may have millions of events.
+        events = contact.events.order_by("-occurred_at")[:RECENT_EVENTS]
+        url = reverse("admin:segments_event_changelist") + f"?contact__id__exact={contact.pk}"
+        items = format_html_join(
+            "", "<li>{} <small>{}</small></li>", ((e.name, e.occurred_at) for e in events)
+        )
+        return format_html('<ul style="margin:0">{}</ul><a href="{}">All events</a>', items, url)
+
+
+class ValueAdmin(ReadOnlyAdmin):
+    list_display = ["key", "text", "num", "date", "boolean"]
+    list_filter = ["workspace"]
+    search_fields = ["key", "text"]
+
+
+@admin.register(ContactValue)
+class ContactValueAdmin(ValueAdmin):
+    list_display = ["contact", *ValueAdmin.list_display]
+    list_select_related = ["contact"]
+    search_fields = ["contact__user_id", *ValueAdmin.search_fields]
+
+
+@admin.register(AccountValue)
+class AccountValueAdmin(ValueAdmin):
+    list_display = ["account", *ValueAdmin.list_display]
+    list_select_related = ["account"]
+    search_fields = ["account__external_id", *ValueAdmin.search_fields]
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["name", "contact", "workspace", "occurred_at"]
+    list_filter = ["workspace", "occurred_at"]
+    search_fields = ["name", "contact__user_id"]
+    list_select_related = ["contact", "workspace"]
+    date_hierarchy = "occurred_at"
+
+
+class RuleField(forms.JSONField):
+    """The rule document, indented so that it can be read and edited."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class SegmentForm(forms.ModelForm):
+    rules = RuleField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 20, "cols": 80, "style": "font-family:monospace"}),
+        help_text="The rule document (SPEC §3); leave empty for a manual segment.",
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["workspace", "name", "description", "kind", "rules"]
+
+    def clean_rules(self):
+        rules = self.cleaned_data.get("rules")
+        kind = self.cleaned_data.get("kind")
+        workspace = self.cleaned_data.get("workspace") or getattr(self.instance, "workspace", None)
+        if kind == Segment.MANUAL:
+            if rules is not None:
+                raise ValidationError("A manual segment has no rules.")
+            return None
+        if workspace is None:
+            return rules  # The workspace field reports its own error.
+        problems = check_rule(rules, workspace_id=workspace.pk, segment_id=self.instance.pk)
+        if problems:
+            raise ValidationError([f"{path}: {message}" for path, message in problems.items()])
+        return rules
+
+
+class SegmentMemberForm(forms.ModelForm):
+    class Meta:
+        model = SegmentMember
+        fields = ["segment", "contact"]
+
+    def clean(self):
+        cleaned = super().clean()
+        segment, contact = cleaned.get("segment"), cleaned.get("contact")
+        if segment and contact and segment.workspace_id != contact.workspace_id:
+            raise ValidationError("The contact and the segment belong to different workspaces.")
+        if segment and not segment.is_manual:
+            raise ValidationError("Only manual segments have members.")
+        return cleaned
+
+
+class SegmentMemberInline(admin.TabularInline):
+    model = SegmentMember
+    form = SegmentMemberForm
+    extra = 0
+    autocomplete_fields = ["contact"]
+    readonly_fields = ["added_at"]
+
+
+@admin.register(Segment)
+class SegmentAdmin(admin.ModelAdmin):
+    form = SegmentForm
+    list_display = ["name", "kind", "workspace", "updated_at"]
+    list_filter = ["kind", "workspace", "updated_at"]
+    search_fields = ["name", "description"]
+    list_select_related = ["workspace"]
+    autocomplete_fields = ["workspace"]
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [SegmentMemberInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a segment to another workspace would break the rules and surveys using it.
+        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
+
+    def get_actions(self, request):
+        # The bulk delete would skip the "in use" check below.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and segment_users(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(SegmentMember)
+class SegmentMemberAdmin(admin.ModelAdmin):
+    form = SegmentMemberForm
+    list_display = ["contact", "segment", "added_at"]
+    list_filter = ["segment__workspace", "added_at"]
+    search_fields = ["contact__user_id", "contact__email", "segment__name"]
+    list_select_related = ["contact", "segment"]
+    autocomplete_fields = ["segment", "contact"]
+    readonly_fields = ["added_at"]

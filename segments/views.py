@@ -1,0 +1,435 @@
+"""Dashboard pages for segments and contacts (SPEC §6)."""
+
+import json
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from refiner.models import Membership, Workspace
+from refiner.workspaces import require_membership
+from segments import forms, services
+from segments.api import segment_users
+from segments.models import AccountValue, Contact, ContactValue, Event, Segment
+from segments.rules import referenced_segments
+
+PREVIEW_SAMPLE = 8
+CONTACTS_PER_PAGE = 25
+MEMBERS_PER_PAGE = 50
+SUGGESTIONS = 500
+
+
+def _get_segment_for_user(request: HttpRequest, pk: int, *, edit: bool = False) -> Segment:
+    """The segment in the current workspace; 404 outside it, 403 for a role that may not edit."""
+    membership = require_membership(request, edit=edit)
+    segment = Segment.objects.filter(workspace=membership.workspace, pk=pk).first()
+    if segment is None:
+        raise Http404("There is no such segment in this workspace.")
+    return segment
+
+
+def _get_contact_for_user(request: HttpRequest, user_id: str) -> Contact:
+    membership = require_membership(request)
+    contacts = Contact.objects.select_related("account")
+    contact = contacts.filter(workspace=membership.workspace, user_id=user_id).first()
+    if contact is None:
+        raise Http404("There is no such contact in this workspace.")
+    return contact
+
+
+# Segment list -----------------------------------------------------------------
+
+
+def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, list[dict]]:
+    """What uses each segment: surveys that target or exclude it, segments that reference it."""
+    from surveys.models import Survey
+
+    uses: dict[int, list[dict]] = {s.pk: [] for s in segments}
+    for other in segments:
+        if other.kind == Segment.RULES:
+            for referenced in referenced_segments(other.rules):
+                if referenced in uses and referenced != other.pk:
+                    uses[referenced].append(
+                        {
+                            "kind": "segment",
+                            "name": other.name,
+                            "url": reverse("segment-edit", args=[other.pk]),
+                        }  # fmt: skip
+                    )
+    surveys = Survey.objects.filter(workspace=workspace)
+    for field in ("targeting__segments", "targeting__excluded_segments"):
+        rows = surveys.filter(**{f"{field}__isnull": False}).values_list(field, "pk", "name")
+        for segment_id, survey_id, name in rows:
+            if segment_id in uses:
+                uses[segment_id].append({"kind": "survey", "name": name, "id": survey_id})
+    return uses
+
+
+@login_required
+@require_GET
+def segment_list(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    segments = list(Segment.objects.filter(workspace=membership.workspace))
+    now = timezone.now()
+    uses = segment_uses(membership.workspace, segments)
+    rows = [
+        {"segment": s, "size": services.segment_contacts(s, now).count(), "uses": uses[s.pk]}
+        for s in segments
+    ]
+    return render(request, "segments/segment_list.html", {"rows": rows})
+
+
+# Segment editor ---------------------------------------------------------------
+
+
+def _suggestions(workspace: Workspace) -> dict:
+    from surveys.models import Question, Survey
+
+    def distinct(queryset, field: str) -> list[str]:
+        return list(queryset.values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
+
+    return {
+        "trait_keys": distinct(ContactValue.objects.filter(workspace=workspace), "key"),
+        "account_keys": distinct(AccountValue.objects.filter(workspace=workspace), "key"),
+        "event_names": distinct(Event.objects.filter(workspace=workspace), "name"),
+        "question_keys": distinct(Question.objects.filter(survey__workspace=workspace), "key"),
+        "surveys": list(Survey.objects.filter(workspace=workspace).values_list("pk", "name")),
+    }
+
+
+def _choices(workspace: Workspace, segment: Segment | None) -> dict:
+    others = Segment.objects.filter(workspace=workspace).exclude(pk=getattr(segment, "pk", None))
+    return {
+        "kinds": forms.KINDS,
+        "matches": forms.MATCH_LABELS,
+        "attribute_operators": forms.ATTRIBUTE_OPERATOR_GROUPS,
+        "event_operators": forms.EVENT_OPERATOR_LABELS,
+        "survey_operators": forms.SURVEY_OPERATOR_LABELS,
+        "segment_operators": forms.SEGMENT_OPERATOR_LABELS,
+        "segments": list(others.values_list("pk", "name")),
+        "max_depth": forms.MAX_DEPTH,
+    }
+
+
+def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime) -> dict:
+    """Count and sample of the contacts a rule matches now, or the rule's problems."""
+    errors = services.check_rule(rule, workspace_id=workspace.pk, segment_id=segment_id)
+    total = Contact.objects.filter(workspace=workspace).count()
+    if errors:
+        return {"errors": errors, "total": total}
+    contacts = services.rule_contacts(workspace.pk, rule, now)
+    sample = contacts.order_by("-last_seen_at", "user_id")[:PREVIEW_SAMPLE]
+    return {"count": contacts.count(), "sample": list(sample), "total": total, "errors": {}}
+
+
+def _posted_tree(request: HttpRequest) -> tuple[forms.GroupNode, str | None]:
+    """The rule tree from the editor's fields, or from a `rules` JSON field when posted."""
+    if "rules" in request.POST:
+        rule, problem = forms.parse_rules_json(request.POST["rules"])
+        return forms.from_rule(rule), problem
+    return forms.tree_from_post(request.POST), None
+
+
+def _rule_of(request: HttpRequest, tree: forms.GroupNode):
+    if "rules" in request.POST:
+        return forms.parse_rules_json(request.POST["rules"])[0]
+    return forms.to_rule(tree)
+
+
+def _render_editor(request, membership: Membership, segment, form, tree, errors, status=200):
+    now = timezone.now()
+    rule = forms.to_rule(tree)
+    loose = forms.attach_errors(tree, errors)
+    segment_id = getattr(segment, "pk", None)
+    context = {
+        "segment": segment,
+        "form_action": reverse("segment-edit", args=[segment_id])
+        if segment_id
+        else reverse("segment-new"),
+        "rule_json": json.dumps(rule, indent=2, ensure_ascii=False),
+        "form": form,
+        "tree": tree,
+        "rule_errors": loose,
+        "has_errors": bool(errors),
+        "preview": preview_of(membership.workspace, rule, segment_id, now),
+        "choices": _choices(membership.workspace, segment),
+        "suggestions": _suggestions(membership.workspace),
+        "can_edit": membership.can_edit,
+        "is_manual": False,
+    }
+    template = "segments/segment_editor.html"
+    if request.htmx and request.POST.get("op"):
+        template += "#editor"
+    return render(request, template, context, status=status)
+
+
+def _save_rules_segment(request, membership: Membership, segment: Segment | None) -> HttpResponse:
+    form = forms.SegmentForm(request.POST, instance=segment)
+    tree, problem = _posted_tree(request)
+    operation = request.POST.get("op")
+    if operation:
+        return _render_editor(
+            request, membership, segment, form, forms.apply_operation(tree, operation), {}
+        )
+    rule = _rule_of(request, tree)
+    segment_id = getattr(segment, "pk", None)
+    errors = (
+        {"rules": problem}
+        if problem
+        else services.check_rule(rule, workspace_id=membership.workspace.pk, segment_id=segment_id)
+    )
+    if not form.is_valid() or errors:
+        return _render_editor(request, membership, segment, form, tree, errors, status=400)
+    with transaction.atomic():
+        saved = form.save(commit=False)
+        saved.workspace, saved.kind, saved.rules = membership.workspace, Segment.RULES, rule
+        saved.save()
+    messages.success(request, f"Saved segment “{saved.name}”.")
+    return redirect("segment-edit", saved.pk)
+
+
+@login_required
+def segment_new(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request, edit=True)
+    kind = request.POST.get("kind") or request.GET.get("kind")
+    if kind == Segment.MANUAL:
+        return _new_manual_segment(request, membership)
+    if request.method == "POST":
+        return _save_rules_segment(request, membership, None)
+    form = forms.SegmentForm()
+    return _render_editor(request, membership, None, form, forms.GroupNode(), {})
+
+
+def _new_manual_segment(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = forms.SegmentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        segment = form.save(commit=False)
+        segment.workspace, segment.kind, segment.rules = membership.workspace, Segment.MANUAL, None
+        segment.save()
+        messages.success(
+            request, f"Created manual segment “{segment.name}”. Add its members below."
+        )
+        return redirect("segment-edit", segment.pk)
+    context = {"form": form, "segment": None, "is_manual": True, "can_edit": True}
+    return render(
+        request, "segments/manual_segment.html", context, status=400 if form.errors else 200
+    )
+
+
+@login_required
+def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = _get_segment_for_user(request, pk, edit=request.method == "POST")
+    membership = require_membership(request)
+    if segment.is_manual:
+        return _manual_segment_page(request, membership, segment)
+    if request.method == "POST":
+        return _save_rules_segment(request, membership, segment)
+    form = forms.SegmentForm(instance=segment)
+    return _render_editor(request, membership, segment, form, forms.from_rule(segment.rules), {})
+
+
+@login_required
+@require_POST
+def segment_preview(request: HttpRequest) -> HttpResponse:
+    """The live preview fragment for the rule being edited (writes nothing)."""
+    membership = require_membership(request)
+    tree, problem = _posted_tree(request)
+    raw_id = request.POST.get("segment_id", "")
+    segment_id = int(raw_id) if raw_id.isdigit() else None
+    if segment_id is not None:
+        segment_id = _get_segment_for_user(request, segment_id).pk
+    if problem:
+        preview = {"errors": {"rules": problem}, "total": 0}
+    else:
+        preview = preview_of(
+            membership.workspace, _rule_of(request, tree), segment_id, timezone.now()
+        )
+    context = {"preview": preview, "segment": None}
+    return render(request, "segments/segment_editor.html#preview", context)
+
+
+@login_required
+@require_POST
+def segment_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = _get_segment_for_user(request, pk, edit=True)
+    with transaction.atomic():
+        users = segment_users(segment)
+        if users:
+            messages.error(
+                request,
+                f"“{segment.name}” cannot be deleted: it is used by {', '.join(users)}. "
+                "Remove those uses first.",
+            )
+            return redirect("segment-edit", segment.pk)
+        segment.delete()
+    messages.success(request, f"Deleted segment “{segment.name}”.")
+    return redirect("segment-list")
+
+
+# Manual segments --------------------------------------------------------------
+
+
+def _manual_segment_page(request, membership: Membership, segment: Segment) -> HttpResponse:
+    form = forms.SegmentForm(request.POST or None, instance=segment)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Saved segment “{segment.name}”.")
+        return redirect("segment-edit", segment.pk)
+    members = services.segment_contacts(segment, timezone.now()).order_by("user_id")
+    page = Paginator(members, MEMBERS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "segment": segment,
+        "page": page,
+        "is_manual": True,
+        "can_edit": membership.can_edit,
+        "uses": segment_uses(membership.workspace, [segment])[segment.pk],
+    }
+    return render(
+        request, "segments/manual_segment.html", context, status=400 if form.errors else 200
+    )
+
+
+def _manual_segment_for_user(request: HttpRequest, pk: int) -> Segment:
+    segment = _get_segment_for_user(request, pk, edit=True)
+    if not segment.is_manual:
+        raise Http404("Only manual segments have members to change.")
+    return segment
+
+
+def _add_user_ids(request: HttpRequest, segment: Segment, user_ids: list[str]) -> None:
+    known = set(
+        Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids)
+        .values_list("user_id", flat=True)
+    )  # fmt: skip
+    added = services.add_members(segment, [u for u in user_ids if u in known])
+    unknown = [u for u in dict.fromkeys(user_ids) if u not in known]
+    if added:
+        messages.success(request, f"Added {added} contact{'s' if added != 1 else ''}.")
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        messages.warning(request, f"{len(unknown)} unknown user id(s) skipped: {shown}")
+
+
+@login_required
+@require_POST
+def segment_members_add(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = _manual_segment_for_user(request, pk)
+    user_ids = forms.user_ids_from_text(request.POST.get("user_ids", ""))
+    if not user_ids:
+        messages.error(request, "Enter at least one user id.")
+    else:
+        _add_user_ids(request, segment, user_ids)
+    return redirect(request.POST.get("next") or reverse("segment-edit", args=[segment.pk]))
+
+
+@login_required
+@require_POST
+def segment_members_import(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = _manual_segment_for_user(request, pk)
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a CSV file whose first column holds user ids.")
+        return redirect("segment-edit", segment.pk)
+    user_ids, problem = forms.user_ids_from_csv(upload)
+    if problem:
+        messages.error(request, problem)
+    else:
+        _add_user_ids(request, segment, user_ids)
+    return redirect("segment-edit", segment.pk)
+
+
+@login_required
+@require_POST
+def segment_members_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    segment = _manual_segment_for_user(request, pk)
+    user_ids = request.POST.getlist("user_id")
+    removed = services.remove_members(segment, user_ids) if user_ids else 0
+    messages.success(request, f"Removed {removed} contact{'s' if removed != 1 else ''}.")
+    return redirect(request.POST.get("next") or reverse("segment-edit", args=[segment.pk]))
+
+
+# Contacts ---------------------------------------------------------------------
+
+
+def _filtered_contacts(
+    request: HttpRequest, workspace: Workspace
+) -> tuple[QuerySet, Segment | None]:
+    segment = None
+    raw = request.GET.get("segment", "")
+    if raw.isdigit():
+        segment = Segment.objects.filter(workspace=workspace, pk=int(raw)).first()
+    if segment is None:
+        contacts = Contact.objects.filter(workspace=workspace)
+    else:
+        contacts = services.segment_contacts(segment, timezone.now())
+    query = request.GET.get("q", "").strip()
+    if query:
+        contacts = contacts.filter(
+            Q(user_id__icontains=query) | Q(email__icontains=query) | Q(name__icontains=query)
+        )
+    return contacts.select_related("account").order_by("-last_seen_at", "user_id"), segment
+
+
+@login_required
+@require_GET
+def contact_list(request: HttpRequest) -> HttpResponse:
+    membership = require_membership(request)
+    contacts, segment = _filtered_contacts(request, membership.workspace)
+    page = Paginator(contacts, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "page": page,
+        "q": request.GET.get("q", ""),
+        "segment": segment,
+        "segments": Segment.objects.filter(workspace=membership.workspace),
+        "querystring": query.urlencode(),
+    }
+    template = "segments/contact_list.html"
+    if request.htmx:
+        template += "#results"
+    return render(request, template, context)
+
+
+def _survey_decisions(workspace: Workspace, contact: Contact, now: datetime) -> list | None:
+    try:
+        from targeting.eligibility import explain_all
+    except ImportError:  # the eligibility engine is optional while it is being written
+        return None
+    return explain_all(workspace=workspace, contact=contact, now=now)
+
+
+@login_required
+@require_GET
+def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
+    contact = _get_contact_for_user(request, user_id)
+    membership = require_membership(request)
+    now = timezone.now()
+    segments = services.contact_segments(contact, now)
+    member_of = {s.pk for s in segments}
+    context = {
+        "contact": contact,
+        "segments": segments,
+        "events": contact.events.order_by("-occurred_at")[:100],
+        "event_count": contact.events.count(),
+        "displays": contact.displays.select_related("survey", "response").order_by("-shown_at")[
+            :50
+        ],
+        "decisions": _survey_decisions(membership.workspace, contact, now),
+        "manual_segments": [
+            s
+            for s in Segment.objects.filter(workspace=membership.workspace, kind=Segment.MANUAL)
+            if s.pk not in member_of
+        ],
+        "can_edit": membership.can_edit,
+    }
+    return render(request, "segments/contact_detail.html", context)

@@ -1,0 +1,92 @@
+"""Staff admin for surveys, their questions, displays and responses.
+
+Displays, responses and parsed answers are what the widget recorded: read-only.
+"""
+
+from django.contrib import admin
+
+from refiner.admin import pretty_json
+from surveys.models import Answer, Display, Question, Response, Survey
+from targeting.admin import TargetingInline
+
+
+class RecordedAdmin(admin.ModelAdmin):
+    """Shown and deletable, never added or edited by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class QuestionInline(admin.TabularInline):
+    model = Question
+    extra = 0
+    fields = ["position", "key", "type", "text", "choices"]
+
+
+@admin.register(Survey)
+class SurveyAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "workspace", "created_at", "updated_at"]
+    list_filter = ["status", "workspace", "created_at"]
+    search_fields = ["name"]
+    list_select_related = ["workspace"]
+    autocomplete_fields = ["workspace"]
+    readonly_fields = ["updated_at"]
+    inlines = [QuestionInline, TargetingInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Its displays, responses and targeted segments stay in the workspace it began in.
+        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
+
+
+@admin.register(Question)
+class QuestionAdmin(admin.ModelAdmin):
+    list_display = ["key", "type", "text", "survey", "position"]
+    list_filter = ["type", "survey__workspace"]
+    search_fields = ["key", "text", "survey__name"]
+    list_select_related = ["survey"]
+    autocomplete_fields = ["survey"]
+
+
+@admin.register(Display)
+class DisplayAdmin(RecordedAdmin):
+    list_display = ["id", "survey", "contact", "shown_at", "dismissed_at", "completed_at"]
+    list_filter = ["workspace", "shown_at", "completed_at", "dismissed_at"]
+    search_fields = ["survey__name", "contact__user_id", "contact__email"]
+    list_select_related = ["survey", "contact"]
+    date_hierarchy = "shown_at"
+
+
+@admin.register(Response)
+class ResponseAdmin(RecordedAdmin):
+    list_display = ["id", "survey", "contact", "completed", "created_at", "completed_at"]
+    list_filter = ["completed", "workspace", "created_at"]
+    search_fields = ["survey__name", "contact__user_id", "contact__email"]
+    list_select_related = ["survey", "contact"]
+    date_hierarchy = "created_at"
+    fields = [
+        "workspace",
+        "survey",
+        "contact",
+        "display",
+        "answers_json",
+        "completed",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="answers")
+    def answers_json(self, response: Response):
+        return pretty_json(response.answers)
+
+
+@admin.register(Answer)
+class AnswerAdmin(RecordedAdmin):
+    list_display = ["key", "text", "num", "contact", "survey", "is_latest", "answered_at"]
+    list_filter = ["is_latest", "workspace", "answered_at"]
+    search_fields = ["key", "text", "contact__user_id", "survey__name"]
+    list_select_related = ["contact", "survey"]

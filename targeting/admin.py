@@ -1,0 +1,72 @@
+"""Staff admin for survey targeting (SPEC §4)."""
+
+from django import forms
+from django.contrib import admin
+
+from targeting.models import Targeting
+
+SEGMENT_FIELDS = ("segments", "excluded_segments")
+
+
+class TargetingForm(forms.ModelForm):
+    class Meta:
+        model = Targeting
+        fields = [
+            "survey",
+            "audience",
+            "segments",
+            "segment_match",
+            "excluded_segments",
+            "trigger",
+            "trigger_event",
+            "allowed_pages",
+            "excluded_pages",
+            "delay_seconds",
+            "sample_percent",
+            "frequency",
+            "recurring_days",
+            "max_displays_per_contact",
+            "max_responses",
+            "starts_at",
+            "ends_at",
+            "priority",
+            "ignore_recontact",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        survey = cleaned.get("survey") or getattr(self.instance, "survey", None)
+        if survey is None:
+            return cleaned
+        for field in SEGMENT_FIELDS:
+            strangers = [
+                s.name for s in cleaned.get(field) or () if s.workspace_id != survey.workspace_id
+            ]
+            if strangers:
+                self.add_error(field, f"Not in the survey's workspace: {', '.join(strangers)}.")
+        return cleaned
+
+
+class TargetingInline(admin.StackedInline):
+    model = Targeting
+    form = TargetingForm
+    can_delete = False
+    autocomplete_fields = list(SEGMENT_FIELDS)
+
+
+@admin.register(Targeting)
+class TargetingAdmin(admin.ModelAdmin):
+    form = TargetingForm
+    list_display = [
+        "survey",
+        "audience",
+        "segment_match",
+        "trigger",
+        "frequency",
+        "sample_percent",
+        "priority",
+    ]
+    list_filter = ["audience", "trigger", "frequency", "survey__workspace"]
+    search_fields = ["survey__name", "trigger_event"]
+    list_select_related = ["survey"]
+    autocomplete_fields = ["survey", *SEGMENT_FIELDS]

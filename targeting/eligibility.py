@@ -1,0 +1,471 @@
+"""The eligibility engine: which surveys may a contact see right now, and why not (SPEC §4).
+
+It is the widget's hot path. The workspace's live surveys and segment definitions
+come from the cache (invalidated by `targeting.signals` on every change); the
+contact is loaded once as a snapshot and every segment is evaluated in memory on
+it, so a check costs a constant number of queries whatever the number of surveys
+and segments.
+"""
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count
+
+from refiner.models import Workspace
+from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition
+from segments.models import Contact, Segment
+from segments.services import segment_definitions, snapshot_of
+from surveys.models import Response, Survey
+from targeting.models import Targeting
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class SurveyDefinition:
+    """What the engine needs of a survey: plain data, cached per workspace."""
+
+    id: int
+    name: str
+    status: str
+    created_at: datetime
+    questions: tuple[dict, ...]
+    audience: str = Targeting.EVERYONE
+    segments: tuple[int, ...] = ()
+    segment_match: str = Targeting.ANY
+    excluded_segments: tuple[int, ...] = ()
+    trigger: str = Targeting.PAGE_LOAD
+    trigger_event: str = ""
+    allowed_pages: tuple[dict, ...] = ()
+    excluded_pages: tuple[dict, ...] = ()
+    delay_seconds: int = 0
+    sample_percent: float = 100
+    frequency: str = Targeting.ONCE
+    recurring_days: int = 30
+    max_displays_per_contact: int | None = None
+    max_responses: int | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    priority: int = 0
+    ignore_recontact: bool = False
+
+    @classmethod
+    def of(cls, survey: Survey) -> "SurveyDefinition":
+        """Built from a survey with its questions and targeting (prefetched or not)."""
+        fields = {
+            "id": survey.pk,
+            "name": survey.name,
+            "status": survey.status,
+            "created_at": survey.created_at,
+            "questions": tuple(q.to_dict() for q in survey.questions.all()),
+        }
+        targeting = getattr(survey, "targeting", None)
+        if targeting is not None:
+            fields |= {
+                "audience": targeting.audience,
+                "segments": tuple(sorted(s.pk for s in targeting.segments.all())),
+                "segment_match": targeting.segment_match,
+                "excluded_segments": tuple(sorted(s.pk for s in targeting.excluded_segments.all())),
+                "trigger": targeting.trigger,
+                "trigger_event": targeting.trigger_event,
+                "allowed_pages": tuple(targeting.allowed_pages),
+                "excluded_pages": tuple(targeting.excluded_pages),
+                "delay_seconds": targeting.delay_seconds,
+                "sample_percent": targeting.sample_percent,
+                "frequency": targeting.frequency,
+                "recurring_days": targeting.recurring_days,
+                "max_displays_per_contact": targeting.max_displays_per_contact,
+                "max_responses": targeting.max_responses,
+                "starts_at": targeting.starts_at,
+                "ends_at": targeting.ends_at,
+                "priority": targeting.priority,
+                "ignore_recontact": targeting.ignore_recontact,
+            }
+        return cls(**fields)
+
+    def to_widget_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "delay_seconds": self.delay_seconds,
+            "questions": list(self.questions),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    survey: SurveyDefinition
+    eligible: bool
+    reasons: list[Reason]
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """A workspace's live surveys (in the order they are offered) and its segments."""
+
+    surveys: tuple[SurveyDefinition, ...]
+    segments: dict[int, SegmentDefinition]
+    event_names: frozenset[str]
+
+
+# Definitions cache ------------------------------------------------------------
+
+
+def _version_key(workspace_id: int) -> str:
+    return f"targeting:version:{workspace_id}"
+
+
+def invalidate(workspace_id: int) -> None:
+    """Forget the workspace's cached definitions (a new version key orphans the old)."""
+    cache.set(_version_key(workspace_id), uuid.uuid4().hex, None)
+
+
+def _version(workspace_id: int) -> str:
+    version = cache.get(_version_key(workspace_id))
+    if version is None:
+        cache.add(_version_key(workspace_id), uuid.uuid4().hex, None)
+        version = cache.get(_version_key(workspace_id), "none")
+    return version
+
+
+def _offer_order(survey: SurveyDefinition) -> tuple:
+    return (-survey.priority, survey.created_at, survey.id)
+
+
+def _rule_event_names(rule) -> Iterator[str]:
+    if isinstance(rule, dict):
+        if rule.get("type") == "event" and isinstance(rule.get("event"), str):
+            yield rule["event"]
+        for condition in rule.get("conditions") or []:
+            yield from _rule_event_names(condition)
+
+
+def load_definitions(workspace_id: int) -> Definitions:
+    """Read the definitions from the database (a constant number of queries)."""
+    surveys = (
+        Survey.objects.filter(workspace_id=workspace_id, status=Survey.LIVE)
+        .select_related("targeting")
+        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
+    )
+    segments = segment_definitions(workspace_id)
+    names = {
+        name
+        for definition in segments.values()
+        if definition.kind == Segment.RULES
+        for name in _rule_event_names(definition.rules)
+    }
+    return Definitions(
+        surveys=tuple(sorted((SurveyDefinition.of(s) for s in surveys), key=_offer_order)),
+        segments=segments,
+        event_names=frozenset(names),
+    )
+
+
+def definitions(workspace_id: int) -> Definitions:
+    """The workspace's definitions, from the cache when they have not changed."""
+    key = f"targeting:definitions:{workspace_id}:{_version(workspace_id)}"
+    found = cache.get(key)
+    if found is None:
+        found = load_definitions(workspace_id)
+        cache.set(key, found, settings.DEFINITIONS_CACHE_SECONDS)
+    return found
+
+
+# The rules --------------------------------------------------------------------
+
+
+def sample_position(survey_id: int, contact_id: int) -> float:
+    """Where the contact falls for this survey, in [0, 100): stable across calls."""
+    digest = hashlib.sha256(f"{survey_id}:{contact_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+@lru_cache(maxsize=1024)
+def _pattern(value: str) -> re.Pattern:
+    return re.compile(".*".join(re.escape(part) for part in value.split("*")), re.DOTALL)
+
+
+def _page_target(url: str, value: str) -> str:
+    # A rule written as a path ("/settings") is compared with the URL's path, so
+    # that product managers need not spell out the host.
+    if value.startswith("/") and not url.startswith("/"):
+        return urlsplit(url).path or "/"
+    return url
+
+
+def page_matches(rule: dict, url: str) -> bool:
+    target, value = _page_target(url, rule["value"]), rule["value"]
+    match rule["match"]:
+        case "equals":
+            return target == value
+        case "starts_with":
+            return target.startswith(value)
+        case "contains":
+            return value in target
+        case "pattern":
+            return _pattern(value).fullmatch(target) is not None
+    return False
+
+
+@dataclass
+class Check:
+    """One eligibility question: this contact, now, with this event/URL/survey."""
+
+    contact: Contact | None
+    snapshot: ContactSnapshot | None
+    now: datetime
+    event: str | None
+    url: str | None
+    survey_id: int | None
+    recontact_days: int
+    segments: dict[int, SegmentDefinition]
+    response_counts: dict[int, int]
+    evaluator: Evaluator | None = None
+
+    def in_segment(self, segment_id: int) -> bool:
+        if self.evaluator is None:
+            self.evaluator = Evaluator(self.snapshot, self.now, self.segments)
+        return self.evaluator.in_segment(segment_id)
+
+    def displays_of(self, survey_id: int) -> list[DisplayFacts]:
+        return [d for d in self.snapshot.displays if d.survey_id == survey_id]
+
+
+def _closed_at(display: DisplayFacts) -> datetime | None:
+    moments = [m for m in (display.completed_at, display.dismissed_at) if m is not None]
+    return max(moments) if moments else None
+
+
+def _status_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    if survey.status != Survey.LIVE:
+        yield Reason("not_live", f"The survey is {survey.status}, not live.")
+        return
+    if survey.starts_at is not None and check.now < survey.starts_at:
+        yield Reason("outside_schedule", "The survey has not started yet.")
+    elif survey.ends_at is not None and check.now >= survey.ends_at:
+        yield Reason("outside_schedule", "The survey has ended.")
+    if survey.max_responses is not None:
+        if check.response_counts.get(survey.id, 0) >= survey.max_responses:
+            yield Reason(
+                "response_cap_reached",
+                f"The survey has its {survey.max_responses} completed responses.",
+            )
+
+
+def _audience_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    if survey.audience == Targeting.SEGMENTS:
+        found = [check.in_segment(pk) for pk in survey.segments]
+        inside = all(found) if survey.segment_match == Targeting.ALL else any(found)
+        if not found or not inside:
+            wanted = "all of" if survey.segment_match == Targeting.ALL else "any of"
+            yield Reason("not_in_audience", f"The contact is in none or not {wanted} its segments.")
+    excluded = [pk for pk in survey.excluded_segments if check.in_segment(pk)]
+    if excluded:
+        names = ", ".join(str(pk) for pk in excluded)
+        yield Reason("in_excluded_segment", f"The contact is in excluded segment {names}.")
+
+
+def _trigger_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    if survey.trigger == Targeting.EVENT and check.event != survey.trigger_event:
+        yield Reason("trigger_mismatch", f"The survey shows on the event {survey.trigger_event!r}.")
+    elif survey.trigger == Targeting.MANUAL and check.survey_id != survey.id:
+        yield Reason("trigger_mismatch", "The survey shows only when asked for by id.")
+    url = check.url
+    if survey.allowed_pages and (url is None or not any(
+        page_matches(rule, url) for rule in survey.allowed_pages
+    )):  # fmt: skip
+        yield Reason("page_mismatch", "The page is not one of the survey's pages.")
+    elif url is not None and any(page_matches(rule, url) for rule in survey.excluded_pages):
+        yield Reason("page_mismatch", "The page is one of the survey's excluded pages.")
+
+
+def _sample_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    if sample_position(survey.id, check.contact.pk) >= survey.sample_percent:
+        yield Reason("not_sampled", f"The contact is outside the {survey.sample_percent}% sample.")
+
+
+def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    own = check.displays_of(survey.id)
+    closed = [moment for moment in map(_closed_at, own) if moment is not None]
+    if survey.frequency == Targeting.ONCE and closed:
+        yield Reason("already_completed", "The contact already completed or dismissed it.")
+    elif survey.frequency == Targeting.RECURRING and closed:
+        again = max(closed) + timedelta(days=survey.recurring_days)
+        if check.now < again:
+            yield Reason(
+                "recently_shown",
+                f"It recurs every {survey.recurring_days} days; next from {again:%Y-%m-%d}.",
+            )
+    cap = survey.max_displays_per_contact
+    if cap is not None and len(own) >= cap:
+        yield Reason("display_cap_reached", f"The contact was shown it {cap} times already.")
+    if check.recontact_days and not survey.ignore_recontact:
+        since = check.now - timedelta(days=check.recontact_days)
+        if any(d.survey_id != survey.id and d.shown_at >= since for d in check.snapshot.displays):
+            yield Reason(
+                "recontact_period",
+                f"The contact saw another survey in the last {check.recontact_days} days.",
+            )
+
+
+STEPS = (_status_reasons, _audience_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons)
+
+
+def reasons_against(survey: SurveyDefinition, check: Check, *, first_only: bool) -> list[Reason]:
+    """The reasons the survey is not eligible, in §4's order (empty: eligible)."""
+    if check.contact is None:
+        return [Reason("unknown_contact", "The contact was never identified.")]
+    found = []
+    for step in STEPS:
+        for reason in step(survey, check):
+            found.append(reason)
+            if first_only:
+                return found
+        if found and step is _status_reasons and found[0].code == "not_live":
+            return found
+    return found
+
+
+def _response_counts(surveys: Iterable[SurveyDefinition], now: datetime) -> dict[int, int]:
+    """Completed responses of the capped surveys that are live now: one query, or none."""
+    capped = [
+        s.id
+        for s in surveys
+        if s.max_responses is not None
+        and s.status == Survey.LIVE
+        and (s.starts_at is None or s.starts_at <= now)
+        and (s.ends_at is None or now < s.ends_at)
+    ]
+    if not capped:
+        return {}
+    rows = (
+        Response.objects.filter(survey_id__in=capped, completed=True)
+        .values("survey_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["survey_id"]: row["n"] for row in rows}
+
+
+def _check(
+    *,
+    workspace: Workspace,
+    contact: Contact | None,
+    surveys: Iterable[SurveyDefinition],
+    found: Definitions,
+    now: datetime,
+    event: str | None,
+    url: str | None,
+    survey_id: int | None,
+) -> Check:
+    snapshot = snapshot_of(contact, found.event_names) if contact is not None else None
+    return Check(
+        contact=contact,
+        snapshot=snapshot,
+        now=now,
+        event=event,
+        url=url,
+        survey_id=survey_id,
+        recontact_days=workspace.recontact_days,
+        segments=found.segments,
+        response_counts=_response_counts(surveys, now) if contact is not None else {},
+    )
+
+
+def eligible_surveys(
+    *,
+    workspace: Workspace,
+    contact: Contact | None,
+    now: datetime,
+    event: str | None = None,
+    url: str | None = None,
+    survey_id: int | None = None,
+) -> list[SurveyDefinition]:
+    """The surveys the contact may be shown now: higher priority first, then older first.
+
+    `survey_id` limits the check to that survey (the widget's `showForm`, manual
+    triggers). Load `contact` with `select_related("account")` to save a query.
+    """
+    if contact is None:
+        return []
+    found = definitions(workspace.pk)
+    surveys = [s for s in found.surveys if survey_id is None or s.id == survey_id]
+    if not surveys:
+        return []
+    check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
+                   event=event, url=url, survey_id=survey_id)  # fmt: skip
+    return [s for s in surveys if not reasons_against(s, check, first_only=True)]
+
+
+def _decisions(surveys, *, workspace, contact, now, event, url, survey_id) -> list[Decision]:
+    found = definitions(workspace.pk)
+    check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
+                   event=event, url=url, survey_id=survey_id)  # fmt: skip
+    decisions = []
+    for survey in surveys:
+        reasons = reasons_against(survey, check, first_only=False)
+        decisions.append(Decision(survey, not reasons, reasons))
+    return decisions
+
+
+def _survey_definitions(workspace: Workspace, **filters) -> list[SurveyDefinition]:
+    surveys = (
+        Survey.objects.filter(workspace=workspace, **filters)
+        .select_related("targeting")
+        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
+    )
+    return sorted((SurveyDefinition.of(s) for s in surveys), key=_offer_order)
+
+
+def explain(
+    *,
+    workspace: Workspace,
+    survey_id: int,
+    contact: Contact | None,
+    now: datetime,
+    event: str | None = None,
+    url: str | None = None,
+) -> Decision:
+    """Why the survey is or is not eligible for the contact now (any status).
+
+    Reasons come in §4's order, the first being the step that said no; later ones
+    are listed too so the product manager sees everything to change. The check is
+    an automatic one (not the widget asking for the survey by id), so a `manual`
+    survey says `trigger_mismatch`. Raises
+    `Survey.DoesNotExist` for a survey outside the workspace.
+    """
+    surveys = _survey_definitions(workspace, pk=survey_id)
+    if not surveys:
+        raise Survey.DoesNotExist(f"There is no survey {survey_id} in this workspace.")
+    return _decisions(surveys, workspace=workspace, contact=contact, now=now, event=event,
+                      url=url, survey_id=None)[0]  # fmt: skip
+
+
+def explain_all(
+    *,
+    workspace: Workspace,
+    contact: Contact | None,
+    now: datetime,
+    event: str | None = None,
+    url: str | None = None,
+) -> list[Decision]:
+    """`explain` for every survey of the workspace except archived ones, on one snapshot."""
+    surveys = [s for s in _survey_definitions(workspace) if s.status != Survey.ARCHIVED]
+    return _decisions(surveys, workspace=workspace, contact=contact, now=now, event=event,
+                      url=url, survey_id=None)  # fmt: skip

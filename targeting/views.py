@@ -1,0 +1,189 @@
+"""The survey editor's Targeting tab (SPEC §4, §6): the Target Audience and its pacing."""
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_http_methods
+
+from refiner.models import Membership
+from segments.models import Contact, Event, Segment
+from segments.services import segment_contacts
+from surveys.models import Survey
+from surveys.views import survey_for
+from targeting.forms import TargetingForm
+from targeting.models import Targeting
+from targeting.services import apply_targeting, audience_estimate
+
+MAX_EVENT_NAMES = 200
+PAGE_MATCHES = [
+    ("equals", "equals"),
+    ("starts_with", "starts with"),
+    ("contains", "contains"),
+    ("pattern", "matches pattern (*)"),
+]
+
+
+@dataclass(frozen=True)
+class Competitor:
+    survey: Survey
+    shared: int
+
+
+def _audience_condition(audience: dict, segments: dict[int, Segment], now: datetime) -> Q | None:
+    """The audience as a condition on Contact; None when it can hold nobody.
+
+    Same meaning as `targeting.services.audience_estimate`, kept as a Q so that
+    two audiences can be intersected in one query.
+    """
+
+    def members(ids) -> list[Q]:
+        chosen = [segments[pk] for pk in ids if pk in segments]
+        return [Q(pk__in=segment_contacts(s, now).values("pk")) for s in chosen]
+
+    condition = Q()
+    if audience["audience"] == Targeting.SEGMENTS:
+        targeted = members(audience["segments"])
+        if not targeted:
+            return None
+        combined = targeted[0]
+        for part in targeted[1:]:
+            combined = (
+                combined & part if audience["segment_match"] == Targeting.ALL else combined | part
+            )
+        condition &= combined
+    for part in members(audience["excluded_segments"]):
+        condition &= ~part
+    return condition
+
+
+def _saved_audience(targeting: Targeting) -> dict:
+    return {
+        "audience": targeting.audience,
+        "segments": [s.pk for s in targeting.segments.all()],
+        "segment_match": targeting.segment_match,
+        "excluded_segments": [s.pk for s in targeting.excluded_segments.all()],
+    }
+
+
+def competitors(
+    survey: Survey, audience: dict, segments: dict[int, Segment], now: datetime
+) -> list[Competitor]:
+    """Other live surveys whose audience shares contacts with this one: one COUNT each."""
+    workspace_id = survey.workspace_id
+    mine = _audience_condition(audience, segments, now)
+    if mine is None:
+        return []
+    others = (
+        Survey.objects.filter(
+            workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False
+        )
+        .exclude(pk=survey.pk)
+        .select_related("targeting")
+        .prefetch_related("targeting__segments", "targeting__excluded_segments")
+        .order_by("-targeting__priority", "created_at")
+    )
+    found = []
+    for other in others:
+        theirs = _audience_condition(_saved_audience(other.targeting), segments, now)
+        if theirs is None:
+            continue
+        shared = Contact.objects.filter(Q(workspace_id=workspace_id) & mine & theirs).count()
+        if shared:
+            found.append(Competitor(other, shared))
+    return found
+
+
+def _estimate(survey: Survey, form: TargetingForm, segments: dict[int, Segment]) -> dict:
+    now = timezone.now()
+    audience = form.audience()
+    size = audience_estimate(survey.workspace_id, now=now, **audience)
+    try:
+        sample = float(form.values["sample_percent"])
+    except ValueError:
+        sample = 100.0
+    sample = min(max(sample, 0), 100) if math.isfinite(sample) else 100.0
+    targeted = audience["segments"] if audience["audience"] == Targeting.SEGMENTS else []
+    return {
+        "size": size,
+        "targeted": [segments[pk] for pk in targeted if pk in segments],
+        "excluded": [segments[pk] for pk in audience["excluded_segments"] if pk in segments],
+        "sampled": round(size * sample / 100),
+        "sample_percent": sample,
+        "contacts": Contact.objects.filter(workspace_id=survey.workspace_id).count(),
+        "competitors": competitors(survey, audience, segments, now),
+    }
+
+
+def _event_names(workspace_id: int) -> list[str]:
+    events = Event.objects.filter(workspace_id=workspace_id).order_by("name")
+    names = set(events.values_list("name", flat=True).distinct()[:MAX_EVENT_NAMES])
+    triggers = Targeting.objects.filter(survey__workspace_id=workspace_id)
+    names |= set(triggers.exclude(trigger_event="").values_list("trigger_event", flat=True))
+    return sorted(names)
+
+
+def _render(
+    request: HttpRequest, survey: Survey, membership: Membership, form: TargetingForm, **extra
+) -> HttpResponse:
+    fragment = "estimate" if request.method == "GET" else "targeting-form"
+    template = "targeting/tab.html" + (f"#{fragment}" if request.htmx else "")
+    segments = {s.pk: s for s in Segment.objects.filter(workspace_id=survey.workspace_id)}
+    context = {
+        "survey": survey,
+        "form": form,
+        "estimate": _estimate(survey, form, segments),
+        "segments": segments.values(),
+        "event_names": [] if request.htmx else _event_names(survey.workspace_id),
+        "page_matches": PAGE_MATCHES,
+        "can_edit": membership.can_edit,
+        "tab": "targeting",
+        **extra,
+    }
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _targeting_of(survey: Survey) -> Targeting:
+    # Surveys made through the API or the admin always get one, but older rows may not.
+    return getattr(survey, "targeting", None) or Targeting.objects.get_or_create(survey=survey)[0]
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def survey_targeting(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """The tab. htmx GETs carry the unsaved fields and get the live estimate back."""
+    if request.method == "POST":
+        return _targeting_post(request, survey_id)
+    membership, survey = survey_for(request, survey_id)
+    if request.htmx:
+        form = TargetingForm.from_data(request.GET)
+    else:
+        form = TargetingForm.from_targeting(_targeting_of(survey))
+    return _render(request, survey, membership, form)
+
+
+def _targeting_post(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """Save, or add/remove a page row (nothing saved) and show the form again."""
+    membership, survey = survey_for(request, survey_id, edit=True)
+    form = TargetingForm.from_data(request.POST)
+    if form.change_rows(request.POST.get("action", "save")):
+        return _render(request, survey, membership, form)
+    cleaned = form.clean(membership.workspace)
+    if cleaned is None:
+        return _render(request, survey, membership, form)
+    apply_targeting(survey, cleaned)
+    if not request.htmx:
+        messages.success(request, "Targeting saved.")
+        return redirect("survey-targeting", survey_id=survey.pk)
+    survey.refresh_from_db()
+    form = TargetingForm.from_targeting(Targeting.objects.get(survey=survey))
+    return _render(request, survey, membership, form, saved=True)

@@ -1,0 +1,233 @@
+"""The widget's endpoints (SPEC §5.1): public widget key, CORS, identity verification."""
+
+import functools
+import hashlib
+import hmac
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from refiner.http import ApiError, api, invalid, json_body
+from refiner.models import Workspace
+from segments import services as contacts
+from segments.models import Contact
+from surveys import services
+from surveys.models import Display, Survey
+from targeting.eligibility import eligible_surveys
+
+PREFLIGHT_MAX_AGE = 86_400
+MAX_URL = 2000
+
+
+def _origin_allowed(workspace: Workspace, origin: str) -> bool:
+    return not workspace.allowed_origins or origin.rstrip("/") in workspace.allowed_origins
+
+
+def cors(view: Callable) -> Callable:
+    """CORS for the widget: preflights pass; answers carry the origin the workspace allows.
+
+    A preflight carries no body, so no workspace: it is answered for any origin and
+    the real request is checked against the workspace's allowed origins.
+    """
+
+    @csrf_exempt
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        if request.method == "OPTIONS":
+            response = HttpResponse(status=204)
+            if origin:
+                response["Access-Control-Allow-Origin"] = origin
+                response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+                response["Access-Control-Allow-Headers"] = "Content-Type"
+                response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+            response["Vary"] = "Origin"
+            return response
+        response = view(request, *args, **kwargs)
+        workspace = getattr(request, "widget_workspace", None)
+        if origin and workspace is not None and _origin_allowed(workspace, origin):
+            response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+        return response
+
+    return wrapper
+
+
+def _widget_key(data: dict) -> str:
+    key = data.get("workspace")
+    if not isinstance(key, str) or not key:
+        raise ApiError("unauthorized", 'Send the widget key as "workspace".', 401)
+    return key
+
+
+def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
+    """Refuse an unknown key (401) or an origin the workspace does not allow (403)."""
+    if workspace is None:
+        raise ApiError("unauthorized", "The widget key is not valid.", 401)
+    request.widget_workspace = workspace
+    origin = request.headers.get("Origin")
+    if origin and not _origin_allowed(workspace, origin):
+        raise ApiError("origin_not_allowed", f"The origin {origin} may not use this key.", 403)
+    return workspace
+
+
+def _workspace(request: HttpRequest, data: dict) -> Workspace:
+    return _admit(request, Workspace.objects.filter(widget_key=_widget_key(data)).first())
+
+
+def signature_of(workspace: Workspace, user_id: str) -> str:
+    """Hex HMAC-SHA256 of the user id with the secret key: what the customer's server signs."""
+    return hmac.new(workspace.secret_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def _verify(workspace: Workspace, data: dict, user_id: Any) -> None:
+    if not workspace.identity_verification:
+        return
+    signature = data.get("signature")
+    if (
+        not isinstance(signature, str)
+        or not isinstance(user_id, str | int)
+        or isinstance(user_id, bool)
+        # Bytes: compare_digest refuses non-ASCII str, and a signature may hold anything.
+        or not hmac.compare_digest(
+            signature.lower().encode(), signature_of(workspace, str(user_id)).encode()
+        )
+    ):
+        raise ApiError("bad_signature", "The signature of the user id is missing or wrong.", 403)
+
+
+def _user_id(data: dict) -> str:
+    errors: dict[str, str] = {}
+    user_id = contacts._check_id(data.get("user_id"), "user_id", errors)
+    if errors:
+        raise invalid(errors)
+    return user_id
+
+
+def _identified(request: HttpRequest, data: dict) -> tuple[Workspace, Contact | None, str]:
+    """Workspace and contact of a body with "workspace" and "user_id", in one query."""
+    key = _widget_key(data)
+    raw = data.get("user_id")
+    user_id = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
+    contact = None
+    if user_id:
+        contact = (
+            Contact.objects.select_related("workspace", "account")
+            .filter(workspace__widget_key=key, user_id=user_id)
+            .first()
+        )
+    if contact is not None:
+        workspace = _admit(request, contact.workspace)
+    else:
+        workspace = _workspace(request, data)
+    _verify(workspace, data, raw)
+    return workspace, contact, _user_id(data)
+
+
+def _optional_string(data: dict, key: str, size: int) -> str | None:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, str) or not 1 <= len(value) <= size):
+        raise invalid({key: f"Must be a text of 1 to {size} characters, or null."})
+    return value
+
+
+@cors
+@api(["POST"])
+def identify(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    workspace = _workspace(request, data)
+    user = data.get("user")
+    _verify(workspace, data, user.get("id") if isinstance(user, dict) else None)
+    cleaned = contacts.clean_user(user, "user.")
+    contact = contacts.identify_contact(workspace=workspace, user=cleaned, now=timezone.now())
+    return JsonResponse({"contact": contact.to_dict()})
+
+
+@cors
+@api(["POST"])
+def track(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    workspace = _workspace(request, data)
+    _verify(workspace, data, data.get("user_id"))
+    user_id = _user_id(data)
+    event = contacts.clean_event_name(data.get("event"))
+    contacts.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
+    return JsonResponse({"status": "accepted"}, status=202)
+
+
+@cors
+@api(["POST"])
+def eligibility(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    workspace, contact, _ = _identified(request, data)
+    event = _optional_string(data, "event", 200)
+    url = _optional_string(data, "url", MAX_URL)
+    survey_id = data.get("survey")
+    if survey_id is not None and (not isinstance(survey_id, int) or isinstance(survey_id, bool)):
+        raise invalid({"survey": "Must be a survey id, or null."})
+    surveys = eligible_surveys(workspace=workspace, contact=contact, now=timezone.now(),
+                               event=event, url=url, survey_id=survey_id)  # fmt: skip
+    return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
+
+
+@cors
+@api(["POST"])
+def displays(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    workspace, contact, user_id = _identified(request, data)
+    survey_id = data.get("survey")
+    if not isinstance(survey_id, int) or isinstance(survey_id, bool):
+        raise invalid({"survey": "Must be a survey id."})
+    if contact is None:
+        raise ApiError("not_found", f"There is no contact {user_id!r}; identify it first.", 404)
+    survey = Survey.objects.filter(workspace=workspace, pk=survey_id, status=Survey.LIVE).first()
+    if survey is None:
+        raise ApiError("not_found", f"There is no live survey {survey_id}.", 404)
+    display = services.record_display(survey=survey, contact=contact, now=timezone.now())
+    return JsonResponse({"display": str(display.pk)}, status=201)
+
+
+def _display(request: HttpRequest, data: dict, display_id: UUID) -> Display:
+    """The display, if it belongs to the key's workspace (and to the user, when named)."""
+    workspace = _workspace(request, data)
+    display = (
+        Display.objects.select_related("survey", "contact")
+        .filter(workspace=workspace, pk=display_id)
+        .first()
+    )
+    if display is None or (
+        data.get("user_id") is not None and str(data["user_id"]) != display.contact.user_id
+    ):
+        raise ApiError("not_found", "There is no such display.", 404)
+    return display
+
+
+@cors
+@api(["POST"])
+def answers(request: HttpRequest, display_id: UUID) -> JsonResponse:
+    data = json_body(request)
+    display = _display(request, data, display_id)
+    completed = data.get("completed", False)
+    if not isinstance(completed, bool):
+        raise invalid({"completed": "Must be true or false."})
+    cleaned = services.clean_answers(display.survey, data.get("answers", {}))
+    response = services.record_answers(
+        display=display, answers=cleaned, completed=completed, now=timezone.now()
+    )
+    return JsonResponse(
+        {"display": str(display.pk), "answers": response.answers, "completed": response.completed}
+    )
+
+
+@cors
+@api(["POST"])
+def dismiss(request: HttpRequest, display_id: UUID) -> JsonResponse:
+    data = json_body(request)
+    display = services.dismiss_display(
+        display=_display(request, data, display_id), now=timezone.now()
+    )
+    return JsonResponse({"display": str(display.pk), "dismissed": display.dismissed_at is not None})

@@ -1,0 +1,124 @@
+"""The segment editor in a real browser: rows and groups added with htmx, a live count."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from refiner.models import Membership
+from segments.models import Segment
+from tests.factories import ContactFactory, EventFactory, MembershipFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "segment-editor.png"
+PEOPLE = [
+    ("Ada Lovelace", "enterprise", "admin", 7),
+    ("Grace Hopper", "enterprise", "member", 6),
+    ("Alan Turing", "Enterprise", "admin", 0),
+    ("Katherine Johnson", "enterprise", "member", 1),
+    ("Linus Torvalds", "pro", "admin", 9),
+    ("Margaret Hamilton", "free", "member", 0),
+]
+
+
+@pytest.fixture
+def owner(live_server):
+    cache.clear()  # login rate limits from other tests
+    membership = MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
+    now = timezone.now()
+    for n, (name, plan, role, exports) in enumerate(PEOPLE):
+        first = name.split()[0].lower()
+        contact = ContactFactory(
+            workspace=membership.workspace, user_id=f"u-{n + 1}", name=name,
+            email=f"{first}@example.com", traits={"plan": plan, "role": role},
+        )  # fmt: skip
+        for day in range(exports):
+            EventFactory(contact=contact, name="report_exported",
+                         occurred_at=now - timedelta(days=day + 1))  # fmt: skip
+    return membership
+
+
+def sign_in(page, live_server, membership) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", membership.user.username)
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/segments/")
+
+
+def test_it_builds_a_nested_segment_and_saves_it(page, page_errors, live_server, owner):
+    from playwright.sync_api import expect
+
+    sign_in(page, live_server, owner)
+    page.get_by_role("link", name="New segment").click()
+    count = page.get_by_test_id("preview-count")
+    expect(count).to_have_text("6")
+
+    page.fill("#id_name", "Engaged enterprise admins")
+    page.fill("#id_description", "Enterprise accounts whose admins or exporters are active")
+    root_actions = page.locator(".rule-group[data-prefix='c'] > .group-actions")
+    root_actions.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "plan")
+    page.fill("#c-0-value", "enterprise")
+    expect(count).to_have_text("3")
+    page.check("#c-0-ignore_case")
+    expect(count).to_have_text("4")
+
+    root_actions.get_by_role("button", name="+ Group").click()
+    page.select_option("#c-1-0-kind", "event")
+    page.fill("#c-1-0-event", "report_exported")
+    page.fill("#c-1-0-value", "5")
+    page.fill("#c-1-0-within_days", "30")
+    expect(count).to_have_text("2")
+    page.locator("[data-prefix='c-1'] > .group-actions").get_by_role(
+        "button", name="+ Condition"
+    ).click()
+    page.fill("#c-1-1-attribute", "role")
+    page.fill("#c-1-1-value", "admin")
+    expect(count).to_have_text("3")
+    expect(page.locator("#preview")).to_contain_text("Alan Turing")
+    page.locator("#c-1-1-value").blur()
+    page.wait_for_load_state("networkidle")
+    expect(count).to_have_text("3")
+
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.locator(".message.success")).to_contain_text("Saved segment")
+
+    segment = Segment.objects.get(name="Engaged enterprise admins")
+    assert segment.workspace == owner.workspace
+    assert segment.rules == {
+        "type": "group",
+        "match": "all",
+        "conditions": [
+            {"type": "attribute", "attribute": "plan", "operator": "equals",
+             "value": "enterprise", "ignore_case": True},
+            {"type": "group", "match": "any", "conditions": [
+                {"type": "event", "event": "report_exported", "operator": "at_least",
+                 "value": 5, "within_days": 30},
+                {"type": "attribute", "attribute": "role", "operator": "equals",
+                 "value": "admin"},
+            ]},
+        ],
+    }  # fmt: skip
+    assert page_errors == []
+
+
+def test_it_shows_a_bad_row_and_saves_nothing(page, live_server, owner):
+    from playwright.sync_api import expect
+
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/segments/new/")
+    page.fill("#id_name", "Big spenders")
+    page.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "spend")
+    page.select_option("#c-0-operator", "greater_than")
+    page.fill("#c-0-value", "lots")
+    expect(page.get_by_test_id("preview-count")).to_have_text("–")
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.locator("[data-prefix='c-0'] .error")).to_have_text("value: Must be a number.")
+    assert not Segment.objects.filter(name="Big spenders").exists()

@@ -1,0 +1,184 @@
+"""The survey editor in a real browser: questions, the Targeting tab with its live
+estimate, publishing, and the widget endpoint offering the survey to the right contact."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from refiner.models import Membership
+from surveys.models import Survey
+from targeting.models import Targeting
+from tests.factories import (
+    ContactFactory,
+    EventFactory,
+    MembershipFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "targeting-tab.png"
+
+
+def group(*conditions: dict, match: str = "all") -> dict:
+    return {"type": "group", "match": match, "conditions": list(conditions)}
+
+
+@pytest.fixture
+def owner(live_server):
+    cache.clear()  # login rate limits and cached definitions from other tests
+    membership = MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
+    workspace = membership.workspace
+    SegmentFactory(
+        workspace=workspace,
+        name="Enterprise",
+        rules=group({"type": "attribute", "attribute": "plan", "operator": "equals",
+                     "value": "enterprise"}),
+    )  # fmt: skip
+    SegmentFactory(
+        workspace=workspace,
+        name="Power users",
+        rules=group({"type": "event", "event": "report_exported", "operator": "at_least",
+                     "value": 3, "within_days": 30}),
+    )  # fmt: skip
+    SegmentFactory(
+        workspace=workspace,
+        name="Employees",
+        rules=group({"type": "attribute", "attribute": "email", "operator": "ends_with",
+                     "value": "@acme.test"}),
+    )  # fmt: skip
+    SegmentFactory(
+        workspace=workspace,
+        name="New users (first seen < 7 days)",
+        rules=group({"type": "attribute", "attribute": "first_seen_at",
+                     "operator": "less_than_days_ago", "value": 7}),
+    )  # fmt: skip
+    return membership
+
+
+@pytest.fixture
+def contacts(owner) -> dict[str, object]:
+    """Only `ada` is an enterprise power user who is not an employee."""
+    now = timezone.now()
+    people = {
+        "ada": ("ada@example.com", "enterprise", 5),
+        "eve": ("eve@acme.test", "enterprise", 6),  # an employee: excluded
+        "bob": ("bob@example.com", "enterprise", 1),  # not a power user
+        "kim": ("kim@example.com", "free", 8),  # not on enterprise
+    }
+    made = {}
+    for user_id, (email, plan, exports) in people.items():
+        contact = ContactFactory(
+            workspace=owner.workspace, user_id=user_id, email=email, traits={"plan": plan}
+        )
+        for day in range(exports):
+            EventFactory(contact=contact, name="report_exported",
+                         occurred_at=now - timedelta(days=day + 1))  # fmt: skip
+        made[user_id] = contact
+    return made
+
+
+@pytest.fixture
+def rival(owner) -> Survey:
+    """A live survey for the whole Enterprise segment: it competes for ada."""
+    survey = SurveyFactory(workspace=owner.workspace, name="Enterprise pulse",
+                           targeting={"audience": Targeting.SEGMENTS, "priority": 2})  # fmt: skip
+    survey.targeting.segments.set(owner.workspace.segments.filter(name="Enterprise"))
+    return survey
+
+
+def sign_in(page, live_server, membership) -> None:
+    page.goto(f"{live_server.url}/login/")
+    page.fill("#id_username", membership.user.username)
+    page.fill("#id_password", "password")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def offered(page, live_server, workspace, user_id: str, **check) -> list[int]:
+    response = page.request.post(
+        f"{live_server.url}/api/v1/widget/eligibility",
+        data={"workspace": workspace.widget_key, "user_id": user_id, **check},
+    )
+    assert response.status == 200, response.text()
+    return [survey["id"] for survey in response.json()["surveys"]]
+
+
+def test_targeting_tab_reaches_exactly_the_matching_contact(
+    page, page_errors, live_server, owner, contacts, rival
+):
+    from playwright.sync_api import expect
+
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/surveys/")
+    page.fill("input[name=name]", "Power-user feedback")
+    page.get_by_role("button", name="New survey").click()
+    page.wait_for_url("**/surveys/*/")
+    survey = Survey.objects.get(workspace=owner.workspace, name="Power-user feedback")
+
+    # Questions tab: two questions, added with htmx.
+    page.fill("#new-text", "How likely are you to recommend our reports?")
+    page.get_by_role("button", name="Add question").click()
+    expect(page.locator(".question-card:not(.new-question)")).to_have_count(1)
+    page.select_option("#new-type", "multiple_choice")
+    page.fill("#new-text", "Which reports do you export most?")
+    page.fill("#new-choices", "Revenue\nRetention\nFunnels")
+    page.get_by_role("button", name="Add question").click()
+    expect(page.locator(".question-card:not(.new-question)")).to_have_count(2)
+    assert [q.type for q in survey.questions.all()] == ["nps", "multiple_choice"]
+
+    # Targeting tab: two segments with "all", one exclusion, an event trigger.
+    page.get_by_role("link", name="Targeting").click()
+    estimate = page.locator("#estimate .preview-count")
+    expect(estimate).to_have_text("4")
+    page.check("input[name=audience][value=segments]")
+    page.check("label:has-text('Enterprise') input[name=segments]")
+    expect(estimate).to_have_text("3")
+    page.check("label:has-text('Power users') input[name=segments]")
+    expect(estimate).to_have_text("4")  # "at least one of" by default
+    page.select_option("select[name=segment_match]", "all")
+    expect(estimate).to_have_text("2")
+    page.check("label:has-text('Employees') input[name=excluded_segments]")
+    expect(estimate).to_have_text("1")
+    expect(page.locator("#estimate .competitors")).to_contain_text(
+        "Enterprise pulse: shares 1 contact"
+    )
+    page.select_option("#trigger", "event")
+    page.fill("#trigger_event", "report_exported")
+    page.get_by_role("button", name="+ Add page").first.click()
+    page.locator("input[name='allowed_pages-value']").fill("/app")
+    page.fill("#delay_seconds", "3")
+    page.fill("#priority", "5")
+    page.locator(".form-bar").get_by_role("button", name="Save targeting").click()
+    expect(page.locator(".saved")).to_be_visible()
+
+    targeting = Targeting.objects.get(survey=survey).to_dict()
+    segment_ids = dict(owner.workspace.segments.values_list("name", "id"))
+    assert targeting["segments"] == sorted([segment_ids["Enterprise"], segment_ids["Power users"]])
+    assert targeting["segment_match"] == "all"
+    assert targeting["excluded_segments"] == [segment_ids["Employees"]]
+    assert (targeting["trigger"], targeting["trigger_event"]) == ("event", "report_exported")
+    assert targeting["allowed_pages"] == [{"match": "starts_with", "value": "/app"}]
+
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator(".editor-header .badge")).to_have_text("Live")
+    survey.refresh_from_db()
+    assert survey.status == Survey.LIVE
+
+    check = {"event": "report_exported", "url": "https://app.example.com/app/reports"}
+    for user_id in contacts:
+        surveys = offered(page, live_server, owner.workspace, user_id, **check)
+        assert (survey.pk in surveys) == (user_id == "ada"), user_id
+    assert survey.pk not in offered(page, live_server, owner.workspace, "ada", url=check["url"])
+
+    page.set_viewport_size({"width": 1360, "height": 900})
+    page.reload()
+    expect(estimate).to_have_text("1")
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert page_errors == []

@@ -1,0 +1,87 @@
+"""The widget's demo host page (/demo/) and the widget script's budget, without a browser."""
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from targeting.widget_api import signature_of
+
+pytestmark = pytest.mark.django_db
+
+WIDGET_JS = Path(django_settings.BASE_DIR) / "static" / "refiner" / "widget.js"
+
+
+@pytest.fixture
+def demo_on(settings):
+    settings.DEMO_PAGE_ENABLED = True
+
+
+def test_it_is_not_found_when_disabled(client, settings, workspace):
+    settings.DEMO_PAGE_ENABLED = False
+    assert client.get("/demo/").status_code == 404
+
+
+def test_it_embeds_the_first_workspace_key(client, demo_on, workspace, other_workspace):
+    response = client.get("/demo/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Acme Analytics" in page
+    assert f"_refiner('setProject', \"{workspace.widget_key}\")" in page
+    assert other_workspace.widget_key not in page
+    assert '<script async src="http://testserver/static/refiner/widget.js">' in page
+
+
+def test_it_uses_the_key_from_the_query(client, demo_on, workspace, other_workspace):
+    page = client.get("/demo/", {"key": other_workspace.widget_key}).content.decode()
+    assert f"_refiner('setProject', \"{other_workspace.widget_key}\")" in page
+    assert workspace.widget_key not in page
+
+
+def test_an_unknown_key_is_not_found(client, demo_on, workspace):
+    assert client.get("/demo/", {"key": "wk_nobody"}).status_code == 404
+
+
+def test_it_is_not_found_without_any_workspace(client, demo_on):
+    assert client.get("/demo/").status_code == 404
+
+
+def test_it_only_answers_get(client, demo_on, workspace):
+    assert client.post("/demo/").status_code == 405
+
+
+def test_a_user_id_cannot_break_out_of_the_script(client, demo_on, workspace):
+    attack = "</script><script>alert(1)</script>"
+    page = client.get("/demo/", {"user": attack}).content.decode()
+    assert attack not in page
+    assert "\\u003C/script\\u003E\\u003Cscript\\u003Ealert(1)" in page
+
+
+def test_inline_scripts_run_by_nonce_only(client, demo_on, workspace):
+    response = client.get("/demo/")
+    policy = response["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]*)", policy).group(1)
+    nonce = re.search(r"'nonce-([^']+)'", script_src).group(1)
+    assert "unsafe-inline" not in script_src
+    inline = re.findall(r"<script( nonce=\"[^\"]*\")?>", response.content.decode())
+    assert inline and all(attrs == f' nonce="{nonce}"' for attrs in inline)
+    assert client.get("/demo/")["Content-Security-Policy"] != policy, "a new nonce each time"
+
+
+def test_the_page_signs_the_user_when_verification_is_on(client, demo_on, workspace):
+    workspace.identity_verification = True
+    workspace.save()
+    page = client.get("/demo/", {"user": "u-7"}).content.decode()
+    assert f'{{"signature": "{signature_of(workspace, "u-7")}"}}' in page
+
+
+def test_the_page_sends_no_signature_when_verification_is_off(client, demo_on, workspace):
+    page = client.get("/demo/", {"user": "u-7"}).content.decode()
+    assert "signature" not in page.split("_refiner('identifyUser'")[1].split(");")[0]
+
+
+def test_the_widget_script_stays_small_and_dependency_free():
+    source = WIDGET_JS.read_text()
+    assert len(source.encode()) < 15_000
+    assert not re.search(r"^\s*import\s|require\(|innerHTML|eval\(", source, re.MULTILINE)

@@ -1,0 +1,130 @@
+"""Eligibility is the hot path (SPEC §8): a constant, small number of queries per check."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from segments.models import Segment, SegmentMember
+from surveys.models import Display
+from surveys.services import record_answers, record_display
+from targeting.models import Targeting
+from tests.factories import (
+    AccountFactory,
+    ContactFactory,
+    EventFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+
+
+def segment_rule(n: int, survey_id: int) -> dict:
+    """Rules that need every part of a contact: traits, account, events, displays, answers."""
+    return {"type": "group", "match": "any", "conditions": [
+        {"type": "attribute", "attribute": "plan", "operator": "equals", "value": f"plan-{n}"},
+        {"type": "attribute", "attribute": "account.size", "operator": "greater_than", "value": n},
+        {"type": "event", "event": f"event-{n % 5}", "operator": "at_least", "value": 2,
+         "within_days": 30},
+        {"type": "survey", "survey": survey_id, "operator": "seen"},
+        {"type": "answer", "survey": survey_id, "question": "nps", "operator": "less_than",
+         "value": n % 11},
+    ]}  # fmt: skip
+
+
+def build(workspace, *, surveys: int, segments: int):
+    now = timezone.now()
+    workspace.recontact_days = 1
+    workspace.save()
+    account = AccountFactory(workspace=workspace, traits={"size": 20})
+    contact = ContactFactory(workspace=workspace, user_id="u-1", account=account,
+                             traits={"plan": "plan-3"})  # fmt: skip
+    for n in range(5):
+        EventFactory(contact=contact, name=f"event-{n}", occurred_at=now - timedelta(days=n))
+    answered = SurveyFactory(workspace=workspace, status="paused")
+    display = record_display(survey=answered, contact=contact, now=now - timedelta(days=3))
+    record_answers(display=display, answers={"nps": 6}, completed=True, now=display.shown_at)
+    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    SegmentMember.objects.create(segment=manual, contact=contact)
+    never = {"type": "event", "event": "never", "operator": "at_least", "value": 1}
+    nobody = SegmentFactory(
+        workspace=workspace, rules={"type": "group", "match": "all", "conditions": [never]}
+    )
+    made = [manual] + [
+        SegmentFactory(workspace=workspace, rules=segment_rule(n, answered.pk))
+        for n in range(segments - 2)
+    ]
+    for n in range(surveys):
+        survey = SurveyFactory(
+            workspace=workspace,
+            targeting={
+                "audience": Targeting.SEGMENTS,
+                "segment_match": Targeting.ALL if n % 2 else Targeting.ANY,
+                "max_responses": 1000,
+                "frequency": "recurring",
+                "allowed_pages": [{"match": "pattern", "value": "https://*/app/*"}],
+                "ignore_recontact": True,
+            },
+        )
+        survey.targeting.segments.set([made[n % len(made)], made[(n * 7) % len(made)]])
+        survey.targeting.excluded_segments.set([nobody])
+        Display.objects.create(workspace=workspace, survey=survey, contact=contact,
+                               shown_at=now - timedelta(days=40),
+                               completed_at=now - timedelta(days=40))  # fmt: skip
+    return contact
+
+
+def check(workspace) -> list[int]:
+    body = {"workspace": workspace.widget_key, "user_id": "u-1",
+            "url": "https://app.example.com/app/home"}  # fmt: skip
+    response = Client().post(
+        "/api/v1/widget/eligibility", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 200
+    return [s["id"] for s in response.json()["surveys"]]
+
+
+@pytest.mark.parametrize("surveys, segments", [(1, 2), (30, 50)])
+def test_a_check_costs_at_most_six_queries(
+    workspace, django_assert_max_num_queries, surveys, segments
+):
+    build(workspace, surveys=surveys, segments=segments)
+    offered = check(workspace)  # fills the definitions cache
+    assert offered, "the check should offer something, or it proves little"
+    with django_assert_max_num_queries(6):
+        assert check(workspace) == offered
+
+
+def test_the_query_count_does_not_grow_with_surveys_and_segments(workspace, other_workspace):
+    build(workspace, surveys=1, segments=2)
+    build(other_workspace, surveys=30, segments=50)
+    counts = []
+    for each in (workspace, other_workspace):
+        check(each)
+        with CaptureQueriesContext(connection) as queries:
+            check(each)
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_a_cold_cache_adds_a_constant_number_of_queries(workspace, other_workspace):
+    build(workspace, surveys=1, segments=2)
+    build(other_workspace, surveys=30, segments=50)
+    counts = []
+    for each in (workspace, other_workspace):
+        cache.clear()
+        with CaptureQueriesContext(connection) as queries:
+            check(each)
+        counts.append(len(queries))
+    assert counts[0] == counts[1] <= 12

@@ -1,0 +1,171 @@
+"""Faults: with the database out of reach, quick clear 503s; when it is back, service resumes.
+
+The database is made unreachable for a worker thread only: the thread's new
+connection reads the shared connection settings, pointed for a moment at a
+closed port (PostgreSQL), a port that accepts and never answers (PostgreSQL), or
+a file that cannot be opened (SQLite). The same thread then calls again once the
+settings are restored, as a server worker would when the database comes back.
+"""
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from segments.models import Contact
+from tests.factories import MembershipFactory, WorkspaceFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POSTGRES = connection.vendor == "postgresql"
+
+
+@contextmanager
+def unreachable_database(how: str = "closed") -> Iterator[None]:
+    settings_dict = connection.settings_dict  # the dict every thread's connection is built from
+    saved = dict(settings_dict)
+    silent = None
+    try:
+        if not POSTGRES:
+            settings_dict["NAME"] = "/nonexistent-directory/refiner.sqlite3"
+        elif how == "closed":
+            settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", "1"
+        else:  # a server that accepts the connection and never says a word
+            silent = socket.socket()
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(16)
+            settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(silent.getsockname()[1])
+        yield
+    finally:
+        settings_dict.clear()
+        settings_dict.update(saved)
+        if silent is not None:
+            silent.close()
+
+
+def in_worker(work: Callable[[], object]) -> object:
+    """Run work in a fresh thread (hence a fresh connection), as a server worker would."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as e:  # noqa: BLE001 - re-raised below
+            outcome["error"] = e
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def timed(call: Callable):
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def widget_identify(workspace, user_id: str):
+    return Client(raise_request_exception=False).post(
+        "/api/v1/widget/identify",
+        json.dumps({"workspace": workspace.widget_key, "user": {"id": user_id}}),
+        content_type="application/json",
+    )
+
+
+def rest_contacts(workspace):
+    return Client(raise_request_exception=False).get(
+        "/api/v1/contacts", headers={"Authorization": f"Bearer {workspace.secret_key}"}
+    )
+
+
+@pytest.mark.parametrize("call", ["widget", "rest"])
+def test_api_answers_503_quickly_while_the_database_is_down_then_recovers(call):
+    workspace = WorkspaceFactory()
+    send = {
+        "widget": lambda: widget_identify(workspace, "during-outage"),
+        "rest": lambda: rest_contacts(workspace),
+    }[call]
+
+    def outage_then_recovery():
+        with unreachable_database():
+            during, seconds = timed(send)
+        after = send()
+        return during, seconds, after
+
+    during, seconds, after = in_worker(outage_then_recovery)
+
+    assert during.status_code == 503
+    assert during.json()["error"]["code"] == "unavailable"
+    assert seconds < 1
+    assert after.status_code == 200
+
+
+@pytest.mark.skipif(not POSTGRES, reason="a silent server only makes sense over TCP")
+def test_a_database_that_never_answers_still_gets_a_503_within_the_connect_timeout():
+    workspace = WorkspaceFactory()
+
+    def outage():
+        with unreachable_database("silent"):
+            return timed(lambda: widget_identify(workspace, "silent"))
+
+    during, seconds = in_worker(outage)
+
+    assert during.status_code == 503
+    # libpq's connect_timeout is whole seconds and at least 2 (DB_CONNECT_TIMEOUT=1 means 2).
+    assert seconds < 3
+
+
+def test_a_write_refused_during_the_outage_leaves_nothing_behind_and_the_retry_lands():
+    workspace = WorkspaceFactory()
+
+    def outage_then_retry():
+        with unreachable_database():
+            during = widget_identify(workspace, "retried")
+        return during, widget_identify(workspace, "retried")
+
+    during, retry = in_worker(outage_then_retry)
+
+    assert during.status_code == 503
+    assert retry.status_code == 200
+    assert list(Contact.objects.filter(workspace=workspace).values_list("user_id", flat=True)) == [
+        "retried"
+    ]
+
+
+def test_the_dashboard_shows_an_error_page_while_the_database_is_down_then_recovers():
+    membership = MembershipFactory()
+    client = Client(raise_request_exception=False)
+    client.force_login(membership.user)
+    page = reverse("settings")
+
+    def outage_then_recovery():
+        with unreachable_database():
+            during, seconds = timed(lambda: client.get(page))
+        return during, seconds, client.get(page)
+
+    during, seconds, after = in_worker(outage_then_recovery)
+
+    assert during.status_code == 503
+    assert "Temporarily unavailable" in during.content.decode()
+    assert seconds < 1
+    assert after.status_code == 200
+
+
+def test_the_public_ping_needs_no_database():
+    def outage():
+        with unreachable_database():
+            return Client(raise_request_exception=False).get("/api/v1/ping")
+
+    assert in_worker(outage).status_code == 200

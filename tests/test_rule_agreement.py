@@ -1,0 +1,414 @@
+"""SPEC §3.6: the SQL and the in-memory evaluators agree on every rule and contact.
+
+Hypothesis builds a small world per example (contacts written through identify,
+events, displays, answers, other segments) and a random rule over it, then
+checks every node of the rule, groups and leaves alike, on both evaluators.
+Values come from small pools so that conditions match as often as they miss.
+"""
+
+import os
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.db.models import Q
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segments.memory import matches
+from segments.models import Contact, Event, Segment
+from segments.rules import (
+    ATTRIBUTE_OPERATORS,
+    CASE_OPERATORS,
+    DATE_OPERATORS,
+    DAYS_OPERATORS,
+    EVENT_OPERATORS,
+    LIST_OPERATORS,
+    MAX_DEPTH,
+    NO_VALUE_OPERATORS,
+    NUMBER_OPERATORS,
+    SCALAR_OPERATORS,
+    STRING_OPERATORS,
+    SURVEY_OPERATORS,
+)
+from segments.services import (
+    add_members,
+    check_rule,
+    clean_user,
+    identify_contact,
+    segment_definitions,
+    snapshot_of,
+)
+from segments.sql import compile_rule
+from surveys.services import clean_answers, dismiss_display, record_answers, record_display
+from tests.conftest import NOW
+from tests.factories import SegmentFactory, SurveyFactory, WorkspaceFactory
+
+pytestmark = pytest.mark.django_db
+
+# Pools ------------------------------------------------------------------------
+
+TEXTS = [
+    "enterprise", "Enterprise", "ENTERPRISE", "Ent", "ent", "prise", "free", "", "u1",
+    "Émile", "émile", "ÉMILE", "É", "é", "straße", "STRASSE", "ß", "İ", "i", "I",
+    "12", "12.0", "1e3", " 1", "-12", "0", "1000", "abc12", "Reports", "reports",
+    "e\u0301mile", "😀", "a😀b",
+]  # fmt: skip
+NUMBERS = [0, 3, 12, 12.0, 12.5, 1000, 1e3, -12, 0.1, 9, 10]
+DATES = [
+    "2026-06-15", "2026-06-15T12:00:00Z", "2026-06-15T12:00:00", "2026-06-15T14:00:00+02:00",
+    "2026-06-08T12:00:00Z", "2026-06-08T14:00:00+02:00", "2026-06-08T11:59:59.999999Z",
+    "2026-06-08", "2026-05-16T12:00:00Z", "2026-05-16", "2026-06-16", "2022-01-22T13:00:00+02:00",
+    "2022-01-22T11:00:00Z", "2024-02-29", "0001-01-01",
+]  # fmt: skip
+INVALID_DATES = ["2024-02-30", "2026-06-15T24:00:00Z", "2026-06-15 12:00", "2026-06-15T12:00+24:00"]
+LISTS = [["a", "b"], [], ["enterprise"], [12]]
+TRAIT_VALUES = [
+    *TEXTS, *NUMBERS, *DATES, *INVALID_DATES, *LISTS, True, False, None, {"k": 1},
+]  # fmt: skip
+DAYS = [0, 1, 7, 30, 31, 365, 10**6, 10**12]
+TRAIT_KEYS = ["plan", "n", "since", "flag", "tags"]
+ATTRIBUTES = [
+    *TRAIT_KEYS, "nope", "user_id", "email", "name", "first_seen_at", "last_seen_at",
+    "account.id", "account.name", "account.tier", "account.seats",
+]  # fmt: skip
+EVENT_NAMES = ["report_exported", "login"]
+EVENT_AGES = [
+    timedelta(0), timedelta(hours=1), timedelta(days=7), timedelta(days=7, microseconds=1),
+    timedelta(days=6, hours=23), timedelta(days=30), timedelta(days=31), timedelta(days=-1),
+]  # fmt: skip
+# Survey "A" and "B" are placeholders for the ids of the surveys each example creates.
+QUESTIONS = {
+    "A": [
+        {"key": "nps", "type": "nps", "text": "Recommend us?"},
+        {
+            "key": "features",
+            "type": "multiple_choice",
+            "text": "Which features?",
+            "choices": ["Reports", "reports", "Émile", "12", "Export"],
+        },
+        {"key": "comment", "type": "text", "text": "Anything else?"},
+    ],
+    "B": [
+        {
+            "key": "plan",
+            "type": "single_choice",
+            "text": "Your plan?",
+            "choices": ["Enterprise", "free", "12.0"],
+        },
+        {"key": "score", "type": "rating", "text": "Rate us"},
+    ],
+}
+ANSWER_VALUES = {
+    ("A", "nps"): st.sampled_from([0, 6, 9, 10]),
+    ("A", "features"): st.lists(
+        st.sampled_from(QUESTIONS["A"][1]["choices"]), unique=True, max_size=3
+    ),
+    ("A", "comment"): st.sampled_from(TEXTS),
+    ("B", "plan"): st.sampled_from(QUESTIONS["B"][0]["choices"]),
+    ("B", "score"): st.integers(1, 5),
+}
+
+# Rules --------------------------------------------------------------------------
+
+scalars = st.sampled_from(TEXTS) | st.sampled_from(NUMBERS)
+
+
+def operator_and_value(operator: str) -> st.SearchStrategy[dict]:
+    if operator in NO_VALUE_OPERATORS:
+        values = st.just({})
+    elif operator in SCALAR_OPERATORS:
+        values = st.builds(lambda v: {"value": v}, scalars | st.booleans())
+    elif operator in LIST_OPERATORS:
+        values = st.builds(lambda v: {"value": v}, st.lists(scalars, max_size=3))
+    elif operator in STRING_OPERATORS:
+        values = st.builds(lambda v: {"value": v}, st.sampled_from(TEXTS))
+    elif operator in NUMBER_OPERATORS:
+        values = st.builds(lambda v: {"value": v}, st.sampled_from(NUMBERS))
+    elif operator in DATE_OPERATORS:
+        values = st.builds(lambda v: {"value": v}, st.sampled_from(DATES))
+    else:
+        assert operator in DAYS_OPERATORS
+        values = st.builds(lambda v: {"value": v}, st.sampled_from(DAYS))
+    if operator in CASE_OPERATORS:
+        cases = st.sampled_from([{}, {"ignore_case": True}, {"ignore_case": False}])
+    else:
+        cases = st.just({})
+    return st.builds(lambda v, c: {"operator": operator, **v, **c}, values, cases)
+
+
+operators = st.sampled_from(sorted(ATTRIBUTE_OPERATORS)).flatmap(operator_and_value)
+
+attribute_conditions = st.builds(
+    lambda key, op: {"type": "attribute", "attribute": key, **op},
+    st.sampled_from(TRAIT_KEYS) | st.sampled_from(ATTRIBUTES),
+    operators,
+)
+
+event_conditions = st.builds(
+    lambda name, op, n, window: (
+        {"type": "event", "event": name, "operator": op, "value": n} | window
+    ),
+    st.sampled_from([*EVENT_NAMES, "never"]),
+    st.sampled_from(EVENT_OPERATORS),
+    st.sampled_from([0, 1, 2, 3, 5, 10**20]),
+    st.just({}) | st.builds(lambda d: {"within_days": d}, st.sampled_from(DAYS)),
+)
+
+survey_conditions = st.builds(
+    lambda survey, op, window: {"type": "survey", "survey": survey, "operator": op} | window,
+    st.sampled_from(["A", "B", "any"]),
+    st.sampled_from(SURVEY_OPERATORS),
+    st.just({}) | st.builds(lambda d: {"within_days": d}, st.sampled_from(DAYS)),
+)
+
+answer_conditions = st.builds(
+    lambda question, op: {
+        "type": "answer",
+        "survey": question[0],
+        "question": question[1],
+        **op,
+    },  # fmt: skip
+    st.sampled_from([*ANSWER_VALUES, ("A", "unasked")]),
+    operators,
+)
+
+
+def segment_conditions(available: int) -> st.SearchStrategy[dict]:
+    # `segment` holds the index of another generated segment until the example runs.
+    return st.builds(
+        lambda index, op: {"type": "segment", "segment": index, "operator": op},
+        st.integers(0, available - 1),
+        st.sampled_from(["in", "not_in"]),
+    )
+
+
+def leaves(available_segments: int) -> st.SearchStrategy[dict]:
+    conditions = attribute_conditions | event_conditions | survey_conditions | answer_conditions
+    if available_segments:
+        conditions |= segment_conditions(available_segments)
+    return conditions
+
+
+def rules(available_segments: int, depth: int = 1, max_depth: int = MAX_DEPTH):
+    children = leaves(available_segments)
+    if depth < max_depth:
+        children |= rules(available_segments, depth + 1, max_depth)
+    # Fewer children deeper down keeps a rule well under 200 conditions.
+    size = {1: 5, 2: 3}.get(depth, 2)
+    return st.builds(
+        lambda match, conditions: {"type": "group", "match": match, "conditions": conditions},
+        st.sampled_from(["all", "any", "none"]),
+        st.lists(children, max_size=size),
+    )
+
+
+# Worlds -------------------------------------------------------------------------
+
+
+@st.composite
+def displays(draw) -> dict:
+    survey = draw(st.sampled_from(["A", "B"]))
+    keys = draw(st.lists(st.sampled_from([q["key"] for q in QUESTIONS[survey]]), unique=True))
+    return {
+        "survey": survey,
+        "age": draw(st.sampled_from(EVENT_AGES)),
+        "outcome": draw(st.sampled_from(["open", "dismissed", "completed"])),
+        "answers": {key: draw(ANSWER_VALUES[(survey, key)]) for key in keys},
+    }
+
+
+contacts = st.fixed_dictionaries(
+    {
+        "email": st.sampled_from([None, "ann@example.com", "ANN@example.com", "émile@exämple.com"]),
+        "name": st.sampled_from([None, "Émile", "straße", "İ", "Ann", "12"]),
+        "traits": st.dictionaries(
+            st.sampled_from(TRAIT_KEYS), st.sampled_from(TRAIT_VALUES), min_size=2
+        ),
+        "account": st.none()
+        | st.fixed_dictionaries(
+            {
+                "id": st.sampled_from(["acme", "globex", "12"]),
+                "name": st.sampled_from([None, "Acme", "ACME", "Émile SA"]),
+                "tier": st.sampled_from(TRAIT_VALUES),
+                "seats": st.sampled_from([*NUMBERS, "12.0", "many", None]),
+            }
+        ),
+        "age": st.sampled_from(
+            [
+                timedelta(0),
+                timedelta(days=3),
+                timedelta(days=7),
+                timedelta(days=30),
+                timedelta(days=400),
+            ]
+        ),  # fmt: skip
+        "events": st.lists(
+            st.tuples(st.sampled_from(EVENT_NAMES), st.sampled_from(EVENT_AGES)), max_size=6
+        ),
+        "displays": st.lists(displays(), max_size=3),
+    }
+)
+
+
+@st.composite
+def worlds(draw) -> dict:
+    people = draw(st.lists(contacts, min_size=1, max_size=5))
+    others = []
+    for index in range(draw(st.integers(0, 2))):
+        if draw(st.booleans()):
+            members = draw(st.lists(st.integers(0, len(people) - 1), unique=True))
+            others.append({"kind": "manual", "members": members})
+        else:
+            # Other segments only name earlier ones, so no cycle is ever generated.
+            others.append({"kind": "rules", "rules": draw(rules(index, depth=4))})
+    # Probes: single conditions of every kind, checked beside the rule so that each
+    # example exercises many leaves even when the rule drawn is small.
+    probes = draw(st.lists(leaves(len(others)), min_size=6, max_size=12))
+    return {
+        "contacts": people,
+        "segments": others,
+        "rule": draw(rules(len(others))),
+        "probes": {"type": "group", "match": "all", "conditions": probes},
+    }
+
+
+# Building the world through the real write paths ---------------------------------
+
+
+def _identify(workspace, index: int, person: dict) -> None:
+    """Identify twice: once with placeholders, then with the real traits, so nulls remove keys."""
+    first_seen = NOW - person["age"]
+    account = person["account"]
+    user = {"id": f"u{index}", "email": person["email"], "name": person["name"]}
+    user |= {key: "placeholder" for key in person["traits"]}
+    if account is not None:
+        user["account"] = {"id": account["id"], "tier": "placeholder", "seats": "placeholder"}
+    identify_contact(workspace=workspace, user=clean_user(user), now=first_seen)
+    user = {"id": f"u{index}", **person["traits"]}
+    if account is not None:
+        user["account"] = account
+    identify_contact(workspace=workspace, user=clean_user(user), now=first_seen)
+
+
+def _record_displays(contact: Contact, person: dict, surveys: dict) -> None:
+    for facts in person["displays"]:
+        survey = surveys[facts["survey"]]
+        shown = NOW - facts["age"]
+        display = record_display(survey=survey, contact=contact, now=shown)
+        completed = facts["outcome"] == "completed"
+        if facts["answers"] or completed:
+            answers = clean_answers(survey, facts["answers"])
+            record_answers(display=display, answers=answers, completed=completed, now=shown)
+        if facts["outcome"] == "dismissed":
+            dismiss_display(display=display, now=shown + timedelta(minutes=1))
+
+
+def _resolve(node: Any, surveys: dict, segments: list[int]) -> Any:
+    """Replace the placeholders of a generated rule by the example's real ids."""
+    if isinstance(node, list):
+        return [_resolve(item, surveys, segments) for item in node]
+    if not isinstance(node, dict):
+        return node
+    resolved = {key: _resolve(value, surveys, segments) for key, value in node.items()}
+    if node["type"] in ("survey", "answer") and node["survey"] in surveys:
+        resolved["survey"] = surveys[node["survey"]].pk
+    if node["type"] == "segment":
+        resolved["segment"] = segments[node["segment"]]
+    return resolved
+
+
+def build(world: dict):
+    workspace = WorkspaceFactory()
+    surveys = {
+        name: SurveyFactory(workspace=workspace, questions=q) for name, q in QUESTIONS.items()
+    }
+    for index, person in enumerate(world["contacts"]):
+        _identify(workspace, index, person)
+    contacts = {c.user_id: c for c in Contact.objects.filter(workspace=workspace)}
+    for index, person in enumerate(world["contacts"]):
+        contact = contacts[f"u{index}"]
+        Event.objects.bulk_create(
+            Event(workspace=workspace, contact=contact, name=name, occurred_at=NOW - age)
+            for name, age in person["events"]
+        )
+        _record_displays(contact, person, surveys)
+    segment_ids: list[int] = []
+    for other in world["segments"]:
+        if other["kind"] == "manual":
+            segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+            add_members(segment, [f"u{i}" for i in other["members"]])
+        else:
+            rule = _resolve(other["rules"], surveys, segment_ids)
+            segment = SegmentFactory(workspace=workspace, rules=rule)
+            assert check_rule(rule, workspace_id=workspace.pk, segment_id=segment.pk) == {}
+        segment_ids.append(segment.pk)
+    return workspace, _resolve([world["rule"], world["probes"]], surveys, segment_ids)
+
+
+def _outsider() -> None:
+    """A contact of another workspace that matches much; it must never show up."""
+    outsider = WorkspaceFactory(name="Outsider")
+    user = clean_user({"id": "u0", "plan": "enterprise", "account": {"id": "acme"}})
+    contact = identify_contact(workspace=outsider, user=user, now=NOW)
+    Event.objects.create(workspace=outsider, contact=contact, name="login", occurred_at=NOW)
+
+
+def _nodes(node: dict):
+    yield node
+    for child in node.get("conditions", []):
+        yield from _nodes(child)
+
+
+class _Rollback(Exception):
+    """Ends an example's savepoint, so examples do not see each other's data."""
+
+
+SETTINGS = settings(
+    # A deeper hunt: RULE_AGREEMENT_EXAMPLES=2000 pytest tests/test_rule_agreement.py
+    max_examples=int(os.environ.get("RULE_AGREEMENT_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+
+
+def test_sql_and_memory_agree_on_random_rules_and_contacts(db):
+    outcomes: Counter = Counter()
+
+    @SETTINGS
+    @given(world=worlds())
+    def check(world: dict) -> None:
+        try:
+            with transaction.atomic():
+                _outsider()
+                workspace, (rule, probes) = build(world)
+                assert check_rule(rule, workspace_id=workspace.pk) == {}
+                assert check_rule(probes, workspace_id=workspace.pk) == {}
+                definitions = segment_definitions(workspace.pk)
+                people = Contact.objects.filter(workspace=workspace).select_related("account")
+                snapshots = {c.pk: snapshot_of(c) for c in people}
+                for node in [*_nodes(rule), *probes["conditions"]]:
+                    q = Q(workspace=workspace) & compile_rule(node, NOW, definitions)
+                    in_sql = set(Contact.objects.filter(q).values_list("pk", flat=True))
+                    in_memory = {
+                        pk for pk, snapshot in snapshots.items()
+                        if matches(node, snapshot, NOW, definitions)
+                    }  # fmt: skip
+                    assert in_sql == in_memory, (node, {pk: s for pk, s in snapshots.items()})
+                    for pk in snapshots:
+                        outcomes[node["type"], pk in in_sql] += 1
+                raise _Rollback
+        except _Rollback:
+            pass
+
+    check()
+    # The pools are small so that every kind of condition both matches and misses.
+    for kind in ("group", "attribute", "event", "survey", "answer", "segment"):
+        assert outcomes[kind, True] > 0, kind
+        assert outcomes[kind, False] > 0, kind
