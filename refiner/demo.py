@@ -31,6 +31,11 @@ def _demo_workspace(request: HttpRequest) -> Workspace:
     return workspace
 
 
+def _is_member(request: HttpRequest, workspace: Workspace) -> bool:
+    user = request.user
+    return user.is_authenticated and workspace.memberships.filter(user=user).exists()
+
+
 def _csp_with_nonce(nonce: str) -> str:
     """The site's policy, with the snippet's inline script allowed by its nonce only."""
     policy = settings.CONTENT_SECURITY_POLICY
@@ -49,10 +54,12 @@ def demo_page(request: HttpRequest) -> HttpResponse:
         "plan": "enterprise",
         "account": {"id": "acme", "name": "Acme"},
     }
-    # The demo server knows the secret, so it signs as a customer's backend would.
-    options = (
-        {"signature": signature_of(workspace, user_id)} if workspace.identity_verification else None
-    )
+    # The demo server knows the secret, so it signs as a customer's backend would, but
+    # only for the workspace's own members: a signature for any user id, handed to a
+    # stranger, would be as good as the secret key.
+    options = None
+    if workspace.identity_verification and _is_member(request, workspace):
+        options = {"signature": signature_of(workspace, user_id)}
     nonce = secrets.token_urlsafe(16)
     context = {
         "workspace": workspace,

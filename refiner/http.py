@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.paginator import EmptyPage, Paginator
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
 from refiner.models import Workspace
@@ -126,6 +127,14 @@ def api(methods: list[str]) -> Callable:
         return wrapper
 
     return decorator
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    """The form's `next` URL when it stays on this site, else `fallback` (no open redirect)."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return fallback
 
 
 def bearer_key(request: HttpRequest) -> str:

@@ -142,7 +142,11 @@ def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[
             )
             return contact, True
     except IntegrityError:
-        return contacts.get(workspace=workspace, user_id=user_id), False
+        # Only a concurrent create of the same user may end here; anything else re-raises.
+        contact = contacts.filter(workspace=workspace, user_id=user_id).first()
+        if contact is None:
+            raise
+        return contact, False
 
 
 def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from refiner.http import safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
 from segments import forms, services
@@ -328,7 +329,7 @@ def segment_members_add(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Enter at least one user id.")
     else:
         _add_user_ids(request, segment, user_ids)
-    return redirect(request.POST.get("next") or reverse("segment-edit", args=[segment.pk]))
+    return redirect(safe_next(request, reverse("segment-edit", args=[segment.pk])))
 
 
 @login_required
@@ -354,7 +355,7 @@ def segment_members_remove(request: HttpRequest, pk: int) -> HttpResponse:
     user_ids = request.POST.getlist("user_id")
     removed = services.remove_members(segment, user_ids) if user_ids else 0
     messages.success(request, f"Removed {removed} contact{'s' if removed != 1 else ''}.")
-    return redirect(request.POST.get("next") or reverse("segment-edit", args=[segment.pk]))
+    return redirect(safe_next(request, reverse("segment-edit", args=[segment.pk])))
 
 
 # Contacts ---------------------------------------------------------------------

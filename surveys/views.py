@@ -11,10 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from refiner.http import ApiError
+from refiner.http import ApiError, safe_next
 from refiner.models import Membership
 from refiner.workspaces import require_membership
 from surveys import reports
@@ -207,13 +206,6 @@ def question_change(request: HttpRequest, survey_id: int, question_id: int) -> H
     return _after_change(request, survey, membership, note)
 
 
-def _safe_next(request: HttpRequest, fallback: str) -> str:
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
-        return target
-    return fallback
-
-
 @login_required
 @require_POST
 def survey_status(request: HttpRequest, survey_id: int) -> HttpResponse:
@@ -228,7 +220,7 @@ def survey_status(request: HttpRequest, survey_id: int) -> HttpResponse:
         save_survey(membership.workspace, cleaned, survey)
         messages.success(request, f"“{survey.name}” is now {survey.get_status_display().lower()}.")
     fallback = reverse("survey-questions", kwargs={"survey_id": survey.pk})
-    return redirect(_safe_next(request, fallback))
+    return redirect(safe_next(request, fallback))
 
 
 # Responses ------------------------------------------------------------------

@@ -221,34 +221,48 @@ def apply_targeting(survey: Survey, cleaned: dict) -> Targeting:
     return targeting
 
 
-def _members(segments: list[Segment], now: datetime) -> list[Q]:
-    return [Q(pk__in=segment_contacts(segment, now).values("pk")) for segment in segments]
-
-
-def audience_estimate(
-    workspace_id: int,
+def audience_condition(
+    by_id: dict[int, Segment],
     *,
     audience: str,
     segments: list[int],
     segment_match: str,
     excluded_segments: list[int],
     now: datetime,
-) -> int:
-    """How many contacts are in the audience now: one SQL count.
+) -> Q | None:
+    """The audience as a condition on Contact (None when it can hold nobody).
 
-    Only the audience and exclusions count; trigger, pages, sample and pacing are
-    decided at check time.
+    `by_id` holds the workspace's segments; ids not in it are ignored. A Q, so that
+    two audiences can be intersected in one query (the Targeting tab's competitors).
     """
-    by_id = {s.pk: s for s in Segment.objects.filter(workspace_id=workspace_id)}
-    condition = Q(workspace_id=workspace_id)
+
+    def members(ids: list[int]) -> list[Q]:
+        chosen = [by_id[pk] for pk in ids if pk in by_id]
+        return [Q(pk__in=segment_contacts(segment, now).values("pk")) for segment in chosen]
+
+    condition = Q()
     if audience == Targeting.SEGMENTS:
-        targeted = _members([by_id[pk] for pk in segments if pk in by_id], now)
+        targeted = members(segments)
         if not targeted:
-            return 0
+            return None
         combined = targeted[0]
         for part in targeted[1:]:
             combined = combined & part if segment_match == Targeting.ALL else combined | part
         condition &= combined
-    for part in _members([by_id[pk] for pk in excluded_segments if pk in by_id], now):
+    for part in members(excluded_segments):
         condition &= ~part
-    return Contact.objects.filter(condition).count()
+    return condition
+
+
+def audience_estimate(workspace_id: int, *, now: datetime, **audience) -> int:
+    """How many contacts are in the audience now: one SQL count.
+
+    `audience` holds `audience`, `segments`, `segment_match` and `excluded_segments`.
+    Only the audience and exclusions count; trigger, pages, sample and pacing are
+    decided at check time.
+    """
+    by_id = {s.pk: s for s in Segment.objects.filter(workspace_id=workspace_id)}
+    condition = audience_condition(by_id, now=now, **audience)
+    if condition is None:
+        return 0
+    return Contact.objects.filter(Q(workspace_id=workspace_id) & condition).count()

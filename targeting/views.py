@@ -15,12 +15,11 @@ from django.views.decorators.http import require_http_methods
 
 from refiner.models import Membership
 from segments.models import Contact, Event, Segment
-from segments.services import segment_contacts
 from surveys.models import Survey
 from surveys.views import survey_for
 from targeting.forms import TargetingForm
 from targeting.models import Targeting
-from targeting.services import apply_targeting, audience_estimate
+from targeting.services import apply_targeting, audience_condition, audience_estimate
 
 MAX_EVENT_NAMES = 200
 PAGE_MATCHES = [
@@ -37,33 +36,6 @@ class Competitor:
     shared: int
 
 
-def _audience_condition(audience: dict, segments: dict[int, Segment], now: datetime) -> Q | None:
-    """The audience as a condition on Contact; None when it can hold nobody.
-
-    Same meaning as `targeting.services.audience_estimate`, kept as a Q so that
-    two audiences can be intersected in one query.
-    """
-
-    def members(ids) -> list[Q]:
-        chosen = [segments[pk] for pk in ids if pk in segments]
-        return [Q(pk__in=segment_contacts(s, now).values("pk")) for s in chosen]
-
-    condition = Q()
-    if audience["audience"] == Targeting.SEGMENTS:
-        targeted = members(audience["segments"])
-        if not targeted:
-            return None
-        combined = targeted[0]
-        for part in targeted[1:]:
-            combined = (
-                combined & part if audience["segment_match"] == Targeting.ALL else combined | part
-            )
-        condition &= combined
-    for part in members(audience["excluded_segments"]):
-        condition &= ~part
-    return condition
-
-
 def _saved_audience(targeting: Targeting) -> dict:
     return {
         "audience": targeting.audience,
@@ -78,7 +50,7 @@ def competitors(
 ) -> list[Competitor]:
     """Other live surveys whose audience shares contacts with this one: one COUNT each."""
     workspace_id = survey.workspace_id
-    mine = _audience_condition(audience, segments, now)
+    mine = audience_condition(segments, now=now, **audience)
     if mine is None:
         return []
     others = (
@@ -92,7 +64,7 @@ def competitors(
     )
     found = []
     for other in others:
-        theirs = _audience_condition(_saved_audience(other.targeting), segments, now)
+        theirs = audience_condition(segments, now=now, **_saved_audience(other.targeting))
         if theirs is None:
             continue
         shared = Contact.objects.filter(Q(workspace_id=workspace_id) & mine & theirs).count()

@@ -68,3 +68,28 @@ def outsider_api(other_workspace):
 def fast_password_hasher(settings):
     """PBKDF2 costs seconds per user on this machine; tests need no strong hashes."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def signed_in(workspace, role: str) -> Client:
+    from tests.factories import MembershipFactory
+
+    client = Client()
+    client.force_login(MembershipFactory(workspace=workspace, role=role).user)
+    return client
+
+
+@pytest.fixture
+def owner(workspace) -> Client:
+    """A dashboard client signed in as an owner of `workspace`."""
+    return signed_in(workspace, "owner")
+
+
+@pytest.fixture
+def viewer(workspace) -> Client:
+    return signed_in(workspace, "viewer")
+
+
+@pytest.fixture
+def outsider(other_workspace) -> Client:
+    """An owner, but of another workspace."""
+    return signed_in(other_workspace, "owner")

@@ -6,39 +6,16 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from django.test import Client
 
-from refiner.models import Membership
 from surveys.models import Response, Survey
 from surveys.reports import ScoreSummary, chart_bars, nps_score
 from surveys.services import record_answers, record_display
-from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
 
 HTMX = {"HX-Request": "true"}
 JUNE_1 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
 JUNE_10 = datetime(2026, 6, 10, 23, 30, tzinfo=UTC)
 JUNE_20 = datetime(2026, 6, 20, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def owner(workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
-
-
-@pytest.fixture
-def viewer(workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.VIEWER).user)
-    return client
-
-
-@pytest.fixture
-def outsider(other_workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=other_workspace, role=Membership.OWNER).user)
-    return client
 
 
 def respond(survey: Survey, answers: dict, *, at=JUNE_10, completed=True, **contact) -> Response:

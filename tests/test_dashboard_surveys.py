@@ -1,36 +1,12 @@
 """Dashboard: the survey list, creating surveys, the Questions tab and publishing."""
 
 import pytest
-from django.test import Client
 
-from refiner.models import Membership
 from surveys.models import Question, Survey
 from targeting.models import Targeting
-from tests.factories import MembershipFactory, SegmentFactory, SurveyFactory
+from tests.factories import SegmentFactory, SurveyFactory
 
 HTMX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def owner(workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
-
-
-@pytest.fixture
-def viewer(workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.VIEWER).user)
-    return client
-
-
-@pytest.fixture
-def outsider(other_workspace) -> Client:
-    """An owner, but of another workspace."""
-    client = Client()
-    client.force_login(MembershipFactory(workspace=other_workspace, role=Membership.OWNER).user)
-    return client
 
 
 @pytest.fixture

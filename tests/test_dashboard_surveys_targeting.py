@@ -4,16 +4,13 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from django.test import Client
 
-from refiner.models import Membership
 from segments.models import Segment
 from surveys.models import Survey
 from targeting.models import Targeting
 from tests.factories import (
     ContactFactory,
     EventFactory,
-    MembershipFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -37,27 +34,6 @@ def trait_set(trait: str) -> dict:
         "match": "all",
         "conditions": [{"type": "attribute", "attribute": trait, "operator": "is_set"}],
     }
-
-
-@pytest.fixture
-def owner(workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
-
-
-@pytest.fixture
-def viewer(workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.VIEWER).user)
-    return client
-
-
-@pytest.fixture
-def outsider(other_workspace) -> Client:
-    client = Client()
-    client.force_login(MembershipFactory(workspace=other_workspace, role=Membership.OWNER).user)
-    return client
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from targeting.widget_api import signature_of
+from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -69,11 +70,19 @@ def test_inline_scripts_run_by_nonce_only(client, demo_on, workspace):
     assert client.get("/demo/")["Content-Security-Policy"] != policy, "a new nonce each time"
 
 
-def test_the_page_signs_the_user_when_verification_is_on(client, demo_on, workspace):
+def test_the_page_signs_the_user_for_a_member_when_verification_is_on(client, demo_on, workspace):
+    workspace.identity_verification = True
+    workspace.save()
+    client.force_login(MembershipFactory(workspace=workspace).user)
+    page = client.get("/demo/", {"user": "u-7"}).content.decode()
+    assert f'{{"signature": "{signature_of(workspace, "u-7")}"}}' in page
+
+
+def test_the_page_signs_nothing_for_a_stranger(client, demo_on, workspace):
     workspace.identity_verification = True
     workspace.save()
     page = client.get("/demo/", {"user": "u-7"}).content.decode()
-    assert f'{{"signature": "{signature_of(workspace, "u-7")}"}}' in page
+    assert signature_of(workspace, "u-7") not in page
 
 
 def test_the_page_sends_no_signature_when_verification_is_off(client, demo_on, workspace):

@@ -69,6 +69,8 @@ def test_it_builds_a_nested_segment_and_saves_it(page, page_errors, live_server,
     expect(count).to_have_text("4")
 
     root_actions.get_by_role("button", name="+ Group").click()
+    # htmx binds the new row's triggers once the swap settles; a person is never faster.
+    page.wait_for_load_state("networkidle")
     page.select_option("#c-1-0-kind", "event")
     page.fill("#c-1-0-event", "report_exported")
     page.fill("#c-1-0-value", "5")
