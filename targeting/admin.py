@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from targeting.models import Targeting
+from targeting.services import FIELDS
 
 SEGMENT_FIELDS = ("segments", "excluded_segments")
 
@@ -11,27 +12,7 @@ SEGMENT_FIELDS = ("segments", "excluded_segments")
 class TargetingForm(forms.ModelForm):
     class Meta:
         model = Targeting
-        fields = [
-            "survey",
-            "audience",
-            "segments",
-            "segment_match",
-            "excluded_segments",
-            "trigger",
-            "trigger_event",
-            "allowed_pages",
-            "excluded_pages",
-            "delay_seconds",
-            "sample_percent",
-            "frequency",
-            "recurring_days",
-            "max_displays_per_contact",
-            "max_responses",
-            "starts_at",
-            "ends_at",
-            "priority",
-            "ignore_recontact",
-        ]
+        fields = ["survey", *FIELDS]
 
     def clean(self):
         cleaned = super().clean()

@@ -27,6 +27,7 @@ from segments.models import (
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.strategies import json_values
 
 pytestmark = pytest.mark.django_db
 
@@ -63,24 +64,7 @@ HOSTILE_STRINGS = [
 ]
 SNAKE_CASE = re.compile(r"[a-z][a-z0-9_]*")
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-    | st.sampled_from(HOSTILE_STRINGS)
-)
-any_json = st.recursive(
-    scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(max_size=8) | st.sampled_from(HOSTILE_STRINGS), children, max_size=4
-        )
-    ),
-    max_leaves=15,
-)
+any_json = json_values(HOSTILE_STRINGS, int_bound=2**70, text_size=20, key_size=8, max_leaves=15)
 ids = st.sampled_from(["u-1", "u-2", "new-user", 7]) | st.sampled_from(HOSTILE_STRINGS)
 
 

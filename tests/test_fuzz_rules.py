@@ -10,6 +10,7 @@ from segments.models import Contact
 from segments.services import segment_definitions, snapshot_of
 from segments.sql import compile_rule
 from tests.factories import ContactFactory
+from tests.strategies import json_values
 
 HOSTILE_STRINGS = [
     "a'--",
@@ -35,24 +36,7 @@ HOSTILE_STRINGS = [
     "2024-01-31T09:00:00+99:00",
 ]
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30)
-    | st.sampled_from(HOSTILE_STRINGS)
-)
-any_json = st.recursive(
-    scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(max_size=10) | st.sampled_from(HOSTILE_STRINGS), children, max_size=4
-        )
-    ),
-    max_leaves=20,
-)
+any_json = json_values(HOSTILE_STRINGS, int_bound=10**30, text_size=30, key_size=10, max_leaves=20)
 
 values = (
     any_json
