@@ -12,6 +12,10 @@ def new_secret_key() -> str:
     return "sk_" + secrets.token_urlsafe(32)
 
 
+def new_definitions_version() -> str:
+    return secrets.token_hex(16)
+
+
 class Workspace(models.Model):
     """A tenant: one product of one customer. Nothing crosses workspaces."""
 
@@ -42,6 +46,12 @@ class Workspace(models.Model):
         help_text="A contact shown any survey in the last N days is shown no other one.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Changes whenever a survey, targeting or segment of the workspace changes. The
+    # widget reads it with the workspace on every call, so each process knows at once
+    # whether its copy of the eligibility definitions is still current.
+    definitions_version = models.CharField(
+        max_length=32, default=new_definitions_version, editable=False
+    )
 
     class Meta:
         ordering = ["name", "id"]

@@ -79,6 +79,11 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
         "DB_CONNECT_TIMEOUT", default=1
     )
+    # Parameters sent apart from the SQL, so psycopg prepares a statement the fifth
+    # time it runs on a connection: the widget's queries then skip PostgreSQL's
+    # planner, which cost more than running them (docs/benchmarks.md).
+    if env.bool("DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 
 # Local memory by default; Redis when REDIS_URL is set.
 REDIS_URL = env("REDIS_URL", default="")

@@ -107,8 +107,18 @@ def _positive(operator: str, parsed: ParsedValue, value: Any, ignore_case: bool,
     raise ValueError(f"unknown operator {operator}")
 
 
-def value_matches(condition: Mapping, raw: Any, now: datetime, *, spread_lists: bool) -> bool:
-    """An attribute operator applied to a stored value (`_MISSING` when missing)."""
+def value_matches(
+    condition: Mapping,
+    raw: Any,
+    now: datetime,
+    *,
+    spread_lists: bool,
+    elements: list[ParsedValue] | None = None,
+) -> bool:
+    """An attribute operator applied to a stored value (`_MISSING` when missing).
+
+    `elements` are the value's parsed elements when the caller has them already.
+    """
     operator = condition["operator"]
     negated = operator in NEGATIONS
     if negated:
@@ -121,7 +131,7 @@ def value_matches(condition: Mapping, raw: Any, now: datetime, *, spread_lists: 
         value, ignore_case = condition.get("value"), condition.get("ignore_case", False)
         held = any(
             _positive(operator, parsed, value, ignore_case, now)
-            for parsed in _elements(raw, spread_lists=spread_lists)
+            for parsed in elements or _elements(raw, spread_lists=spread_lists)
         )
     return held != negated
 
@@ -182,6 +192,8 @@ class Evaluator:
     ):
         self.snapshot, self.now, self.segments = snapshot, now, segments or {}
         self._memo: dict[int, bool] = {}
+        # Each stored value is parsed once per evaluation, however many rules read it.
+        self._parsed: dict[Any, list[ParsedValue]] = {}
 
     def in_segment(self, segment_id: int) -> bool:
         if segment_id not in self._memo:
@@ -204,19 +216,28 @@ class Evaluator:
                 return any(results)
             return not any(results)
         if kind == "attribute":
-            return value_matches(node, self._attribute(node["attribute"]), self.now,
-                                 spread_lists=False)  # fmt: skip
+            key = node["attribute"]
+            return self._value_matches(node, key, self._attribute(key), spread_lists=False)
         if kind == "event":
             return _event_matches(node, self.snapshot, self.now)
         if kind == "survey":
             return _survey_matches(node, self.snapshot, self.now)
         if kind == "answer":
-            raw = self.snapshot.answers.get((node["survey"], node["question"]), _MISSING)
-            return value_matches(node, raw, self.now, spread_lists=True)
+            key = (node["survey"], node["question"])
+            raw = self.snapshot.answers.get(key, _MISSING)
+            return self._value_matches(node, key, raw, spread_lists=True)
         if kind == "segment":
             held = self.in_segment(node["segment"])
             return held if node["operator"] == "in" else not held
         raise ValueError(f"unknown condition type {kind}")
+
+    def _value_matches(self, node: Mapping, key: Any, raw: Any, *, spread_lists: bool) -> bool:
+        elements = None
+        if raw is not _MISSING and raw is not None:
+            elements = self._parsed.get(key)
+            if elements is None:
+                elements = self._parsed[key] = _elements(raw, spread_lists=spread_lists)
+        return value_matches(node, raw, self.now, spread_lists=spread_lists, elements=elements)
 
     def _attribute(self, key: str) -> Any:
         if key.startswith("account."):

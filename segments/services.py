@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 
 from refiner.http import invalid
 from refiner.models import Workspace
-from segments.memory import ContactSnapshot, DisplayFacts, SegmentDefinition, matches
+from segments.memory import ContactSnapshot, SegmentDefinition, matches
 from segments.models import (
     ACCOUNT_BUILTIN_FIELDS,
     Account,
@@ -21,6 +21,7 @@ from segments.models import (
     SegmentMember,
 )
 from segments.rules import is_trait_key, validate_rule
+from segments.snapshot import load_snapshot
 from segments.sql import compile_rule
 from segments.values import parse_value
 
@@ -247,37 +248,8 @@ def segment_contacts(segment: Segment, now: datetime) -> QuerySet[Contact]:
 
 
 def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> ContactSnapshot:
-    """Everything rules can ask about one contact, loaded in a handful of queries.
-
-    `event_names` limits the events loaded to those rules mention (None loads all).
-    """
-    from surveys.models import Answer, Display
-
-    events: dict[str, list[datetime]] = {}
-    rows = Event.objects.filter(contact=contact).order_by()
-    if event_names is not None:
-        rows = rows.filter(name__in=list(event_names))
-    for name, occurred_at in rows.values_list("name", "occurred_at"):
-        events.setdefault(name, []).append(occurred_at)
-    displays = [
-        DisplayFacts(*row)
-        for row in Display.objects.filter(contact=contact).values_list(
-            "survey_id", "shown_at", "dismissed_at", "completed_at"
-        )
-    ]
-    answers: dict[tuple[int, str], Any] = {}
-    latest = Answer.objects.filter(contact=contact, is_latest=True).select_related("response")
-    for answer in latest.only("survey_id", "key", "response__answers"):
-        answers[(answer.survey_id, answer.key)] = answer.response.answers.get(answer.key)
-    manual = set(SegmentMember.objects.filter(contact=contact).values_list("segment_id", flat=True))
-    return ContactSnapshot(
-        attributes=contact.attributes(),
-        account=contact.account.attributes() if contact.account_id else None,
-        events=events,
-        displays=displays,
-        answers=answers,
-        manual_segments=manual,
-    )
+    """Everything rules can ask about one contact (see `segments.snapshot`)."""
+    return load_snapshot(contact, event_names)
 
 
 def contact_segments(contact: Contact, now: datetime) -> list[Segment]:

@@ -10,7 +10,6 @@ and segments.
 import hashlib
 import re
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count
 
-from refiner.models import Workspace
+from refiner.models import Workspace, new_definitions_version
 from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment
 from segments.services import segment_definitions, snapshot_of
@@ -128,21 +127,14 @@ class Definitions:
 # Definitions cache ------------------------------------------------------------
 
 
-def _version_key(workspace_id: int) -> str:
-    return f"targeting:version:{workspace_id}"
-
-
 def invalidate(workspace_id: int) -> None:
-    """Forget the workspace's cached definitions (a new version key orphans the old)."""
-    cache.set(_version_key(workspace_id), uuid.uuid4().hex, None)
+    """Give the workspace a new definitions version: every process reloads its copy."""
+    Workspace.objects.filter(pk=workspace_id).update(definitions_version=new_definitions_version())
 
 
-def _version(workspace_id: int) -> str:
-    version = cache.get(_version_key(workspace_id))
-    if version is None:
-        cache.add(_version_key(workspace_id), uuid.uuid4().hex, None)
-        version = cache.get(_version_key(workspace_id), "none")
-    return version
+def _current_version(workspace_id: int) -> str:
+    versions = Workspace.objects.filter(pk=workspace_id)
+    return versions.values_list("definitions_version", flat=True).first() or "none"
 
 
 def _offer_order(survey: SurveyDefinition) -> tuple:
@@ -179,14 +171,19 @@ def load_definitions(workspace_id: int) -> Definitions:
 
 
 # This process's copy of the definitions, by workspace: (version, loaded at, definitions).
-# Unpickling them from the shared cache on every check cost more than the check itself;
-# the shared version key still tells every process at once when they changed.
+# The version comes with the workspace's row, which the widget reads on every call
+# anyway, so a check costs no cache round trip and every process sees a change at once.
 _in_process: dict[int, tuple[str, float, Definitions]] = {}
 
 
-def definitions(workspace_id: int) -> Definitions:
-    """The workspace's definitions, from the cache when they have not changed."""
-    version = _version(workspace_id)
+def definitions(workspace_id: int, version: str | None = None) -> Definitions:
+    """The workspace's definitions, from memory or the cache when they have not changed.
+
+    `version` is the workspace's `definitions_version` as just read from the database;
+    None reads it.
+    """
+    if version is None:
+        version = _current_version(workspace_id)
     held = _in_process.get(workspace_id)
     if (
         held is not None
@@ -412,15 +409,17 @@ def eligible_surveys(
     event: str | None = None,
     url: str | None = None,
     survey_id: int | None = None,
+    version: str | None = None,
 ) -> list[SurveyDefinition]:
     """The surveys the contact may be shown now: higher priority first, then older first.
 
     `survey_id` limits the check to that survey (the widget's `showForm`, manual
-    triggers). Load `contact` with `select_related("account")` to save a query.
+    triggers). Load `contact` with `select_related("account")` to save a query, and
+    pass the `version` of `definitions` when the workspace was just read.
     """
     if contact is None:
         return []
-    found = definitions(workspace.pk)
+    found = definitions(workspace.pk, version)
     surveys = [s for s in found.surveys if survey_id is None or s.id == survey_id]
     if not surveys:
         return []

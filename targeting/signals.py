@@ -1,9 +1,7 @@
 """Keep the eligibility engine's cached definitions fresh: any change invalidates them."""
 
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from refiner.models import Workspace
 from segments.models import Segment
 from surveys.models import Question, Survey
 from targeting.eligibility import invalidate
@@ -11,12 +9,9 @@ from targeting.models import Targeting
 
 
 def _invalidate(workspace_id: int | None) -> None:
-    if workspace_id is None:
-        return
-    # At once, and again after commit: a reader that reloads between the two
-    # would otherwise cache the old rows under the new version.
-    invalidate(workspace_id)
-    transaction.on_commit(lambda: invalidate(workspace_id))
+    if workspace_id is not None:
+        # In the change's own transaction: readers see the new version with the new rows.
+        invalidate(workspace_id)
 
 
 def _survey_workspace(survey_id: int | None) -> int | None:
@@ -43,10 +38,6 @@ def segment_changed(sender, instance: Segment, **kwargs) -> None:
     _invalidate(instance.workspace_id)
 
 
-def workspace_changed(sender, instance: Workspace, **kwargs) -> None:
-    _invalidate(instance.pk)
-
-
 def targeting_segments_changed(sender, instance, action: str, **kwargs) -> None:
     if not action.startswith("post_"):
         return
@@ -67,7 +58,6 @@ def connect() -> None:
         post_delete.connect(
             receiver, sender=model, dispatch_uid=f"targeting-{model.__name__}-delete"
         )
-    post_save.connect(workspace_changed, sender=Workspace, dispatch_uid="targeting-workspace")
     for through in (Targeting.segments.through, Targeting.excluded_segments.through):
         m2m_changed.connect(
             targeting_segments_changed, sender=through, dispatch_uid=f"targeting-{through}"

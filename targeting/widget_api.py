@@ -7,14 +7,16 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from refiner.http import ApiError, api, invalid, json_body
 from refiner.models import Workspace
+from refiner.rows import Columns
 from segments import services as contacts
-from segments.models import Contact
+from segments.models import Account, Contact
 from surveys import services
 from surveys.models import Display, Survey
 from targeting.eligibility import eligible_surveys
@@ -75,8 +77,38 @@ def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
     return workspace
 
 
+WORKSPACE, CONTACT, ACCOUNT = Columns(Workspace, "w"), Columns(Contact, "c"), Columns(Account, "a")
+# The widget key's workspace and, when user_id is not NULL, its contact with the account.
+CALLER_SQL = f"""
+    SELECT {WORKSPACE.sql}, {CONTACT.sql}, {ACCOUNT.sql}
+    FROM refiner_workspace w
+    LEFT JOIN segments_contact c ON c.workspace_id = w.id AND c.user_id = %s
+    LEFT JOIN segments_account a ON a.id = c.account_id
+    WHERE w.widget_key = %s
+"""
+
+
+def caller(key: str, user_id: str | None) -> tuple[Workspace | None, Contact | None]:
+    """The workspace of a widget key and the contact of `user_id` in it, in one query.
+
+    Every widget call starts here, so the query is written once rather than compiled
+    by the ORM on each call.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(CALLER_SQL, [user_id, key])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    workspace = WORKSPACE.instance(row[: len(WORKSPACE)])
+    contact = CONTACT.instance(row[len(WORKSPACE) : len(WORKSPACE) + len(CONTACT)])
+    if contact is not None:
+        contact.workspace = workspace
+        contact.account = ACCOUNT.instance(row[len(WORKSPACE) + len(CONTACT) :])
+    return workspace, contact
+
+
 def _workspace(request: HttpRequest, data: dict) -> Workspace:
-    return _admit(request, Workspace.objects.filter(widget_key=_widget_key(data)).first())
+    return _admit(request, caller(_widget_key(data), None)[0])
 
 
 def signature_of(workspace: Workspace, user_id: str) -> str:
@@ -113,17 +145,8 @@ def _identified(request: HttpRequest, data: dict) -> tuple[Workspace, Contact | 
     key = _widget_key(data)
     raw = data.get("user_id")
     user_id = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
-    contact = None
-    if user_id:
-        contact = (
-            Contact.objects.select_related("workspace", "account")
-            .filter(workspace__widget_key=key, user_id=user_id)
-            .first()
-        )
-    if contact is not None:
-        workspace = _admit(request, contact.workspace)
-    else:
-        workspace = _workspace(request, data)
+    workspace, contact = caller(key, user_id or None)
+    _admit(request, workspace)
     _verify(workspace, data, raw)
     return workspace, contact, _user_id(data)
 
@@ -170,7 +193,8 @@ def eligibility(request: HttpRequest) -> JsonResponse:
     if survey_id is not None and (not isinstance(survey_id, int) or isinstance(survey_id, bool)):
         raise invalid({"survey": "Must be a survey id, or null."})
     surveys = eligible_surveys(workspace=workspace, contact=contact, now=timezone.now(),
-                               event=event, url=url, survey_id=survey_id)  # fmt: skip
+                               event=event, url=url, survey_id=survey_id,
+                               version=workspace.definitions_version)  # fmt: skip
     return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
 
 

@@ -5,8 +5,10 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache
 
+from refiner.models import Workspace
 from segments.models import Contact, Segment, SegmentMember
-from surveys.models import Display, Response
+from surveys.models import Display, Response, Survey
+from targeting import eligibility
 from targeting.eligibility import eligible_surveys, explain, explain_all, sample_position
 from targeting.models import Targeting
 from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
@@ -19,6 +21,7 @@ ALL = {"type": "group", "match": "all", "conditions": []}
 @pytest.fixture(autouse=True)
 def fresh_cache():
     cache.clear()
+    eligibility._in_process.clear()
 
 
 def offered(workspace, contact, now, **check) -> list[int]:
@@ -554,6 +557,15 @@ def test_changes_reach_the_cached_definitions(workspace, contact, now):
     assert definition.questions[0]["text"] == "Would you recommend us?"
 
     survey.delete()
+    assert offered(workspace, contact, now) == []
+
+
+def test_a_change_made_by_another_process_is_seen_at_once(workspace, contact, now):
+    survey = SurveyFactory(workspace=workspace)
+    assert offered(workspace, contact, now) == [survey.pk]  # now held in this process
+    # Another process pauses it: the rows and the version change, this memory does not.
+    Survey.objects.filter(pk=survey.pk).update(status="paused")
+    Workspace.objects.filter(pk=workspace.pk).update(definitions_version="from-elsewhere")
     assert offered(workspace, contact, now) == []
 
 
