@@ -2,11 +2,17 @@
 
 It must agree with `segments.sql` on every rule and every contact (SPEC §3.6);
 both compare only what `segments.values` parses.
+
+A rule is compiled once into nested Python functions (a `Predicate`), which are
+then called on each contact's snapshot: the eligibility check runs the same
+segments for every widget call, so a segment keeps its compiled rule.
 """
 
-from collections.abc import Mapping
+import operator as compare
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from segments.rules import NEGATIONS
@@ -39,8 +45,19 @@ class SegmentDefinition:
     kind: str
     rules: Any
 
+    @cached_property
+    def predicate(self) -> "Predicate":
+        return compile_rule(self.rules)
+
+    def __getstate__(self) -> dict:
+        # The compiled rule is rebuilt on use: functions do not pickle into the cache.
+        return {"id": self.id, "kind": self.kind, "rules": self.rules}
+
 
 _MISSING = object()
+
+Predicate = Callable[["Evaluator"], bool]
+ElementTest = Callable[[ParsedValue, datetime], bool]
 
 
 def _elements(value: Any, *, spread_lists: bool) -> list[ParsedValue]:
@@ -49,91 +66,99 @@ def _elements(value: Any, *, spread_lists: bool) -> list[ParsedValue]:
     return [parse_value(value)]
 
 
-def _equals(parsed: ParsedValue, expected: Any, ignore_case: bool) -> bool:
+def _equality(expected: Any, ignore_case: bool) -> ElementTest:
     if isinstance(expected, bool):
-        return parsed.boolean is expected
+        return lambda parsed, now: parsed.boolean is expected
     if isinstance(expected, str):
         if ignore_case:
-            return parsed.text_folded is not None and parsed.text_folded == fold(expected)
-        return parsed.text is not None and parsed.text == expected
-    return parsed.num is not None and parsed.num == parse_number(expected)
+            folded = fold(expected)
+            return lambda parsed, now: parsed.text_folded == folded  # never None == a str
+        return lambda parsed, now: parsed.text == expected
+    number = parse_number(expected)
+    return lambda parsed, now: parsed.num is not None and parsed.num == number
 
 
-def _text(parsed: ParsedValue, expected: str, ignore_case: bool) -> tuple[str | None, str]:
-    if ignore_case:
-        return parsed.text_folded, fold(expected)
-    return parsed.text, expected
+def _text_test(operator: str, value: str, ignore_case: bool) -> ElementTest:
+    column = "text_folded" if ignore_case else "text"
+    expected = fold(value) if ignore_case else value
+    relation = {
+        "contains": lambda text: expected in text,
+        "starts_with": lambda text: text.startswith(expected),
+        "ends_with": lambda text: text.endswith(expected),
+    }[operator]
+
+    def test(parsed: ParsedValue, now: datetime) -> bool:
+        text = getattr(parsed, column)
+        return text is not None and relation(text)
+
+    return test
 
 
-def _positive(operator: str, parsed: ParsedValue, value: Any, ignore_case: bool, now) -> bool:
-    """A positive operator on one parsed element (never called for negatives)."""
-    if operator == "equals":
-        return _equals(parsed, value, ignore_case)
-    if operator == "in":
-        return any(_equals(parsed, item, ignore_case) for item in value)
-    if operator in ("contains", "starts_with", "ends_with"):
-        text, expected = _text(parsed, value, ignore_case)
-        if text is None:
-            return False
-        if operator == "contains":
-            return expected in text
-        return text.startswith(expected) if operator == "starts_with" else text.endswith(expected)
-    if operator in ("greater_than", "greater_than_or_equal", "less_than", "less_than_or_equal"):
-        if parsed.num is None:
-            return False
-        number = parse_number(value)
-        return {
-            "greater_than": parsed.num > number,
-            "greater_than_or_equal": parsed.num >= number,
-            "less_than": parsed.num < number,
-            "less_than_or_equal": parsed.num <= number,
-        }[operator]
-    if parsed.date is None and operator in (
-        "before", "after", "more_than_days_ago", "less_than_days_ago",
-    ):  # fmt: skip
-        return False
+NUMBER_COMPARISONS = {
+    "greater_than": compare.gt,
+    "greater_than_or_equal": compare.ge,
+    "less_than": compare.lt,
+    "less_than_or_equal": compare.le,
+}
+
+
+def _date_test(operator: str, value: Any) -> ElementTest:
     if operator == "before":
-        return parsed.date < parse_date(value)
+        moment = parse_date(value)
+        return lambda parsed, now: parsed.date is not None and parsed.date < moment
     if operator == "after":
-        return parsed.date > parse_date(value)
+        moment = parse_date(value)
+        return lambda parsed, now: parsed.date is not None and parsed.date > moment
     if operator == "more_than_days_ago":
-        return parsed.date < days_before(now, value)
-    if operator == "less_than_days_ago":
-        return days_before(now, value) <= parsed.date <= now
-    if operator == "is_true":
-        return parsed.boolean is True
-    if operator == "is_false":
-        return parsed.boolean is False
+        return lambda parsed, now: parsed.date is not None and parsed.date < days_before(now, value)
+    return lambda parsed, now: (
+        parsed.date is not None and days_before(now, value) <= parsed.date <= now
+    )
+
+
+def element_test(operator: str, value: Any, ignore_case: bool) -> ElementTest | None:
+    """A positive operator as a test of one parsed element; None for `is_set`."""
+    if operator == "is_set":
+        return None
+    if operator == "equals":
+        return _equality(value, ignore_case)
+    if operator == "in":
+        tests = [_equality(item, ignore_case) for item in value]
+        return lambda parsed, now: any(test(parsed, now) for test in tests)
+    if operator in ("contains", "starts_with", "ends_with"):
+        return _text_test(operator, value, ignore_case)
+    if operator in NUMBER_COMPARISONS:
+        relation, number = NUMBER_COMPARISONS[operator], parse_number(value)
+        return lambda parsed, now: parsed.num is not None and relation(parsed.num, number)
+    if operator in ("before", "after", "more_than_days_ago", "less_than_days_ago"):
+        return _date_test(operator, value)
+    if operator in ("is_true", "is_false"):
+        expected = operator == "is_true"
+        return lambda parsed, now: parsed.boolean is expected
     raise ValueError(f"unknown operator {operator}")
 
 
-def value_matches(
-    condition: Mapping,
-    raw: Any,
-    now: datetime,
-    *,
-    spread_lists: bool,
-    elements: list[ParsedValue] | None = None,
-) -> bool:
-    """An attribute operator applied to a stored value (`_MISSING` when missing).
-
-    `elements` are the value's parsed elements when the caller has them already.
-    """
+def _value_condition(condition: Mapping, key: Any, *, spread_lists: bool) -> Predicate:
+    """An attribute or answer condition on the stored value under `key`."""
     operator = condition["operator"]
     negated = operator in NEGATIONS
-    if negated:
-        operator = NEGATIONS[operator]
-    if raw is _MISSING or raw is None:
-        held = False
-    elif operator == "is_set":
-        held = True
-    else:
-        value, ignore_case = condition.get("value"), condition.get("ignore_case", False)
-        held = any(
-            _positive(operator, parsed, value, ignore_case, now)
-            for parsed in elements or _elements(raw, spread_lists=spread_lists)
-        )
-    return held != negated
+    test = element_test(
+        NEGATIONS.get(operator, operator),
+        condition.get("value"),
+        condition.get("ignore_case", False),
+    )
+
+    def predicate(evaluator: "Evaluator") -> bool:
+        elements = evaluator.elements(key, spread_lists=spread_lists)
+        if elements is None:
+            held = False
+        elif test is None:
+            held = True
+        else:
+            held = any(test(parsed, evaluator.now) for parsed in elements)
+        return held != negated
+
+    return predicate
 
 
 def _count_events(times: list[datetime], within_days: int | None, now: datetime) -> int:
@@ -143,16 +168,18 @@ def _count_events(times: list[datetime], within_days: int | None, now: datetime)
     return sum(1 for moment in times if start <= moment <= now)
 
 
-def _event_matches(condition: Mapping, snapshot: ContactSnapshot, now: datetime) -> bool:
-    count = _count_events(
-        snapshot.events.get(condition["event"], []), condition.get("within_days"), now
-    )
-    wanted = condition["value"]
-    return {
-        "at_least": count >= wanted,
-        "at_most": count <= wanted,
-        "exactly": count == wanted,
-    }[condition["operator"]]
+EVENT_COMPARISONS = {"at_least": compare.ge, "at_most": compare.le, "exactly": compare.eq}
+
+
+def _event_condition(condition: Mapping) -> Predicate:
+    name, within_days = condition["event"], condition.get("within_days")
+    relation, wanted = EVENT_COMPARISONS[condition["operator"]], condition["value"]
+
+    def predicate(evaluator: "Evaluator") -> bool:
+        times = evaluator.snapshot.events.get(name, [])
+        return relation(_count_events(times, within_days, evaluator.now), wanted)
+
+    return predicate
 
 
 def _in_window(moment: datetime | None, within_days: int | None, now: datetime) -> bool:
@@ -170,15 +197,52 @@ SURVEY_MOMENTS = {
 }
 
 
-def _survey_matches(condition: Mapping, snapshot: ContactSnapshot, now: datetime) -> bool:
+def _survey_condition(condition: Mapping) -> Predicate:
     operator, survey = condition["operator"], condition["survey"]
-    moment = SURVEY_MOMENTS[operator]
-    held = any(
-        _in_window(getattr(display, moment), condition.get("within_days"), now)
-        for display in snapshot.displays
-        if survey == "any" or display.survey_id == survey
-    )
-    return not held if operator.startswith("not_") else held
+    moment, within_days = SURVEY_MOMENTS[operator], condition.get("within_days")
+    negated = operator.startswith("not_")
+
+    def predicate(evaluator: "Evaluator") -> bool:
+        held = any(
+            _in_window(getattr(display, moment), within_days, evaluator.now)
+            for display in evaluator.snapshot.displays
+            if survey == "any" or display.survey_id == survey
+        )
+        return held != negated
+
+    return predicate
+
+
+def _segment_condition(condition: Mapping) -> Predicate:
+    segment_id, wanted = condition["segment"], condition["operator"] == "in"
+    return lambda evaluator: evaluator.in_segment(segment_id) is wanted
+
+
+def _group(condition: Mapping) -> Predicate:
+    parts = [compile_rule(part) for part in condition["conditions"]]
+    if condition["match"] == "all":
+        return lambda evaluator: all(part(evaluator) for part in parts)
+    if condition["match"] == "any":
+        return lambda evaluator: any(part(evaluator) for part in parts)
+    return lambda evaluator: not any(part(evaluator) for part in parts)
+
+
+def compile_rule(node: Mapping) -> Predicate:
+    """The rule as a function of an `Evaluator` (one contact at one moment)."""
+    kind = node["type"]
+    if kind == "group":
+        return _group(node)
+    if kind == "attribute":
+        return _value_condition(node, node["attribute"], spread_lists=False)
+    if kind == "event":
+        return _event_condition(node)
+    if kind == "survey":
+        return _survey_condition(node)
+    if kind == "answer":
+        return _value_condition(node, (node["survey"], node["question"]), spread_lists=True)
+    if kind == "segment":
+        return _segment_condition(node)
+    raise ValueError(f"unknown condition type {kind}")
 
 
 class Evaluator:
@@ -193,7 +257,7 @@ class Evaluator:
         self.snapshot, self.now, self.segments = snapshot, now, segments or {}
         self._memo: dict[int, bool] = {}
         # Each stored value is parsed once per evaluation, however many rules read it.
-        self._parsed: dict[Any, list[ParsedValue]] = {}
+        self._parsed: dict[Any, list[ParsedValue] | None] = {}
 
     def in_segment(self, segment_id: int) -> bool:
         if segment_id not in self._memo:
@@ -203,43 +267,23 @@ class Evaluator:
             elif segment.kind == "manual":
                 self._memo[segment_id] = segment_id in self.snapshot.manual_segments
             else:
-                self._memo[segment_id] = self.matches(segment.rules)
+                self._memo[segment_id] = segment.predicate(self)
         return self._memo[segment_id]
 
     def matches(self, node: Mapping) -> bool:
-        kind = node["type"]
-        if kind == "group":
-            results = (self.matches(condition) for condition in node["conditions"])
-            if node["match"] == "all":
-                return all(results)
-            if node["match"] == "any":
-                return any(results)
-            return not any(results)
-        if kind == "attribute":
-            key = node["attribute"]
-            return self._value_matches(node, key, self._attribute(key), spread_lists=False)
-        if kind == "event":
-            return _event_matches(node, self.snapshot, self.now)
-        if kind == "survey":
-            return _survey_matches(node, self.snapshot, self.now)
-        if kind == "answer":
-            key = (node["survey"], node["question"])
-            raw = self.snapshot.answers.get(key, _MISSING)
-            return self._value_matches(node, key, raw, spread_lists=True)
-        if kind == "segment":
-            held = self.in_segment(node["segment"])
-            return held if node["operator"] == "in" else not held
-        raise ValueError(f"unknown condition type {kind}")
+        return compile_rule(node)(self)
 
-    def _value_matches(self, node: Mapping, key: Any, raw: Any, *, spread_lists: bool) -> bool:
-        elements = None
-        if raw is not _MISSING and raw is not None:
-            elements = self._parsed.get(key)
-            if elements is None:
-                elements = self._parsed[key] = _elements(raw, spread_lists=spread_lists)
-        return value_matches(node, raw, self.now, spread_lists=spread_lists, elements=elements)
+    def elements(self, key: Any, *, spread_lists: bool) -> list[ParsedValue] | None:
+        """The parsed elements of an attribute (str key) or answer (tuple key); None if missing."""
+        if key not in self._parsed:
+            raw = self._raw(key)
+            missing = raw is _MISSING or raw is None
+            self._parsed[key] = None if missing else _elements(raw, spread_lists=spread_lists)
+        return self._parsed[key]
 
-    def _attribute(self, key: str) -> Any:
+    def _raw(self, key: Any) -> Any:
+        if isinstance(key, tuple):
+            return self.snapshot.answers.get(key, _MISSING)
         if key.startswith("account."):
             if self.snapshot.account is None:
                 return _MISSING
