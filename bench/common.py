@@ -162,11 +162,16 @@ def load(
     requests: int = 2000,
     seconds: float = 30,
     expect: int = 200,
+    rate: float | None = None,
 ) -> dict:
     """`requests` calls (or until `seconds` pass) from `concurrency` threads over loopback.
 
     Each thread keeps a connection open; gunicorn's sync workers close it after each
-    response, and http.client then opens a new one, as browsers would.
+    response, and http.client then opens a new one, as browsers would. Without `rate`
+    every thread sends its next request as soon as the last is answered (saturation).
+    With `rate` (requests per second in all) each thread sends on a fixed schedule and
+    latency counts from the scheduled moment, so time spent waiting behind a slow
+    answer is counted too: what visitors arriving at that rate would see.
     """
     import http.client
     import threading
@@ -177,15 +182,23 @@ def load(
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
 
-    def worker() -> None:
+    interval = concurrency / rate if rate else 0.0
+    begin = time.perf_counter()
+
+    def worker(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        scheduled = begin + interval * index / concurrency
         while time.monotonic() < deadline:
             with lock:
                 number = next(counter, None)
             if number is None:
                 break
             payload = body(number) if body else None
-            start = time.perf_counter()
+            if rate:
+                time.sleep(max(0.0, scheduled - time.perf_counter()))
+                start, scheduled = scheduled, scheduled + interval
+            else:
+                start = time.perf_counter()
             try:
                 status, content = request(method, port, path, payload, connection)
             except (OSError, http.client.HTTPException) as problem:
@@ -200,7 +213,7 @@ def load(
         connection.close()
 
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -4,9 +4,11 @@
 
 A workspace with 20 live surveys targeting 50 segments (attribute, event, nested
 and reference rules) and contacts with about 100 events each; gunicorn -w 2 on a
-free loopback port; 100 concurrent connections. Throughput at 100 connections
-includes queueing (2 workers serve 100 clients), so latency is also measured at 2
-connections, one per worker: the time a check itself takes.
+free loopback port; 100 concurrent connections. Saturated (each connection sends
+again as soon as it is answered), latency is mostly queueing: 2 workers serve 100
+clients. So latency is also measured paced: the same 100 connections sending on a
+fixed schedule at half the saturated eligibility throughput, counted from the
+scheduled moment.
 """
 
 import argparse
@@ -18,6 +20,7 @@ from common import Server, load, load_bench_module, setup_django, table
 
 SURVEYS, SEGMENTS = 20, 50
 THROUGHPUT_TARGET, P99_TARGET = 0.70, 0.025
+PACE_SHARE = 0.5
 
 
 def segment_rules() -> list[dict]:
@@ -177,24 +180,27 @@ def run(contacts: int, events: float, requests: int, seconds: float, log=print) 
                     seconds=seconds,
                 )  # fmt: skip
             )
+        # 100 connections again, now paced at half the saturated eligibility throughput:
+        # the latency visitors see under a steady load the server can carry.
+        pace = (
+            PACE_SHARE
+            * sum(p["requests"] for p in runs["eligibility"])
+            / sum(p["seconds"] for p in runs["eligibility"])
+        )
         latency = {
-            "ping": load(
+            name: load(
                 server.port,
-                "GET",
-                "/api/v1/ping",
-                concurrency=2,
-                requests=requests // 3,
+                method,
+                path,
+                payload,
+                requests=requests // 2,
                 seconds=seconds,
-            ),  # fmt: skip
-            "eligibility": load(
-                server.port,
-                "POST",
-                "/api/v1/widget/eligibility",
-                body,
-                concurrency=2,
-                requests=requests // 3,
-                seconds=seconds,
-            ),  # fmt: skip
+                rate=pace,
+            )  # fmt: skip
+            for name, method, path, payload in (
+                ("ping", "GET", "/api/v1/ping", None),
+                ("eligibility", "POST", "/api/v1/widget/eligibility", body),
+            )
         }
     for name, parts in runs.items():
         total = sum(p["requests"] for p in parts)
@@ -208,7 +214,7 @@ def run(contacts: int, events: float, requests: int, seconds: float, log=print) 
             "p50": max(p["p50"] for p in parts),
             "p95": max(p["p95"] for p in parts),
             "p99": max(p["p99"] for p in parts),
-            "solo": latency[name],
+            "paced": latency[name],
         }
     results["ratio"] = results["eligibility"]["rps"] / results["ping"]["rps"]
     log(report(results))
@@ -234,8 +240,10 @@ def report(results: dict) -> str:
                 ms(r["p50"]),
                 ms(r["p95"]),
                 ms(r["p99"]),
-                ms(r["solo"]["p50"]),
-                ms(r["solo"]["p99"]),
+                f"{r['paced']['rps']:.0f}",
+                ms(r["paced"]["p50"]),
+                ms(r["paced"]["p95"]),
+                ms(r["paced"]["p99"]),
             ]  # fmt: skip
         )
     headers = [
@@ -246,13 +254,16 @@ def report(results: dict) -> str:
         "p50 ms @100",
         "p95 ms @100",
         "p99 ms @100",
-        "p50 ms @2",
-        "p99 ms @2",
+        "paced req/s",
+        "paced p50 ms",
+        "paced p95 ms",
+        "paced p99 ms",
     ]
+    paced = results["eligibility"]["paced"]
     verdict = (
         f"eligibility / ping throughput: {results['ratio']:.0%} (target ≥ 70%); "
-        f"eligibility p99 at 2 connections {results['eligibility']['solo']['p99'] * 1000:.1f} ms "
-        f"(target < 25 ms)"
+        f"eligibility p99 at 100 connections paced at {paced['rps']:.0f} req/s: "
+        f"{paced['p99'] * 1000:.1f} ms (target < 25 ms)"
     )
     return table(headers, rows) + "\n\n" + verdict
 
