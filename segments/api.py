@@ -46,7 +46,7 @@ def segment_to_dict(segment: Segment, now) -> dict:
         "description": segment.description,
         "kind": segment.kind,
         "rules": segment.rules,
-        "contact_count": services.segment_contacts(segment, now).count(),
+        "contact_count": services.segment_count(segment, now),
     }
 
 
@@ -221,9 +221,11 @@ def segment_preview(request: HttpRequest) -> JsonResponse:
     problems = services.check_rule(rules, workspace_id=request.workspace.pk)
     if problems:
         raise invalid(rule_fields(problems))
-    queryset = services.rule_contacts(request.workspace.pk, rules, timezone.now())
+    now = timezone.now()
+    queryset = services.rule_contacts(request.workspace.pk, rules, now)
     sample = list(queryset.order_by("user_id").values_list("user_id", flat=True)[:SAMPLE_SIZE])
-    return JsonResponse({"count": queryset.count(), "sample": sample})
+    count = services.rule_count(request.workspace.pk, rules, now)
+    return JsonResponse({"count": count, "sample": sample})
 
 
 def _user_ids(data: dict) -> list[str]:

@@ -22,7 +22,7 @@ from segments.models import (
 )
 from segments.rules import is_trait_key, validate_rule
 from segments.snapshot import load_snapshot
-from segments.sql import compile_rule
+from segments.sql import compile_rule, lone_attribute, matching_values
 from segments.values import parse_value
 
 MAX_TRAITS = 100
@@ -236,6 +236,21 @@ def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -
 def rule_contacts(workspace_id: int, rule: dict, now: datetime) -> QuerySet[Contact]:
     condition = compile_rule(rule, now, segment_definitions(workspace_id))
     return Contact.objects.filter(Q(workspace_id=workspace_id) & condition)
+
+
+def rule_count(workspace_id: int, rule: dict, now: datetime) -> int:
+    """How many contacts match `rule` now; a rule of one trait counts its value rows."""
+    condition = lone_attribute(rule)
+    if condition is not None:
+        return matching_values(workspace_id, condition, now).count()
+    return rule_contacts(workspace_id, rule, now).count()
+
+
+def segment_count(segment: Segment, now: datetime) -> int:
+    """How many contacts are in the segment now."""
+    if segment.is_manual:
+        return segment_contacts(segment, now).count()
+    return rule_count(segment.workspace_id, segment.rules, now)
 
 
 def segment_contacts(segment: Segment, now: datetime) -> QuerySet[Contact]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Left, Length, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
@@ -239,3 +239,34 @@ def compile_rule(
 ) -> Q:
     """A `Q` over `Contact` that holds for the contacts matching `rule` at `now`."""
     return Compiler(now, segments or {}).compile(rule)
+
+
+def lone_attribute(rule: Mapping) -> Mapping | None:
+    """The one positive trait condition `rule` amounts to, or None when it is more.
+
+    Groups of one condition (matching all or any) are looked through.
+    """
+    node = rule
+    while node["type"] == "group" and node["match"] != "none" and len(node["conditions"]) == 1:
+        node = node["conditions"][0]
+    if (
+        node["type"] != "attribute"
+        or node["attribute"].startswith("account.")
+        or node["operator"] in NEGATIONS
+    ):
+        return None
+    return node
+
+
+def matching_values(workspace_id: int, condition: Mapping, now: datetime) -> QuerySet:
+    """The parsed-value rows that meet a positive trait condition: one per matching contact.
+
+    A contact has at most one row per key, in its own workspace, so counting these
+    rows counts the contacts, without reading the contacts table at all: an index
+    on (workspace, key, column) answers the count alone.
+    """
+    predicate = value_predicate(
+        condition["operator"], condition.get("value"), condition.get("ignore_case", False), now
+    )
+    rows = ContactValue.objects.filter(workspace_id=workspace_id, key=condition["attribute"])
+    return rows.filter(predicate)

@@ -82,8 +82,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     uses = segment_uses(membership.workspace, segments)
     rows = [
-        {"segment": s, "size": services.segment_contacts(s, now).count(), "uses": uses[s.pk]}
-        for s in segments
+        {"segment": s, "size": services.segment_count(s, now), "uses": uses[s.pk]} for s in segments
     ]
     return render(request, "segments/segment_list.html", {"rows": rows})
 
@@ -128,7 +127,8 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
         return {"errors": errors, "total": total}
     contacts = services.rule_contacts(workspace.pk, rule, now)
     sample = contacts.order_by("-last_seen_at", "user_id")[:PREVIEW_SAMPLE]
-    return {"count": contacts.count(), "sample": list(sample), "total": total, "errors": {}}
+    count = services.rule_count(workspace.pk, rule, now)
+    return {"count": count, "sample": list(sample), "total": total, "errors": {}}
 
 
 def _posted_tree(request: HttpRequest) -> tuple[forms.GroupNode, str | None]:

@@ -38,6 +38,7 @@ from segments.services import (
     check_rule,
     clean_user,
     identify_contact,
+    rule_count,
     segment_definitions,
     snapshot_of,
 )
@@ -401,6 +402,10 @@ def test_sql_and_memory_agree_on_random_rules_and_contacts(db):
                         if matches(node, snapshot, NOW, definitions)
                     }  # fmt: skip
                     assert in_sql == in_memory, (node, {pk: s for pk, s in snapshots.items()})
+                    # The count the API and dashboard show, alone and in a group of one.
+                    alone = {"type": "group", "match": "any", "conditions": [node]}
+                    for counted in (node, alone):
+                        assert rule_count(workspace.pk, counted, NOW) == len(in_sql), node
                     for pk in snapshots:
                         outcomes[node["type"], pk in in_sql] += 1
                 raise _Rollback
