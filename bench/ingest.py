@@ -147,8 +147,8 @@ def report(results: dict) -> str:
     per_table = ", ".join(f"{t} {b / tracked:.0f} B" for t, b in results["bytes"].items())
     total = sum(results["bytes"].values()) / tracked
     lines.append(
-        f"storage per tracked event: {total:.0f} bytes in all ({per_table}); the contact's "
-        f"last_seen_at row is rewritten too, so part of it is dead tuples that VACUUM reclaims"
+        f"storage per tracked event: {total:.0f} bytes in all ({per_table}); a track moves "
+        f"the contact's last_seen_at (a row rewrite, reclaimed by VACUUM) at most once a minute"
     )
     race = results["race"]
     lines.append(

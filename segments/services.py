@@ -1,10 +1,10 @@
 """Workflows over contacts, events and segments: identify, track, membership."""
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 
 from refiner.http import invalid
@@ -16,14 +16,13 @@ from segments.models import (
     AccountValue,
     Contact,
     ContactValue,
-    Event,
     Segment,
     SegmentMember,
 )
 from segments.rules import is_trait_key, validate_rule
 from segments.snapshot import load_snapshot
 from segments.sql import compile_rule, lone_attribute, matching_values
-from segments.values import parse_value
+from segments.values import iso, parse_value
 
 MAX_TRAITS = 100
 MAX_TRAIT_VALUE = 10_000
@@ -103,6 +102,19 @@ def merge_traits(current: dict, changes: dict) -> dict:
     return {key: value for key, value in merged.items() if value is not None}
 
 
+def _value_rows(model, owner_field: str, owner) -> list:
+    """New parsed-value rows for every attribute of a contact or account."""
+    return [
+        model(
+            workspace_id=owner.workspace_id,
+            key=key,
+            **{owner_field: owner},
+            **parse_value(raw).as_fields(),
+        )  # fmt: skip
+        for key, raw in owner.attributes().items()
+    ]
+
+
 def _sync_values(model, owner_field: str, owner, workspace_id: int, attributes: dict) -> None:
     """Make the parsed-value rows of a contact or account match its attributes."""
     existing = {row.key: row for row in model.objects.filter(**{owner_field: owner})}
@@ -130,8 +142,10 @@ def sync_account_values(account: Account) -> None:
     _sync_values(AccountValue, "account", account, account.workspace_id, account.attributes())
 
 
-def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[Contact, bool]:
-    """The contact, locked for update; created once even under concurrent calls."""
+def _locked_contact(
+    workspace: Workspace, user_id: str, now: datetime, fields: dict | None = None
+) -> tuple[Contact, bool]:
+    """The contact, locked for update; created once (with `fields`) even under concurrent calls."""
     contacts = Contact.objects.select_for_update()
     contact = contacts.filter(workspace=workspace, user_id=user_id).first()
     if contact is not None:
@@ -139,7 +153,11 @@ def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[
     try:
         with transaction.atomic():
             contact = Contact.objects.create(
-                workspace=workspace, user_id=user_id, first_seen_at=now, last_seen_at=now
+                workspace=workspace,
+                user_id=user_id,
+                first_seen_at=now,
+                last_seen_at=now,
+                **(fields or {}),
             )
             return contact, True
     except IntegrityError:
@@ -171,13 +189,20 @@ def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:
 def identify_contact(*, workspace: Workspace, user: dict, now: datetime) -> Contact:
     """Create or update a contact from a cleaned `user` (see `clean_user`)."""
     with transaction.atomic():
-        contact, _ = _locked_contact(workspace, user["id"], now)
-        for key in ("email", "name"):
-            if key in user:
-                setattr(contact, key, user[key])
-        contact.traits = merge_traits(contact.traits, user["traits"])
+        fields = {key: user[key] for key in ("email", "name") if key in user}
         if user["account"] is not None:
-            contact.account = _upsert_account(workspace, user["account"], now)
+            fields["account"] = _upsert_account(workspace, user["account"], now)
+        new_traits = merge_traits({}, user["traits"])
+        contact, created = _locked_contact(
+            workspace, user["id"], now, fields | {"traits": new_traits}
+        )
+        if created:
+            # A new contact has no parsed values yet: nothing to compare, only to add.
+            ContactValue.objects.bulk_create(_value_rows(ContactValue, "contact", contact))
+            return contact
+        for key, value in fields.items():
+            setattr(contact, key, value)
+        contact.traits = merge_traits(contact.traits, user["traits"])
         contact.last_seen_at = max(contact.last_seen_at, now)
         contact.save()
         sync_contact_values(contact)
@@ -200,19 +225,69 @@ def clean_event_name(value: Any, field: str = "event") -> str:
     return name
 
 
+# A track moves the contact's last_seen_at only when it is this far behind: rules
+# compare it in days, and an event that leaves it alone costs a single INSERT.
+LAST_SEEN_STEP = timedelta(seconds=60)
+
+
 def track_event(
     *, workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at=None
-) -> Event:
+) -> None:
     """Record an event; an unknown user becomes a contact."""
+    contact = Contact.objects.filter(workspace=workspace, user_id=user_id).first()
+    if contact is None:
+        _track_first_event(workspace, user_id, event, now, occurred_at)
+    else:
+        record_event(contact=contact, event=event, now=now, occurred_at=occurred_at)
+
+
+def record_event(*, contact: Contact, event: str, now: datetime, occurred_at=None) -> None:
+    """Record an event of a contact just read: one INSERT, unless last_seen_at moves too."""
+    try:
+        if now - contact.last_seen_at < LAST_SEEN_STEP:
+            _insert_event(contact, event, occurred_at or now)
+        else:
+            with transaction.atomic():
+                _advance_last_seen(contact, now)
+                _insert_event(contact, event, occurred_at or now)
+    except IntegrityError:
+        # The contact was deleted since it was read: the user is unknown again.
+        _track_first_event(contact.workspace, contact.user_id, event, now, occurred_at)
+
+
+EVENT_INSERT = (
+    "INSERT INTO segments_event (workspace_id, contact_id, name, occurred_at) "
+    "VALUES (%s, %s, %s, %s)"
+)
+
+
+def _insert_event(contact: Contact, name: str, occurred_at: datetime) -> None:
+    # Written out: the ORM's INSERT cost more to build than to run on this hot path.
+    moment = connection.ops.adapt_datetimefield_value(occurred_at)
+    with connection.cursor() as cursor:
+        cursor.execute(EVENT_INSERT, [contact.workspace_id, contact.pk, name, moment])
+
+
+def _advance_last_seen(contact: Contact, now: datetime) -> None:
+    """Move last_seen_at forward, with its parsed value, under the contact's row lock."""
+    if Contact.objects.filter(pk=contact.pk, last_seen_at__lt=now).update(last_seen_at=now):
+        parsed = parse_value(iso(now)).as_fields()
+        rows = ContactValue.objects.filter(contact_id=contact.pk, key="last_seen_at")
+        if not rows.update(**parsed):
+            ContactValue.objects.create(
+                workspace_id=contact.workspace_id, contact_id=contact.pk, key="last_seen_at",
+                **parsed,
+            )  # fmt: skip
+
+
+def _track_first_event(workspace, user_id, event, now, occurred_at) -> None:
     with transaction.atomic():
         contact, created = _locked_contact(workspace, user_id, now)
         if created or now > contact.last_seen_at:
             contact.last_seen_at = max(contact.last_seen_at, now)
             contact.save(update_fields=["last_seen_at"])
             sync_contact_values(contact)
-        return Event.objects.create(
-            workspace=workspace, contact=contact, name=event, occurred_at=occurred_at or now
-        )
+        _insert_event(contact, event, occurred_at or now)
 
 
 # Segments -------------------------------------------------------------------

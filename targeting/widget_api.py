@@ -174,11 +174,12 @@ def identify(request: HttpRequest) -> JsonResponse:
 @api(["POST"])
 def track(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
-    workspace = _workspace(request, data)
-    _verify(workspace, data, data.get("user_id"))
-    user_id = _user_id(data)
+    workspace, contact, user_id = _identified(request, data)
     event = contacts.clean_event_name(data.get("event"))
-    contacts.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
+    if contact is None:
+        contacts.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
+    else:
+        contacts.record_event(contact=contact, event=event, now=timezone.now())
     return JsonResponse({"status": "accepted"}, status=202)
 
 
