@@ -1,5 +1,6 @@
 """Workflows over contacts, events and segments: identify, track, membership."""
 
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,10 +143,8 @@ def sync_account_values(account: Account) -> None:
     _sync_values(AccountValue, "account", account, account.workspace_id, account.attributes())
 
 
-def _locked_contact(
-    workspace: Workspace, user_id: str, now: datetime, fields: dict | None = None
-) -> tuple[Contact, bool]:
-    """The contact, locked for update; created once (with `fields`) even under concurrent calls."""
+def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[Contact, bool]:
+    """The contact, locked for update; created once even under concurrent calls."""
     contacts = Contact.objects.select_for_update()
     contact = contacts.filter(workspace=workspace, user_id=user_id).first()
     if contact is not None:
@@ -153,11 +152,7 @@ def _locked_contact(
     try:
         with transaction.atomic():
             contact = Contact.objects.create(
-                workspace=workspace,
-                user_id=user_id,
-                first_seen_at=now,
-                last_seen_at=now,
-                **(fields or {}),
+                workspace=workspace, user_id=user_id, first_seen_at=now, last_seen_at=now
             )
             return contact, True
     except IntegrityError:
@@ -188,24 +183,89 @@ def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:
 
 def identify_contact(*, workspace: Workspace, user: dict, now: datetime) -> Contact:
     """Create or update a contact from a cleaned `user` (see `clean_user`)."""
+    current = Contact.objects.select_related("account").filter(
+        workspace=workspace, user_id=user["id"]
+    )
+    return identify_known(workspace=workspace, user=user, now=now, current=current.first())
+
+
+def identify_known(
+    *, workspace: Workspace, user: dict, now: datetime, current: Contact | None
+) -> Contact:
+    """`identify_contact`, given the contact with its account as just read (None: none).
+
+    The widget identifies on every page load, mostly changing nothing: then nothing
+    is written. A new user is inserted straight away, without a locking lookup.
+    """
+    if current is None:
+        try:
+            with transaction.atomic():
+                return _create_contact(workspace, user, now)
+        except IntegrityError:
+            pass  # a concurrent identify created it first: update that one
+    elif _changes_nothing(current, user, now):
+        return current
     with transaction.atomic():
-        fields = {key: user[key] for key in ("email", "name") if key in user}
-        if user["account"] is not None:
-            fields["account"] = _upsert_account(workspace, user["account"], now)
-        new_traits = merge_traits({}, user["traits"])
-        contact, created = _locked_contact(
-            workspace, user["id"], now, fields | {"traits": new_traits}
-        )
-        if created:
-            # A new contact has no parsed values yet: nothing to compare, only to add.
-            ContactValue.objects.bulk_create(_value_rows(ContactValue, "contact", contact))
-            return contact
-        for key, value in fields.items():
-            setattr(contact, key, value)
-        contact.traits = merge_traits(contact.traits, user["traits"])
-        contact.last_seen_at = max(contact.last_seen_at, now)
-        contact.save()
-        sync_contact_values(contact)
+        return _update_contact(workspace, user, now)
+
+
+def _same_json(first: dict, second: dict) -> bool:
+    # Not ==: True == 1 == 1.0 in Python, but they are different traits to rules.
+    return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def _changes_nothing(contact: Contact, user: dict, now: datetime) -> bool:
+    """Would identifying `user` leave the contact and its account as they are?"""
+    if now - contact.last_seen_at >= LAST_SEEN_STEP:
+        return False
+    if any(key in user and getattr(contact, key) != user[key] for key in ("email", "name")):
+        return False
+    if not _same_json(merge_traits(contact.traits, user["traits"]), contact.traits):
+        return False
+    wanted, account = user["account"], contact.account
+    if wanted is None:
+        return True
+    return (
+        account is not None
+        and account.external_id == wanted["id"]
+        and ("name" not in wanted or account.name == wanted["name"])
+        and _same_json(merge_traits(account.traits, wanted["traits"]), account.traits)
+    )
+
+
+def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
+    account = None
+    if user["account"] is not None:
+        account = _upsert_account(workspace, user["account"], now)
+    contact = Contact.objects.create(
+        workspace=workspace,
+        user_id=user["id"],
+        account=account,
+        traits=merge_traits({}, user["traits"]),
+        first_seen_at=now,
+        last_seen_at=now,
+        **{key: user[key] for key in ("email", "name") if key in user},
+    )
+    # A new contact has no parsed values yet: nothing to compare, only to add.
+    ContactValue.objects.bulk_create(_value_rows(ContactValue, "contact", contact))
+    return contact
+
+
+def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
+    # The account is locked before the contact, by every identify alike.
+    account = None
+    if user["account"] is not None:
+        account = _upsert_account(workspace, user["account"], now)
+    contact, _ = _locked_contact(workspace, user["id"], now)
+    for key in ("email", "name"):
+        if key in user:
+            setattr(contact, key, user[key])
+    contact.traits = merge_traits(contact.traits, user["traits"])
+    if account is not None:
+        contact.account = account
+    contact.last_seen_at = max(contact.last_seen_at, now)
+    contact.save()
+    sync_contact_values(contact)
     return contact
 
 

@@ -140,12 +140,17 @@ def _user_id(data: dict) -> str:
     return user_id
 
 
+def _lookup_id(raw: Any) -> str | None:
+    """The user id to look up, before it is validated (None: nothing to look up)."""
+    if isinstance(raw, str | int) and not isinstance(raw, bool):
+        return str(raw) or None
+    return None
+
+
 def _identified(request: HttpRequest, data: dict) -> tuple[Workspace, Contact | None, str]:
     """Workspace and contact of a body with "workspace" and "user_id", in one query."""
-    key = _widget_key(data)
     raw = data.get("user_id")
-    user_id = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else None
-    workspace, contact = caller(key, user_id or None)
+    workspace, contact = caller(_widget_key(data), _lookup_id(raw))
     _admit(request, workspace)
     _verify(workspace, data, raw)
     return workspace, contact, _user_id(data)
@@ -162,11 +167,15 @@ def _optional_string(data: dict, key: str, size: int) -> str | None:
 @api(["POST"])
 def identify(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
-    workspace = _workspace(request, data)
     user = data.get("user")
-    _verify(workspace, data, user.get("id") if isinstance(user, dict) else None)
+    raw = user.get("id") if isinstance(user, dict) else None
+    workspace, current = caller(_widget_key(data), _lookup_id(raw))
+    _admit(request, workspace)
+    _verify(workspace, data, raw)
     cleaned = contacts.clean_user(user, "user.")
-    contact = contacts.identify_contact(workspace=workspace, user=cleaned, now=timezone.now())
+    contact = contacts.identify_known(
+        workspace=workspace, user=cleaned, now=timezone.now(), current=current
+    )
     return JsonResponse({"contact": contact.to_dict()})
 
 

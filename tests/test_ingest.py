@@ -16,6 +16,7 @@ from segments.services import (
     LAST_SEEN_STEP,
     clean_user,
     identify_contact,
+    identify_known,
     record_event,
     sync_contact_values,
     track_event,
@@ -121,3 +122,56 @@ def test_an_event_of_a_contact_deleted_meanwhile_makes_it_again(workspace):
     assert again.pk != contact.pk
     assert list(Event.objects.filter(contact=again).values_list("name", flat=True)) == ["opened"]
     assert_values_match_attributes(again)
+
+
+def identify_again(workspace, user: dict, now) -> tuple[Contact, int]:
+    """Identify a known user as the widget does (contact already read); count the queries."""
+    current = Contact.objects.select_related("account").get(workspace=workspace, user_id="u-1")
+    with CaptureQueriesContext(connection) as queries:
+        contact = identify_known(
+            workspace=workspace, user=clean_user(user), now=now, current=current
+        )
+    return contact, len(queries)
+
+
+def test_an_identify_that_changes_nothing_writes_nothing(workspace):
+    user = {"id": "u-1", "email": "a@example.com", "plan": "pro", "account": {"id": "acme"}}
+    identify_contact(workspace=workspace, user=clean_user(user), now=NOW)
+    contact, queries = identify_again(workspace, user, NOW + timedelta(seconds=30))
+    assert queries == 0
+    assert contact.last_seen_at == NOW
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"plan": "free"},
+        {"plan": None},
+        {"seats": 1},  # was True: equal in Python, a different trait to rules
+        {"email": "b@example.com"},
+        {"account": {"id": "other"}},
+        {"account": {"id": "acme", "tier": "gold"}},
+    ],
+)
+def test_an_identify_that_changes_something_is_written(workspace, change):
+    user = {"id": "u-1", "email": "a@example.com", "plan": "pro", "seats": True,
+            "account": {"id": "acme"}}  # fmt: skip
+    identify_contact(workspace=workspace, user=clean_user(user), now=NOW)
+    contact, queries = identify_again(workspace, user | change, NOW + timedelta(seconds=30))
+    assert queries > 0
+    contact.refresh_from_db()
+    expected = clean_user(user | change)
+    assert contact.account.external_id == expected["account"]["id"]
+    assert contact.account.traits == expected["account"]["traits"]
+    assert contact.email == expected["email"]
+    assert contact.traits == {k: v for k, v in expected["traits"].items() if v is not None}
+    assert_values_match_attributes(contact)
+
+
+def test_an_identify_a_minute_later_moves_last_seen(workspace):
+    user = {"id": "u-1", "plan": "pro"}
+    identify_contact(workspace=workspace, user=clean_user(user), now=NOW)
+    contact, _ = identify_again(workspace, user, NOW + LAST_SEEN_STEP)
+    contact.refresh_from_db()
+    assert contact.last_seen_at == NOW + LAST_SEEN_STEP
+    assert_values_match_attributes(contact)
