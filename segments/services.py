@@ -28,6 +28,9 @@ from segments.values import iso, parse_value
 MAX_TRAITS = 100
 MAX_TRAIT_VALUE = 10_000
 MAX_ID = 200
+# last_seen_at moves only when it is this far behind: rules compare it in days, and a
+# track or identify that leaves it alone writes one event, or nothing.
+LAST_SEEN_STEP = timedelta(seconds=60)
 
 
 def _check_traits(traits: dict, prefix: str, reserved: Iterable[str]) -> dict[str, str]:
@@ -103,16 +106,16 @@ def merge_traits(current: dict, changes: dict) -> dict:
     return {key: value for key, value in merged.items() if value is not None}
 
 
-def _value_rows(model, owner_field: str, owner) -> list:
-    """New parsed-value rows for every attribute of a contact or account."""
+def _new_contact_values(contact: Contact) -> list[ContactValue]:
+    """Parsed-value rows for every attribute of a contact that has none yet."""
     return [
-        model(
-            workspace_id=owner.workspace_id,
+        ContactValue(
+            workspace_id=contact.workspace_id,
+            contact=contact,
             key=key,
-            **{owner_field: owner},
             **parse_value(raw).as_fields(),
-        )  # fmt: skip
-        for key, raw in owner.attributes().items()
+        )
+        for key, raw in contact.attributes().items()
     ]
 
 
@@ -247,7 +250,7 @@ def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
         **{key: user[key] for key in ("email", "name") if key in user},
     )
     # A new contact has no parsed values yet: nothing to compare, only to add.
-    ContactValue.objects.bulk_create(_value_rows(ContactValue, "contact", contact))
+    ContactValue.objects.bulk_create(_new_contact_values(contact))
     return contact
 
 
@@ -283,11 +286,6 @@ def clean_event_name(value: Any, field: str = "event") -> str:
     if name is None:
         raise invalid(errors)
     return name
-
-
-# A track moves the contact's last_seen_at only when it is this far behind: rules
-# compare it in days, and an event that leaves it alone costs a single INSERT.
-LAST_SEEN_STEP = timedelta(seconds=60)
 
 
 def track_event(
@@ -335,12 +333,13 @@ def _advance_last_seen(contact: Contact, now: datetime) -> None:
         rows = ContactValue.objects.filter(contact_id=contact.pk, key="last_seen_at")
         if not rows.update(**parsed):
             ContactValue.objects.create(
-                workspace_id=contact.workspace_id, contact_id=contact.pk, key="last_seen_at",
-                **parsed,
-            )  # fmt: skip
+                workspace_id=contact.workspace_id, contact=contact, key="last_seen_at", **parsed
+            )
 
 
-def _track_first_event(workspace, user_id, event, now, occurred_at) -> None:
+def _track_first_event(
+    workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at: datetime | None
+) -> None:
     with transaction.atomic():
         contact, created = _locked_contact(workspace, user_id, now)
         if created or now > contact.last_seen_at:

@@ -283,9 +283,9 @@ def _status_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
 
 def _audience_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     if survey.audience == Targeting.SEGMENTS:
-        found = [check.in_segment(pk) for pk in survey.segments]
+        found = (check.in_segment(pk) for pk in survey.segments)
         inside = all(found) if survey.segment_match == Targeting.ALL else any(found)
-        if not found or not inside:
+        if not survey.segments or not inside:
             wanted = "all of" if survey.segment_match == Targeting.ALL else "any of"
             yield Reason("not_in_audience", f"The contact is in none or not {wanted} its segments.")
     excluded = [pk for pk in survey.excluded_segments if check.in_segment(pk)]
@@ -338,18 +338,26 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
 
 
 STEPS = (_status_reasons, _audience_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons)
+# Whether a survey may be shown does not depend on the order of the steps, so the
+# widget's check runs the cheap ones first and evaluates segments only if it must.
+CHEAP_FIRST = (_status_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons,
+               _audience_reasons)  # fmt: skip
 
 
-def reasons_against(survey: SurveyDefinition, check: Check, *, first_only: bool) -> list[Reason]:
-    """The reasons the survey is not eligible, in §4's order (empty: eligible)."""
+def may_show(survey: SurveyDefinition, check: Check) -> bool:
+    """Is the survey eligible: does no step give a reason against it?"""
+    if check.contact is None:
+        return False
+    return all(next(step(survey, check), None) is None for step in CHEAP_FIRST)
+
+
+def reasons_against(survey: SurveyDefinition, check: Check) -> list[Reason]:
+    """Every reason the survey is not eligible, in §4's order (empty: eligible)."""
     if check.contact is None:
         return [Reason("unknown_contact", "The contact was never identified.")]
     found = []
     for step in STEPS:
-        for reason in step(survey, check):
-            found.append(reason)
-            if first_only:
-                return found
+        found.extend(step(survey, check))
         if found and step is _status_reasons and found[0].code == "not_live":
             return found
     return found
@@ -425,7 +433,7 @@ def eligible_surveys(
         return []
     check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
                    event=event, url=url, survey_id=survey_id)  # fmt: skip
-    return [s for s in surveys if not reasons_against(s, check, first_only=True)]
+    return [s for s in surveys if may_show(s, check)]
 
 
 def _decisions(surveys, *, workspace, contact, now, event, url, survey_id) -> list[Decision]:
@@ -434,7 +442,7 @@ def _decisions(surveys, *, workspace, contact, now, event, url, survey_id) -> li
                    event=event, url=url, survey_id=survey_id)  # fmt: skip
     decisions = []
     for survey in surveys:
-        reasons = reasons_against(survey, check, first_only=False)
+        reasons = reasons_against(survey, check)
         decisions.append(Decision(survey, not reasons, reasons))
     return decisions
 

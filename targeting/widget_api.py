@@ -147,12 +147,19 @@ def _lookup_id(raw: Any) -> str | None:
     return None
 
 
-def _identified(request: HttpRequest, data: dict) -> tuple[Workspace, Contact | None, str]:
-    """Workspace and contact of a body with "workspace" and "user_id", in one query."""
-    raw = data.get("user_id")
+def _verified_caller(
+    request: HttpRequest, data: dict, raw: Any
+) -> tuple[Workspace, Contact | None]:
+    """The body's workspace and the contact of user id `raw`, admitted and verified."""
     workspace, contact = caller(_widget_key(data), _lookup_id(raw))
     _admit(request, workspace)
     _verify(workspace, data, raw)
+    return workspace, contact
+
+
+def _identified(request: HttpRequest, data: dict) -> tuple[Workspace, Contact | None, str]:
+    """Workspace and contact of a body with "workspace" and "user_id", in one query."""
+    workspace, contact = _verified_caller(request, data, data.get("user_id"))
     return workspace, contact, _user_id(data)
 
 
@@ -169,9 +176,7 @@ def identify(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     user = data.get("user")
     raw = user.get("id") if isinstance(user, dict) else None
-    workspace, current = caller(_widget_key(data), _lookup_id(raw))
-    _admit(request, workspace)
-    _verify(workspace, data, raw)
+    workspace, current = _verified_caller(request, data, raw)
     cleaned = contacts.clean_user(user, "user.")
     contact = contacts.identify_known(
         workspace=workspace, user=cleaned, now=timezone.now(), current=current

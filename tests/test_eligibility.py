@@ -25,7 +25,13 @@ def fresh_cache():
 
 
 def offered(workspace, contact, now, **check) -> list[int]:
-    return [s.id for s in eligible_surveys(workspace=workspace, contact=contact, now=now, **check)]
+    found = [s.id for s in eligible_surveys(workspace=workspace, contact=contact, now=now, **check)]
+    if "survey_id" not in check:
+        # The widget's check (cheap steps first, stops early) and the full §4 explanation
+        # must always agree on what may be shown.
+        decisions = explain_all(workspace=workspace, contact=contact, now=now, **check)
+        assert set(found) == {d.survey.id for d in decisions if d.eligible}
+    return found
 
 
 def codes(workspace, survey, contact, now, **check) -> list[str]:
