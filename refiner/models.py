@@ -59,6 +59,18 @@ class Workspace(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        # Only `targeting.eligibility.invalidate` changes the definitions version, with
+        # an UPDATE of its own: saving other settings must not write back an old one
+        # read before a survey changed.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name != "definitions_version"
+            ]
+        super().save(*args, **kwargs)
+
     def rotate_keys(self, *, widget: bool = False, secret: bool = False) -> None:
         if widget:
             self.widget_key = new_widget_key()

@@ -575,6 +575,18 @@ def test_a_change_made_by_another_process_is_seen_at_once(workspace, contact, no
     assert offered(workspace, contact, now) == []
 
 
+def test_saving_workspace_settings_keeps_a_newer_definitions_version(workspace, contact, now):
+    survey = SurveyFactory(workspace=workspace)
+    assert offered(workspace, contact, now) == [survey.pk]
+    settings_page = Workspace.objects.get(pk=workspace.pk)  # read before the change below
+    survey.status = "paused"
+    survey.save()
+    settings_page.recontact_days = 3
+    settings_page.save()
+    assert offered(workspace, contact, now) == []
+    assert Workspace.objects.get(pk=workspace.pk).recontact_days == 3
+
+
 def test_explain_all_covers_every_survey_but_archived_ones(workspace, contact, now):
     live = SurveyFactory(workspace=workspace)
     draft = SurveyFactory(workspace=workspace, status="draft")
