@@ -8,6 +8,7 @@ urlpatterns = [
     path("segments/preview/", views.segment_preview, name="segment-preview"),
     path("segments/<int:pk>/", views.segment_edit, name="segment-edit"),
     path("segments/<int:pk>/delete/", views.segment_delete, name="segment-delete"),
+    path("segments/<int:pk>/size/", views.segment_size, name="segment-size"),
     path("segments/<int:pk>/members/add/", views.segment_members_add, name="segment-members-add"),
     path(
         "segments/<int:pk>/members/import/",

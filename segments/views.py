@@ -79,12 +79,18 @@ def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, lis
 def segment_list(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     segments = list(Segment.objects.filter(workspace=membership.workspace))
-    now = timezone.now()
     uses = segment_uses(membership.workspace, segments)
-    rows = [
-        {"segment": s, "size": services.segment_count(s, now), "uses": uses[s.pk]} for s in segments
-    ]
+    rows = [{"segment": s, "uses": uses[s.pk]} for s in segments]
     return render(request, "segments/segment_list.html", {"rows": rows})
+
+
+@login_required
+@require_GET
+def segment_size(request: HttpRequest, pk: int) -> HttpResponse:
+    """One segment's size now: the list loads each apart, so a slow count holds up no page."""
+    segment = _get_segment_for_user(request, pk)
+    row = {"segment": segment, "size": services.segment_count(segment, timezone.now())}
+    return render(request, "segments/segment_list.html#size", {"row": row})
 
 
 # Segment editor ---------------------------------------------------------------

@@ -3,11 +3,13 @@ import json
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from refiner.models import Membership
 from segments import forms
 from segments.models import Segment, SegmentMember
+from segments.services import add_members
 from tests.factories import (
     ContactFactory,
     EventFactory,
@@ -84,13 +86,41 @@ def test_list_shows_live_sizes_and_uses(owner_client, workspace, contacts):
     response = owner_client.get("/segments/")
     assert response.status_code == 200
     rows = {row["segment"].name: row for row in response.context["rows"]}
-    assert rows["Enterprise"]["size"] == 1
-    assert rows["Wrapper"]["size"] == 1
+    for name in ("Enterprise", "Wrapper"):
+        assert f'hx-get="/segments/{rows[name]["segment"].pk}/size/"' in response.text
+        assert size_of(owner_client, rows[name]["segment"]) == 1
     assert {use["name"] for use in rows["Enterprise"]["uses"]} == {
         "Wrapper",
         "NPS for big customers",
     }
     assert rows["Wrapper"]["uses"] == []
+
+
+SIZE = re.compile(r'\s*<a class="count" href="[^"]+"[^>]*>(\d+)</a>\s*')
+
+
+def size_of(client, segment) -> int:
+    response = client.get(f"/segments/{segment.pk}/size/")
+    assert response.status_code == 200
+    return int(SIZE.fullmatch(response.text)[1])
+
+
+def test_a_size_counts_rules_and_manual_lists_for_any_member(
+    owner_client, viewer_client, workspace, contacts
+):
+    everyone = SegmentFactory(workspace=workspace, rules={"type": "group", "match": "all",
+                                                          "conditions": []})  # fmt: skip
+    listed = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    add_members(listed, [contacts[0].user_id])
+    assert size_of(owner_client, everyone) == len(contacts)
+    assert size_of(viewer_client, listed) == 1
+
+
+def test_a_size_of_another_workspace_is_not_found(outsider_client, workspace):
+    segment = SegmentFactory(workspace=workspace)
+    assert outsider_client.get(f"/segments/{segment.pk}/size/").status_code == 404
+    response = Client().get(f"/segments/{segment.pk}/size/")
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
 def test_list_hides_other_workspaces(outsider_client, workspace):

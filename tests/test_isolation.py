@@ -196,6 +196,7 @@ DASHBOARD = {
     "segment-preview": None,
     "segment-edit": "segment",
     "segment-delete": "segment",
+    "segment-size": "segment",
     "segment-members-add": "manual",
     "segment-members-import": "manual",
     "segment-members-remove": "manual",

@@ -124,3 +124,20 @@ def test_it_shows_a_bad_row_and_saves_nothing(page, live_server, owner):
     page.get_by_role("button", name="Save segment").click()
     expect(page.locator("[data-prefix='c-0'] .error")).to_have_text("value: Must be a number.")
     assert not Segment.objects.filter(name="Big spenders").exists()
+
+
+def test_the_list_counts_each_segment_after_the_page_shows(page, page_errors, live_server, owner):
+    from playwright.sync_api import expect
+
+    plan = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "enterprise"}
+    for name, conditions in (("Enterprise", [plan]), ("Everyone", [])):
+        rules = {"type": "group", "match": "all", "conditions": conditions}
+        Segment.objects.create(workspace=owner.workspace, name=name, rules=rules)
+    sign_in(page, live_server, owner)
+    expect(page.get_by_test_id("segment-size")).to_have_count(2)
+    for name, size in (("Enterprise", "3"), ("Everyone", "6")):
+        row = page.get_by_role("row", name=name)
+        expect(row.get_by_test_id("segment-size")).to_have_text(size)
+    page.get_by_role("link", name="6").click()
+    page.wait_for_url(f"{live_server.url}/contacts/?segment=*")
+    assert page_errors == []
