@@ -238,10 +238,13 @@ def page_matches(rule: dict, url: str) -> bool:
 
 @dataclass
 class Check:
-    """One eligibility question: this contact, now, with this event/URL/survey."""
+    """One eligibility question: this contact, now, with this event/URL/survey.
+
+    The contact's snapshot is loaded when a step first needs it: when every survey
+    fails on its status, trigger, pages or sample, the check costs no query for it.
+    """
 
     contact: Contact | None
-    snapshot: ContactSnapshot | None
     now: datetime
     event: str | None
     url: str | None
@@ -249,7 +252,15 @@ class Check:
     recontact_days: int
     segments: dict[int, SegmentDefinition]
     response_counts: dict[int, int]
+    event_names: frozenset[str] | None = None
     evaluator: Evaluator | None = None
+    loaded: ContactSnapshot | None = None
+
+    @property
+    def snapshot(self) -> ContactSnapshot:
+        if self.loaded is None:
+            self.loaded = snapshot_of(self.contact, self.event_names)
+        return self.loaded
 
     def in_segment(self, segment_id: int) -> bool:
         if self.evaluator is None:
@@ -395,10 +406,9 @@ def _check(
     url: str | None,
     survey_id: int | None,
 ) -> Check:
-    snapshot = snapshot_of(contact, found.event_names) if contact is not None else None
     return Check(
         contact=contact,
-        snapshot=snapshot,
+        event_names=found.event_names,
         now=now,
         event=event,
         url=url,

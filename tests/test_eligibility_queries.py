@@ -92,9 +92,9 @@ def build(workspace, *, surveys: int, segments: int):
     return contact
 
 
-def check(workspace) -> list[int]:
+def check(workspace, **extra) -> list[int]:
     body = {"workspace": workspace.widget_key, "user_id": "u-1",
-            "url": "https://app.example.com/app/home"}  # fmt: skip
+            "url": "https://app.example.com/app/home", **extra}  # fmt: skip
     response = Client().post(
         "/api/v1/widget/eligibility", json.dumps(body), content_type="application/json"
     )
@@ -110,6 +110,18 @@ def test_a_check_costs_three_queries(workspace, django_assert_num_queries, surve
     # The workspace with the contact, the contact's snapshot, the capped surveys' responses.
     with django_assert_num_queries(3):
         assert check(workspace) == offered
+
+
+def test_a_check_no_survey_can_pass_loads_no_snapshot(workspace, django_assert_num_queries):
+    build(workspace, surveys=3, segments=4)
+    Targeting.objects.filter(survey__workspace=workspace).update(
+        trigger=Targeting.EVENT, trigger_event="exported_report"
+    )
+    eligibility.invalidate(workspace.pk)
+    assert check(workspace) == []  # a page load, not the event: nothing to show
+    with django_assert_num_queries(2):  # the workspace with the contact, the capped counts
+        assert check(workspace) == []
+    assert check(workspace, event="exported_report"), "with the event the surveys are offered"
 
 
 def test_the_query_count_does_not_grow_with_surveys_and_segments(workspace, other_workspace):
