@@ -1,10 +1,11 @@
 """The eligibility engine: which surveys may a contact see right now, and why not (SPEC §4).
 
 It is the widget's hot path. The workspace's live surveys and segment definitions
-come from the cache (invalidated by `targeting.signals` on every change); the
-contact is loaded once as a snapshot and every segment is evaluated in memory on
-it, so a check costs a constant number of queries whatever the number of surveys
-and segments.
+are kept in each process's memory under the workspace's `definitions_version`,
+which `targeting.signals` changes on every change; the contact is loaded once as a
+snapshot (only when a survey passes the cheap steps) and every segment is evaluated
+in memory on it, so a check costs at most three queries whatever the number of
+surveys and segments.
 """
 
 import hashlib
