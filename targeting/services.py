@@ -9,7 +9,7 @@ from django.db.models import Q
 from refiner.http import invalid
 from refiner.models import Workspace
 from segments.models import Contact, Segment
-from segments.services import segment_contacts
+from segments.services import segment_contacts, segment_count
 from segments.values import parse_date
 from surveys.models import Survey
 from targeting.models import Targeting
@@ -262,7 +262,29 @@ def audience_estimate(workspace_id: int, *, now: datetime, **audience) -> int:
     decided at check time.
     """
     by_id = {s.pk: s for s in Segment.objects.filter(workspace_id=workspace_id)}
+    segment = _lone_segment(by_id, **audience)
+    if segment is not None:
+        return segment_count(segment, now)
     condition = audience_condition(by_id, now=now, **audience)
     if condition is None:
         return 0
     return Contact.objects.filter(Q(workspace_id=workspace_id) & condition).count()
+
+
+def _lone_segment(
+    by_id: dict[int, Segment],
+    *,
+    audience: str,
+    segments: list[int],
+    excluded_segments: list[int],
+    **_,
+) -> Segment | None:
+    """The one segment an audience amounts to, with no exclusion, or None.
+
+    Such an audience is counted as the segment list counts it (`segment_count`): a
+    segment of one trait then costs an index count of its values, not a join with contacts.
+    """
+    if audience != Targeting.SEGMENTS or any(pk in by_id for pk in excluded_segments):
+        return None
+    chosen = {pk for pk in segments if pk in by_id}
+    return by_id[chosen.pop()] if len(chosen) == 1 else None

@@ -1,16 +1,25 @@
 """Counting a segment: a rule of one trait counts its parsed-value rows alone.
 
-The counts themselves are checked against the SQL evaluator's members on random
-rules in tests/test_rule_agreement.py; here, which rules take the short way.
+Every node of the random rules in tests/test_rule_agreement.py is counted too; here,
+random traits under groups of one (the rules that take the short way, and those that
+look like them but must not), which rules take it, and the audience estimate.
 """
 
-import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
+from collections import Counter
 
-from segments.services import clean_user, identify_contact, rule_count
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segments.models import Segment
+from segments.services import add_members, clean_user, identify_contact, rule_contacts, rule_count
 from segments.sql import lone_attribute
+from targeting.services import audience_estimate
 from tests.conftest import NOW
+from tests.factories import SegmentFactory, WorkspaceFactory
+from tests.test_rule_agreement import TRAIT_KEYS, _identify, attribute_conditions, contacts
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +69,95 @@ def test_a_lone_trait_is_counted_without_reading_contacts(workspace, other_works
     with CaptureQueriesContext(connection) as queries:
         assert rule_count(workspace.pk, negated, NOW) == 2  # u2, and u3 who has no plan
     assert any('"segments_contact"' in q["sql"] for q in queries)
+
+
+def reads_contacts(queries) -> bool:
+    return any('"segments_contact"' in q["sql"] for q in queries)
+
+
+def test_an_audience_of_one_segment_is_counted_like_the_segment(workspace, other_workspace):
+    identify(workspace, "u1", plan="pro")
+    identify(workspace, "u2", plan="free")
+    identify(workspace, "u3")
+    identify(other_workspace, "u1", plan="pro")
+    pro = SegmentFactory(workspace=workspace, rules=group("all", PLAN))
+    free = SegmentFactory(workspace=workspace, rules=group("any", {**PLAN, "value": "free"}))
+    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    add_members(manual, ["u2", "u3"])
+
+    def estimate(**audience) -> int:
+        base = {"audience": "segments", "segments": [], "segment_match": "any",
+                "excluded_segments": [], "now": NOW}  # fmt: skip
+        return audience_estimate(workspace.pk, **{**base, **audience})
+
+    with CaptureQueriesContext(connection) as queries:
+        assert estimate(segments=[pro.pk]) == 1
+        assert estimate(segments=[pro.pk, pro.pk], segment_match="all") == 1
+    assert not reads_contacts(queries)
+    assert estimate(segments=[manual.pk]) == 2
+    with CaptureQueriesContext(connection) as queries:
+        assert estimate(segments=[pro.pk], excluded_segments=[free.pk]) == 1
+    assert reads_contacts(queries)
+    assert estimate(segments=[manual.pk], excluded_segments=[free.pk]) == 1
+    assert estimate(segments=[pro.pk, free.pk]) == 2
+    assert estimate(audience="everyone", segments=[pro.pk]) == 3
+
+
+# Random traits under groups of one --------------------------------------------------
+
+# Random operators and values rarely match anyone: "is set" on a drawn key often does.
+present = st.builds(
+    lambda key: {"type": "attribute", "attribute": key, "operator": "is_set"},
+    st.sampled_from([*TRAIT_KEYS, "user_id", "email", "first_seen_at"]),
+)
+# One trait condition (any operator, negated ones included) inside 0 to 3 groups of one;
+# a group matching none turns it into a negation, which must not take the short way.
+lone_rules = st.builds(
+    lambda condition, matches: _wrap(condition, matches),
+    attribute_conditions | present,
+    st.lists(st.sampled_from(["all", "any", "none"]), max_size=3),
+)
+
+
+def _wrap(condition: dict, matches: list[str]) -> dict:
+    for match in matches:
+        condition = group(match, condition)
+    return condition
+
+
+class _Rollback(Exception):
+    """Ends an example's savepoint, so examples do not see each other's data."""
+
+
+SETTINGS = settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+def test_the_count_is_the_number_of_members_on_random_traits(db):
+    paths: Counter = Counter()
+
+    @SETTINGS
+    @given(people=st.lists(contacts, min_size=1, max_size=6), rule=lone_rules)
+    def check(people: list[dict], rule: dict) -> None:
+        try:
+            with transaction.atomic():
+                workspace, outsider = WorkspaceFactory(), WorkspaceFactory(name="Outsider")
+                for index, person in enumerate(people):
+                    # The same people in another workspace: their values must never count.
+                    _identify(workspace, index, person)
+                    _identify(outsider, index, person)
+                members = rule_contacts(workspace.pk, rule, NOW).count()
+                assert rule_count(workspace.pk, rule, NOW) == members, rule
+                paths[lone_attribute(rule) is not None, members > 0] += 1
+                raise _Rollback
+        except _Rollback:
+            pass
+
+    check()
+    # The short way counted rules that match someone and rules that match nobody;
+    # the long way was taken too (negations, accounts, groups matching none).
+    assert paths[True, True] > 0 and paths[True, False] > 0, paths
+    assert paths[False, True] + paths[False, False] > 0, paths
