@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
 from django.utils.dateparse import parse_datetime
 
+from refiner.rows import fast_cursor
 from segments.memory import ContactSnapshot, DisplayFacts
 from segments.models import Contact
 
@@ -68,7 +68,7 @@ def load_snapshot(contact: Contact, event_names: Iterable[str] | None = None) ->
     Load `contact` with `select_related("account")` to save a query.
     """
     sql, params = snapshot_query(contact.pk, event_names)
-    with connection.cursor() as cursor:
+    with fast_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     snapshot = ContactSnapshot(

@@ -321,6 +321,9 @@ def _trigger_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]
 
 
 def _sample_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    # Every position is under 100, so a full sample needs no hashing.
+    if survey.sample_percent >= 100:
+        return
     if sample_position(survey.id, check.contact.pk) >= survey.sample_percent:
         yield Reason("not_sampled", f"The contact is outside the {survey.sample_percent}% sample.")
 

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from refiner.http import ApiError, api, invalid, json_body
 from refiner.models import Workspace
-from refiner.rows import Columns
+from refiner.rows import Columns, fast_cursor
 from segments import services as contacts
 from segments.models import Account, Contact
 from surveys import services
@@ -94,7 +93,7 @@ def caller(key: str, user_id: str | None) -> tuple[Workspace | None, Contact | N
     Every widget call starts here, so the query is written once rather than compiled
     by the ORM on each call.
     """
-    with connection.cursor() as cursor:
+    with fast_cursor() as cursor:
         cursor.execute(CALLER_SQL, [user_id, key])
         row = cursor.fetchone()
     if row is None:
