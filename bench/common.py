@@ -126,6 +126,18 @@ class Server:
         self.__exit__(None, None, None)
         raise RuntimeError("gunicorn did not answer within 30 s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) its workers have used so far, from Linux's /proc."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a process that has just ended
+            if int(fields[1]) == self.process.pid:  # its parent is gunicorn's master
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def __exit__(self, *exc) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -163,6 +175,7 @@ def load(
     seconds: float = 30,
     expect: int = 200,
     rate: float | None = None,
+    cpu: Callable[[], float] | None = None,
 ) -> dict:
     """`requests` calls (or until `seconds` pass) from `concurrency` threads over loopback.
 
@@ -172,6 +185,8 @@ def load(
     With `rate` (requests per second in all) each thread sends on a fixed schedule and
     latency counts from the scheduled moment, so time spent waiting behind a slow
     answer is counted too: what visitors arriving at that rate would see.
+    `cpu` (a `Server.cpu_seconds`) adds the server's CPU milliseconds per request:
+    a cost that noisy neighbours on the machine move less than throughput.
     """
     import http.client
     import threading
@@ -212,6 +227,7 @@ def load(
                     errors.append(f"{status}: {content[:200]!r}")
         connection.close()
 
+    cpu_before = cpu() if cpu else 0.0
     started = time.perf_counter()
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
     for thread in threads:
@@ -219,6 +235,7 @@ def load(
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    cpu_used = cpu() - cpu_before if cpu else None
     ordered = sorted(latencies)
 
     def percentile(share: float) -> float:
@@ -233,4 +250,5 @@ def load(
         "p50": percentile(0.50),
         "p95": percentile(0.95),
         "p99": percentile(0.99),
+        "cpu_ms": cpu_used * 1000 / len(latencies) if cpu_used is not None and latencies else None,
     }

@@ -169,7 +169,7 @@ def run(contacts: int, events: float, requests: int, seconds: float, log=print) 
         runs = {"ping": [], "eligibility": []}
         for _ in range(2):
             runs["ping"].append(load(server.port, "GET", "/api/v1/ping", requests=requests // 2,
-                                     seconds=seconds))  # fmt: skip
+                                     seconds=seconds, cpu=server.cpu_seconds))  # fmt: skip
             runs["eligibility"].append(
                 load(
                     server.port,
@@ -178,6 +178,7 @@ def run(contacts: int, events: float, requests: int, seconds: float, log=print) 
                     body,
                     requests=requests // 2,
                     seconds=seconds,
+                    cpu=server.cpu_seconds,
                 )  # fmt: skip
             )
         # 100 connections again, now paced at half the saturated eligibility throughput:
@@ -214,6 +215,7 @@ def run(contacts: int, events: float, requests: int, seconds: float, log=print) 
             "p50": max(p["p50"] for p in parts),
             "p95": max(p["p95"] for p in parts),
             "p99": max(p["p99"] for p in parts),
+            "cpu_ms": sum(p["cpu_ms"] * p["requests"] for p in parts) / total,
             "paced": latency[name],
         }
     results["ratio"] = results["eligibility"]["rps"] / results["ping"]["rps"]
@@ -237,6 +239,7 @@ def report(results: dict) -> str:
                 r["requests"],
                 r["errors"],
                 f"{r['rps']:.0f}",
+                f"{r['cpu_ms']:.2f}",
                 ms(r["p50"]),
                 ms(r["p95"]),
                 ms(r["p99"]),
@@ -251,6 +254,7 @@ def report(results: dict) -> str:
         "requests",
         "errors",
         "req/s @100",
+        "server CPU ms/req",
         "p50 ms @100",
         "p95 ms @100",
         "p99 ms @100",
@@ -263,7 +267,9 @@ def report(results: dict) -> str:
     verdict = (
         f"eligibility / ping throughput: {results['ratio']:.0%} (target ≥ 70%); "
         f"eligibility p99 at 100 connections paced at {paced['rps']:.0f} req/s: "
-        f"{paced['p99'] * 1000:.1f} ms (target < 25 ms)"
+        f"{paced['p99'] * 1000:.1f} ms (target < 25 ms); gunicorn's CPU per request: "
+        f"eligibility {results['eligibility']['cpu_ms']:.2f} ms, "
+        f"ping {results['ping']['cpu_ms']:.2f} ms"
     )
     return table(headers, rows) + "\n\n" + verdict
 

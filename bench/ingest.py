@@ -96,16 +96,19 @@ def run(requests: int, seconds: float, log=print) -> dict:
     with Server() as server:
         load(server.port, "GET", "/api/v1/ping", requests=200)
         results["ping"] = load(server.port, "GET", "/api/v1/ping", requests=requests,
-                               seconds=seconds)  # fmt: skip
+                               seconds=seconds, cpu=server.cpu_seconds)  # fmt: skip
         results["identify"] = load(server.port, "POST", "/api/v1/widget/identify", identify,
-                                   requests=requests, seconds=seconds)  # fmt: skip
+                                   requests=requests, seconds=seconds,
+                                   cpu=server.cpu_seconds)  # fmt: skip
         # What the widget sends on every page load: a known user, nothing changed.
         results["identify again"] = load(server.port, "POST", "/api/v1/widget/identify",
                                          lambda number: identify(number % 500),
-                                         requests=requests, seconds=seconds)  # fmt: skip
+                                         requests=requests, seconds=seconds,
+                                         cpu=server.cpu_seconds)  # fmt: skip
         before = relation_bytes()
         results["track"] = load(server.port, "POST", "/api/v1/widget/track", track,
-                                requests=requests, seconds=seconds, expect=202)  # fmt: skip
+                                requests=requests, seconds=seconds, expect=202,
+                                cpu=server.cpu_seconds)  # fmt: skip
         after = relation_bytes()
         results["race"] = race(server.port, key)
     tracked = results["track"]["requests"] - results["track"]["errors"]
@@ -127,6 +130,7 @@ def report(results: dict) -> str:
             r["errors"],
             f"{r['rps']:.0f}",
             f"{r['rps'] / ping:.0%}",
+            f"{r['cpu_ms']:.2f}",
             ms(r["p50"]),
             ms(r["p95"]),
             ms(r["p99"]),
@@ -141,6 +145,7 @@ def report(results: dict) -> str:
                 "errors",
                 "req/s @100",
                 "of ping",
+                "server CPU ms/req",
                 "p50 ms",
                 "p95 ms",
                 "p99 ms",
