@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
+from psycopg.types.datetime import TimestamptzLoader
 
 
 @contextmanager
@@ -24,8 +25,6 @@ def fast_cursor() -> Iterator[Any]:
     """
     with connection.cursor() as wrapper:
         if connection.vendor == "postgresql":
-            from psycopg.types.datetime import TimestamptzLoader
-
             wrapper.cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
         yield wrapper
 
