@@ -39,6 +39,19 @@ def database_url() -> str:
     return os.environ.get("BENCH_DATABASE_URL", BENCH_DATABASE_URL)
 
 
+def ensure_database() -> None:
+    import psycopg
+
+    url = database_url()
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(url, dbname="postgres", autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not found:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
 def best_of(function: Callable[[], object], repeat: int = 5) -> tuple[float, object]:
     """The median wall time (seconds) of `repeat` runs after one warm-up run, and the result."""
     result = function()

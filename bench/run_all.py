@@ -5,7 +5,8 @@
 
 Creates and migrates `refiner_bench` (BENCH_DATABASE_URL overrides it), seeds,
 times segments, load-tests eligibility and ingestion against a gunicorn it starts
-and stops, and writes the output to bench/results-<scale>.md. Exits non-zero when
+and stops, sends hostile input at a 100k-contact workspace (the full scale reuses the
+million-contact one), and writes the output to bench/results-<scale>.md. Exits non-zero when
 something errs (a disagreement between ORM and hand-written SQL, an HTTP error,
 a duplicated contact); a missed target is reported, not an error.
 """
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import database_url, load_bench_module, setup_django
+from common import ensure_database, load_bench_module, setup_django
 
 SCALES = {
     "small": {
@@ -25,6 +26,8 @@ SCALES = {
         "eligibility_requests": 2000,
         "ingest_requests": 1000,
         "seconds": 30,
+        "hostile_contacts": 100_000,
+        "hostile_seconds": 30,
     },
     "full": {
         "contacts": 1_000_000,
@@ -33,21 +36,9 @@ SCALES = {
         "eligibility_requests": 6000,
         "ingest_requests": 4000,
         "seconds": 60,
+        "hostile_seconds": 60,
     },
 }
-
-
-def ensure_database() -> None:
-    import psycopg
-
-    url = database_url()
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(url, dbname="postgres", autocommit=True) as connection:
-        found = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone()
-        if not found:
-            connection.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> int:
@@ -74,6 +65,7 @@ def main() -> int:
     segments = load_bench_module("segments")
     eligibility = load_bench_module("eligibility")
     ingest = load_bench_module("ingest")
+    hostile = load_bench_module("hostile")
     failures = []
 
     log(f"# Refiner benchmarks, scale {scale}, {os.cpu_count()} CPUs\n")
@@ -107,6 +99,17 @@ def main() -> int:
     result = ingest.run(size["ingest_requests"], size["seconds"], log=log)
     if not ingest.passed(result):
         failures.append("ingest: HTTP errors or a duplicated contact")
+
+    log("\n## Hostile input\n")
+    result = hostile.run(
+        size.get("hostile_contacts", size["contacts"]),
+        size["hostile_seconds"],
+        log=log,
+        name=name if scale == "full" else None,
+    )
+    log(hostile.report(result))
+    if not hostile.passed(result):
+        failures.append("hostile: a request over its budget, or a 5xx other than timeout")
 
     log(f"\ntotal {time.perf_counter() - started:.0f} s")
     for failure in failures:
