@@ -92,13 +92,17 @@ function check(extra, now) {
       if (!survey || !(survey.questions || []).length || state.busy || user !== state.user) return;
       state.busy = true;
       var delay = now ? 0 : Math.max(0, Number(survey.delay_seconds) || 0) * 1000;
-      state.timer = setTimeout(safe(open), delay, survey, user);
+      state.timer = setTimeout(safe(open), delay, survey, user, body);
     });
   });
 }
 
-function open(survey, user) {
-  post("displays", "displays", withUser({ survey: survey.id })).then(function (result) {
+// The server checks targeting again before it records a display: it is told the
+// same event and page the eligibility answer was given for.
+function open(survey, user, asked) {
+  var body = withUser({ survey: survey.id, url: asked.url });
+  if (asked.event) body.event = asked.event;
+  post("displays", "displays", body).then(function (result) {
     if (result.ok && user === state.user && state.busy && !state.card) {
       guard(function () { render(survey, String(result.data.display)); });
     } else if (!state.card) {
@@ -276,10 +280,13 @@ var commands = {
     if (String(user.id) !== state.user) close(false);
     state.user = String(user.id);
     state.signature = (options && options.signature) || null;
+    // Only identify names the account, so only identify carries its signature.
+    var accountSignature = (options && options.accountSignature) || null;
     state.blocked = false;
     if (!state.key) { fail("identifyUser", 0, "no_project", "call setProject(widgetKey) first"); return; }
     var body = { user: user };
     if (state.signature) body.signature = state.signature;
+    if (accountSignature) body.account_signature = accountSignature;
     later(function () {
       return post("identify", "identify", body).then(function (result) {
         // A refused key or signature would be refused again: quiet until the next identify.
