@@ -220,8 +220,8 @@ def record_answers(
 
     Concurrent calls for one display are serialized by row locks, so none is lost.
     A dismissed display takes no answers; a completed one only a harmless repeat.
-    `once`: the survey takes one completed response per contact, so a display opened
-    before another one of the same survey was completed or dismissed takes no answers.
+    `once`: the survey takes one completed response per contact, so once the contact
+    completed or dismissed one display of it, its other displays take no answers.
     """
     with transaction.atomic():
         if once:

@@ -72,7 +72,6 @@ function later(task) {
   chain = chain.then(task).catch(function (e) { warn("internal error: " + e); });
 }
 
-// The identity that goes with every call naming a user.
 function withUser(body) {
   body.user_id = state.user;
   if (state.signature) body.signature = state.signature;
@@ -83,9 +82,8 @@ function withUser(body) {
 function check(extra, now) {
   later(function () {
     if (!state.key || !state.user || state.blocked || state.busy) return;
-    var body = withUser({ url: String(location.href) }), user = state.user;
-    if (extra.event) body.event = extra.event;
-    if (extra.survey != null) body.survey = extra.survey;
+    var body = withUser({ url: String(location.href), event: extra.event, survey: extra.survey });
+    var user = state.user;
     state.lastUrl = location.href;
     return post("eligibility", "eligibility", body).then(function (result) {
       var survey = result.ok && result.data.surveys && result.data.surveys[0];
@@ -97,12 +95,10 @@ function check(extra, now) {
   });
 }
 
-// The server checks targeting again before it records a display: it is told the
-// same event and page the eligibility answer was given for.
+// The server re-checks targeting for this event and page.
 function open(survey, user, asked) {
-  var body = withUser({ survey: survey.id, url: asked.url });
-  if (asked.event) body.event = asked.event;
-  post("displays", "displays", body).then(function (result) {
+  asked.survey = survey.id;
+  post("displays", "displays", asked).then(function (result) {
     if (result.ok && user === state.user && state.busy && !state.card) {
       guard(function () { render(survey, String(result.data.display)); });
     } else if (!state.card) {
@@ -265,28 +261,25 @@ function answer(card, q, value) {
   card.timer = setTimeout(safe(function () { if (state.card === card) close(false); }), THANKS_MS);
 }
 
-// The calls of the snippet
 var commands = {
   setProject: function (key) { state.key = typeof key === "string" && key; },
   setApiHost: function (url) {
     try { state.api = new URL(String(url), location.href).href.replace(/\/+$/, ""); }
     catch (e) { fail("setApiHost", 0, "bad_host", "not a URL: " + url); }
   },
-  identifyUser: function (user, options) {
+  identifyUser: function (user, signed) {
+    signed = signed || {};
     if (!user || user.id == null || user.id === "") {
       fail("identifyUser", 0, "no_user_id", "identifyUser needs a user with an id");
       return;
     }
     if (String(user.id) !== state.user) close(false);
     state.user = String(user.id);
-    state.signature = (options && options.signature) || null;
-    // Only identify names the account, so only identify carries its signature.
-    var accountSignature = (options && options.accountSignature) || null;
+    state.signature = signed.signature || null;
     state.blocked = false;
     if (!state.key) { fail("identifyUser", 0, "no_project", "call setProject(widgetKey) first"); return; }
-    var body = { user: user };
-    if (state.signature) body.signature = state.signature;
-    if (accountSignature) body.account_signature = accountSignature;
+    var body = { user: user, signature: state.signature || undefined,
+      account_signature: signed.accountSignature || undefined };
     later(function () {
       return post("identify", "identify", body).then(function (result) {
         // A refused key or signature would be refused again: quiet until the next identify.
