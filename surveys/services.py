@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from refiner.http import ApiError, invalid
 from segments.models import Contact
@@ -205,16 +206,36 @@ def _write_answer_rows(response: Response, answers: dict, now: datetime) -> None
     Answer.objects.bulk_create(rows)
 
 
-def record_answers(*, display: Display, answers: dict, completed: bool, now: datetime) -> Response:
+def _closed_elsewhere(display: Display) -> bool:
+    """Did the contact already complete or dismiss another display of this survey?"""
+    others = Display.objects.filter(survey_id=display.survey_id, contact_id=display.contact_id)
+    closed = Q(completed_at__isnull=False) | Q(dismissed_at__isnull=False)
+    return others.exclude(pk=display.pk).filter(closed).exists()
+
+
+def record_answers(
+    *, display: Display, answers: dict, completed: bool, now: datetime, once: bool = False
+) -> Response:
     """Merge cleaned answers into the display's response; mark it completed when asked.
 
     Concurrent calls for one display are serialized by row locks, so none is lost.
     A dismissed display takes no answers; a completed one only a harmless repeat.
+    `once`: the survey takes one completed response per contact, so once the contact
+    completed or dismissed one display of it, its other displays take no answers.
     """
     with transaction.atomic():
+        if once:
+            # Completions of one contact's displays queue on the contact's row (as
+            # recording a display does), so two displays of a `once` survey, answered
+            # at the same moment, cannot both see the other one still open.
+            Contact.objects.select_for_update().filter(pk=display.contact_id).first()
         display = Display.objects.select_for_update().get(pk=display.pk)
         if display.dismissed_at is not None:
             raise ApiError("display_closed", "This display was dismissed.", 409)
+        if once and display.completed_at is None and _closed_elsewhere(display):
+            raise ApiError(
+                "display_closed", "The contact already completed or dismissed this survey.", 409
+            )
         response = _locked_response(display, now)
         if response.completed:
             changes = {k: v for k, v in answers.items() if response.answers.get(k) != v}

@@ -450,6 +450,32 @@ def eligible_surveys(
     return [s for s in surveys if may_show(s, check)]
 
 
+def display_decision(
+    *,
+    workspace: Workspace,
+    contact: Contact,
+    survey_id: int,
+    now: datetime,
+    event: str | None = None,
+    url: str | None = None,
+) -> Decision | None:
+    """May the widget record a display of the survey for the contact now, and if not, why?
+
+    Every §4 step, as when the widget asks for that survey by id (so a `manual`
+    survey can pass). None when the survey is not live in the workspace. The
+    contact's displays and the response counts are read when this runs: lock the
+    contact first, so that a racing display or completion cannot slip in between.
+    """
+    found = definitions(workspace.pk, workspace.definitions_version)
+    survey = next((s for s in found.surveys if s.id == survey_id), None)
+    if survey is None:
+        return None
+    check = _check(workspace=workspace, contact=contact, surveys=[survey], found=found, now=now,
+                   event=event, url=url, survey_id=survey_id)  # fmt: skip
+    reasons = reasons_against(survey, check)
+    return Decision(survey, not reasons, reasons)
+
+
 def _decisions(surveys, *, workspace, contact, now, event, url, survey_id) -> list[Decision]:
     found = definitions(workspace.pk)
     check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,

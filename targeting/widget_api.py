@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -18,7 +19,8 @@ from segments import services as contacts
 from segments.models import Account, Contact
 from surveys import services
 from surveys.models import Display, Survey
-from targeting.eligibility import eligible_surveys
+from targeting.eligibility import Reason, display_decision, eligible_surveys
+from targeting.models import Targeting
 
 PREFLIGHT_MAX_AGE = 86_400
 MAX_URL = 2000
@@ -115,20 +117,37 @@ def signature_of(workspace: Workspace, user_id: str) -> str:
     return hmac.new(workspace.secret_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _verify(workspace: Workspace, data: dict, user_id: Any) -> None:
-    if not workspace.identity_verification:
-        return
-    signature = data.get("signature")
-    if (
-        not isinstance(signature, str)
-        or not isinstance(user_id, str | int)
-        or isinstance(user_id, bool)
+def _signed(workspace: Workspace, signature: Any, signed_id: Any) -> bool:
+    """Is `signature` the secret key's signature of the id (a text, or a number as text)?"""
+    return (
+        isinstance(signature, str)
+        and isinstance(signed_id, str | int)
+        and not isinstance(signed_id, bool)
         # Bytes: compare_digest refuses non-ASCII str, and a signature may hold anything.
-        or not hmac.compare_digest(
-            signature.lower().encode(), signature_of(workspace, str(user_id)).encode()
+        and hmac.compare_digest(
+            signature.lower().encode(), signature_of(workspace, str(signed_id)).encode()
         )
-    ):
+    )
+
+
+def _verify(workspace: Workspace, data: dict, user_id: Any) -> None:
+    if workspace.identity_verification and not _signed(workspace, data.get("signature"), user_id):
         raise ApiError("bad_signature", "The signature of the user id is missing or wrong.", 403)
+
+
+def _verify_account(workspace: Workspace, data: dict, account: dict | None) -> None:
+    """With identity verification, an account needs its own signature.
+
+    The user's signature says who the user is, not which account they belong to:
+    without this, a signed user could name any account id and rename it or change
+    its traits.
+    """
+    if (
+        workspace.identity_verification
+        and account is not None
+        and not _signed(workspace, data.get("account_signature"), account["id"])
+    ):
+        raise ApiError("bad_signature", "The signature of the account id is missing or wrong.", 403)
 
 
 def _user_id(data: dict) -> str:
@@ -177,10 +196,12 @@ def identify(request: HttpRequest) -> JsonResponse:
     raw = user.get("id") if isinstance(user, dict) else None
     workspace, current = _verified_caller(request, data, raw)
     cleaned = contacts.clean_user(user, "user.")
+    _verify_account(workspace, data, cleaned["account"])
     contact = contacts.identify_known(
         workspace=workspace, user=cleaned, now=timezone.now(), current=current
     )
-    return JsonResponse({"contact": contact.to_dict()})
+    # The widget key is public: the answer names the contact and nothing stored about it.
+    return JsonResponse({"contact": {"user_id": contact.user_id}})
 
 
 @cors
@@ -212,6 +233,44 @@ def eligibility(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
 
 
+class NotEligible(Exception):
+    """The display is refused; raised inside the transaction so that it writes nothing."""
+
+    def __init__(self, reasons: list[Reason]):
+        super().__init__("not eligible")
+        self.reasons = reasons
+
+
+def _not_eligible(reasons: list[Reason]) -> JsonResponse:
+    # The SPEC §5 error body, with the engine's reasons in the error object.
+    body = {"code": "not_eligible", "message": "The survey is not eligible for this contact now.",
+            "reasons": [reason.to_dict() for reason in reasons]}  # fmt: skip
+    return JsonResponse({"error": body}, status=409)
+
+
+def _record_if_eligible(
+    *, workspace: Workspace, survey: Survey, contact: Contact, event: str | None, url: str | None
+) -> Display:
+    """Record a display when §4 allows it now; 409 `not_eligible` with the reasons if not.
+
+    The widget asked for eligibility a moment ago, but its word is not proof: the
+    check runs again here. The contact's row is locked first, so racing displays and
+    completions of one contact take turns and each check sees what the last one wrote.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Contact.objects.select_for_update(of=("self",)).select_related("account")
+        contact = locked.get(pk=contact.pk)
+        contact.workspace = workspace
+        decision = display_decision(workspace=workspace, contact=contact, survey_id=survey.pk,
+                                    now=now, event=event, url=url)  # fmt: skip
+        if decision is None:
+            raise ApiError("not_found", f"There is no live survey {survey.pk}.", 404)
+        if not decision.eligible:
+            raise NotEligible(decision.reasons)
+        return services.record_display(survey=survey, contact=contact, now=now)
+
+
 @cors
 @api(["POST"])
 def displays(request: HttpRequest) -> JsonResponse:
@@ -220,12 +279,18 @@ def displays(request: HttpRequest) -> JsonResponse:
     survey_id = data.get("survey")
     if not isinstance(survey_id, int) or isinstance(survey_id, bool):
         raise invalid({"survey": "Must be a survey id."})
+    event = _optional_string(data, "event", 200)
+    url = _optional_string(data, "url", MAX_URL)
     if contact is None:
         raise ApiError("not_found", f"There is no contact {user_id!r}; identify it first.", 404)
     survey = Survey.objects.filter(workspace=workspace, pk=survey_id, status=Survey.LIVE).first()
     if survey is None:
         raise ApiError("not_found", f"There is no live survey {survey_id}.", 404)
-    display = services.record_display(survey=survey, contact=contact, now=timezone.now())
+    try:
+        display = _record_if_eligible(workspace=workspace, survey=survey, contact=contact,
+                                      event=event, url=url)  # fmt: skip
+    except NotEligible as refused:
+        return _not_eligible(refused.reasons)
     return JsonResponse({"display": str(display.pk)}, status=201)
 
 
@@ -233,7 +298,7 @@ def _display(request: HttpRequest, data: dict, display_id: UUID) -> Display:
     """The display, if it belongs to the key's workspace (and to the user, when named)."""
     workspace = _workspace(request, data)
     display = (
-        Display.objects.select_related("survey", "contact")
+        Display.objects.select_related("survey__targeting", "contact")
         .filter(workspace=workspace, pk=display_id)
         .first()
     )
@@ -253,12 +318,16 @@ def answers(request: HttpRequest, display_id: UUID) -> JsonResponse:
     if not isinstance(completed, bool):
         raise invalid({"completed": "Must be true or false."})
     cleaned = services.clean_answers(display.survey, data.get("answers", {}))
-    response = services.record_answers(
-        display=display, answers=cleaned, completed=completed, now=timezone.now()
-    )
-    return JsonResponse(
-        {"display": str(display.pk), "answers": response.answers, "completed": response.completed}
-    )
+    response = services.record_answers(display=display, answers=cleaned, completed=completed,
+                                       now=timezone.now(), once=_once(display.survey))  # fmt: skip
+    # Stored answers are not echoed: anyone holding the display id could read them.
+    return JsonResponse({"display": str(display.pk), "completed": response.completed})
+
+
+def _once(survey: Survey) -> bool:
+    """Does the survey take one completed response per contact? (No targeting: the default.)"""
+    targeting = getattr(survey, "targeting", None)
+    return targeting is None or targeting.frequency == Targeting.ONCE
 
 
 @cors

@@ -8,10 +8,11 @@ import uuid
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.urls import get_resolver
 
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
-from tests.factories import ContactFactory, SurveyFactory
+from tests.factories import AccountFactory, ContactFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -88,9 +89,9 @@ def test_the_widget_flow_from_identify_to_completion(widget, workspace, nps):
             "account": {"id": "acme", "name": "Acme"}}  # fmt: skip
     response = widget.post("identify", {"user": user})
     assert response.status_code == 200
-    contact = response.json()["contact"]
-    assert contact["user_id"] == "u-42" and contact["traits"] == {"plan": "enterprise"}
-    assert contact["account"]["name"] == "Acme"
+    assert response.json() == {"contact": {"user_id": "u-42"}}
+    contact = Contact.objects.select_related("account").get(user_id="u-42")
+    assert contact.traits == {"plan": "enterprise"} and contact.account.name == "Acme"
 
     assert survey_ids(widget.post("eligibility", {"user_id": "u-42"})) == []
     response = widget.post("track", {"user_id": "u-42", "event": "report_exported"})
@@ -119,7 +120,8 @@ def test_the_widget_flow_from_identify_to_completion(widget, workspace, nps):
         ]
     }
 
-    response = widget.post("displays", {"user_id": "u-42", "survey": nps.pk})
+    response = widget.post("displays", {"user_id": "u-42", "survey": nps.pk,
+                                        "event": "report_exported"})  # fmt: skip
     assert response.status_code == 201
     display_id = response.json()["display"]
     display = Display.objects.get(pk=display_id)
@@ -137,7 +139,7 @@ def test_the_widget_flow_from_identify_to_completion(widget, workspace, nps):
         {"answers": {"why": "Fast", "used": ["Reports", "API"]}, "completed": True},
     )
     assert response.status_code == 200
-    assert response.json()["completed"] is True
+    assert response.json() == {"display": display_id, "completed": True}
     saved = Response.objects.get(display=display)
     assert saved.answers == {"nps": 9, "why": "Fast", "used": ["Reports", "API"]}
     assert saved.completed and saved.completed_at is not None
@@ -152,7 +154,7 @@ def test_a_dismissed_once_survey_is_not_offered_again(widget, workspace, nps):
     ContactFactory(workspace=workspace, user_id="u-1")
     check = {"user_id": "u-1", "event": "report_exported"}
     assert survey_ids(widget.post("eligibility", check)) == [nps.pk]
-    display_id = widget.post("displays", {"user_id": "u-1", "survey": nps.pk}).json()["display"]
+    display_id = widget.post("displays", {"survey": nps.pk, **check}).json()["display"]
     response = widget.post(f"displays/{display_id}/dismiss")
     assert response.status_code == 200
     assert response.json()["dismissed"] is True
@@ -287,8 +289,7 @@ def test_a_right_signature_is_accepted(widget, verified, nps):
     assert response.status_code == 202
     check = {"user_id": "u-1", "event": "report_exported", "signature": signature}
     assert survey_ids(widget.post("eligibility", check)) == [nps.pk]
-    response = widget.post("displays", {"user_id": "u-1", "survey": nps.pk,
-                                        "signature": signature})  # fmt: skip
+    response = widget.post("displays", {"survey": nps.pk, **check})
     assert response.status_code == 201
     # The display id is the capability: answers and dismissal need no signature.
     display_id = response.json()["display"]
@@ -425,3 +426,124 @@ def test_errors_carry_cors_headers_for_an_allowed_origin(workspace):
     response = Widget(workspace, "https://app.example.com").post("track", {"user_id": "u-1"})
     assert response.status_code == 400
     assert response["Access-Control-Allow-Origin"] == "https://app.example.com"
+
+
+# The widget key reads nothing stored -----------------------------------------------------
+
+
+SECRETS = ("ada.secret@example.com", "Ada Secretname", "trait-secret-plan", "Secret Corp",
+           "account-secret-tier", "answer-secret-text")  # fmt: skip
+
+
+def widget_routes() -> dict[str, str]:
+    """Every widget URL of the URLconf, by name: a new one cannot skip the test below."""
+    routes = get_resolver("targeting.api_urls").reverse_dict
+    return {name: name for name in routes if isinstance(name, str) and name.startswith("widget-")}
+
+
+def test_no_widget_endpoint_returns_stored_contact_account_or_answer_data(widget, workspace):
+    account = AccountFactory(workspace=workspace, name="Secret Corp",
+                             traits={"tier": "account-secret-tier"})  # fmt: skip
+    ContactFactory(workspace=workspace, user_id="u-1", email="ada.secret@example.com",
+                   name="Ada Secretname", traits={"plan": "trait-secret-plan"},
+                   account=account)  # fmt: skip
+    survey = SurveyFactory(
+        workspace=workspace,
+        questions=[{"key": "nps", "type": "nps", "text": "How likely?"},
+                   {"key": "why", "type": "text", "text": "Why?"}],
+        targeting={"frequency": "every_trigger"},
+    )  # fmt: skip
+    first = widget.post("displays", {"user_id": "u-1", "survey": survey.pk}).json()["display"]
+    saved = widget.post(f"displays/{first}/answers", {"answers": {"why": "answer-secret-text"}})
+    assert saved.status_code == 200
+
+    calls = {
+        "widget-identify": ("identify", {"user": {"id": "u-1"}}),
+        "widget-track": ("track", {"user_id": "u-1", "event": "opened"}),
+        "widget-eligibility": ("eligibility", {"user_id": "u-1"}),
+        "widget-displays": ("displays", {"user_id": "u-1", "survey": survey.pk}),
+        "widget-display-answers": (f"displays/{first}/answers", {"answers": {"nps": 7}}),
+        "widget-display-dismiss": (f"displays/{first}/dismiss", {"user_id": "u-1"}),
+    }
+    assert set(calls) == set(widget_routes())
+    for name, (path, body) in calls.items():
+        response = widget.post(path, body)
+        assert response.status_code < 300, (name, response.content)
+        text = response.content.decode()
+        assert not [secret for secret in SECRETS if secret in text], name
+    # The calls above did reach the stored data they must not show.
+    assert Response.objects.get(display_id=first).answers == {"why": "answer-secret-text", "nps": 7}
+
+
+def test_identify_answers_with_the_user_id_only(widget, workspace):
+    user = {"id": "u-1", "email": "a@example.com", "name": "Ada", "plan": "pro",
+            "account": {"id": "acme", "name": "Acme", "tier": "gold"}}  # fmt: skip
+    response = widget.post("identify", {"user": user})
+    assert response.status_code == 200
+    assert response.json() == {"contact": {"user_id": "u-1"}}
+
+
+def test_answers_answer_with_the_display_and_completion_only(widget, display):
+    path = f"displays/{display.pk}/answers"
+    response = widget.post(path, {"answers": {"nps": 7, "why": "Because"}})
+    assert response.json() == {"display": str(display.pk), "completed": False}
+    response = widget.post(path, {"answers": {}, "completed": True})
+    assert response.json() == {"display": str(display.pk), "completed": True}
+
+
+# Accounts under identity verification ---------------------------------------------------------
+
+
+@pytest.fixture
+def acme(verified):
+    return AccountFactory(workspace=verified, external_id="acme", name="Acme",
+                          traits={"tier": "gold"})  # fmt: skip
+
+
+def hijack(user_id: str = "u-1") -> dict:
+    return {"id": user_id, "plan": "changed", "account": {"id": "acme", "name": "Hacked",
+                                                          "tier": "free"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("account_signature", [None, "", "00" * 32, "u-1", 7, "signed-u-1"])
+def test_an_account_without_its_own_signature_is_refused(widget, verified, acme, account_signature):
+    ContactFactory(workspace=verified, user_id="u-2", traits={"plan": "pro"})
+    body = {"signature": sign(verified, "u-1")}
+    if account_signature == "signed-u-1":
+        account_signature = sign(verified, "u-1")
+    if account_signature is not None:
+        body["account_signature"] = account_signature
+    response = widget.post("identify", {"user": hijack(), **body})
+    assert response.status_code == 403 and error_code(response) == "bad_signature"
+    assert "account" in response.json()["error"]["message"]
+    # An existing contact is not changed or moved either.
+    body["signature"] = sign(verified, "u-2")
+    response = widget.post("identify", {"user": hijack("u-2"), **body})
+    assert response.status_code == 403 and error_code(response) == "bad_signature"
+    acme.refresh_from_db()
+    assert (acme.name, acme.traits) == ("Acme", {"tier": "gold"})
+    assert list(Contact.objects.values_list("user_id", "traits", "account")) == [
+        ("u-2", {"plan": "pro"}, None)
+    ]
+
+
+def test_an_account_with_its_signature_is_accepted(widget, verified, acme):
+    body = {"signature": sign(verified, "u-1"), "account_signature": sign(verified, "acme")}
+    response = widget.post("identify", {"user": hijack(), **body})
+    assert response.status_code == 200
+    acme.refresh_from_db()
+    assert (acme.name, acme.traits) == ("Hacked", {"tier": "free"})
+    assert Contact.objects.get(user_id="u-1").account == acme
+
+
+def test_a_numeric_account_id_is_signed_as_its_text(widget, verified):
+    user = {"id": "u-1", "account": {"id": 7}}
+    body = {"signature": sign(verified, "u-1"), "account_signature": sign(verified, "7")}
+    assert widget.post("identify", {"user": user, **body}).status_code == 200
+    assert Contact.objects.get().account.external_id == "7"
+
+
+def test_an_account_needs_no_signature_without_identity_verification(widget, workspace):
+    response = widget.post("identify", {"user": hijack()})
+    assert response.status_code == 200
+    assert Contact.objects.get().account.name == "Hacked"

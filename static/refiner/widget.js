@@ -72,7 +72,6 @@ function later(task) {
   chain = chain.then(task).catch(function (e) { warn("internal error: " + e); });
 }
 
-// The identity that goes with every call naming a user.
 function withUser(body) {
   body.user_id = state.user;
   if (state.signature) body.signature = state.signature;
@@ -83,22 +82,23 @@ function withUser(body) {
 function check(extra, now) {
   later(function () {
     if (!state.key || !state.user || state.blocked || state.busy) return;
-    var body = withUser({ url: String(location.href) }), user = state.user;
-    if (extra.event) body.event = extra.event;
-    if (extra.survey != null) body.survey = extra.survey;
+    var body = withUser({ url: String(location.href), event: extra.event, survey: extra.survey });
+    var user = state.user;
     state.lastUrl = location.href;
     return post("eligibility", "eligibility", body).then(function (result) {
       var survey = result.ok && result.data.surveys && result.data.surveys[0];
       if (!survey || !(survey.questions || []).length || state.busy || user !== state.user) return;
       state.busy = true;
       var delay = now ? 0 : Math.max(0, Number(survey.delay_seconds) || 0) * 1000;
-      state.timer = setTimeout(safe(open), delay, survey, user);
+      state.timer = setTimeout(safe(open), delay, survey, user, body);
     });
   });
 }
 
-function open(survey, user) {
-  post("displays", "displays", withUser({ survey: survey.id })).then(function (result) {
+// The server re-checks targeting for this event and page.
+function open(survey, user, asked) {
+  asked.survey = survey.id;
+  post("displays", "displays", asked).then(function (result) {
     if (result.ok && user === state.user && state.busy && !state.card) {
       guard(function () { render(survey, String(result.data.display)); });
     } else if (!state.card) {
@@ -261,25 +261,25 @@ function answer(card, q, value) {
   card.timer = setTimeout(safe(function () { if (state.card === card) close(false); }), THANKS_MS);
 }
 
-// The calls of the snippet
 var commands = {
   setProject: function (key) { state.key = typeof key === "string" && key; },
   setApiHost: function (url) {
     try { state.api = new URL(String(url), location.href).href.replace(/\/+$/, ""); }
     catch (e) { fail("setApiHost", 0, "bad_host", "not a URL: " + url); }
   },
-  identifyUser: function (user, options) {
+  identifyUser: function (user, signed) {
+    signed = signed || {};
     if (!user || user.id == null || user.id === "") {
       fail("identifyUser", 0, "no_user_id", "identifyUser needs a user with an id");
       return;
     }
     if (String(user.id) !== state.user) close(false);
     state.user = String(user.id);
-    state.signature = (options && options.signature) || null;
+    state.signature = signed.signature || null;
     state.blocked = false;
     if (!state.key) { fail("identifyUser", 0, "no_project", "call setProject(widgetKey) first"); return; }
-    var body = { user: user };
-    if (state.signature) body.signature = state.signature;
+    var body = { user: user, signature: state.signature || undefined,
+      account_signature: signed.accountSignature || undefined };
     later(function () {
       return post("identify", "identify", body).then(function (result) {
         // A refused key or signature would be refused again: quiet until the next identify.

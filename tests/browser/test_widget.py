@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from segments.models import Account
 from surveys.models import Display, Response
 from targeting.widget_api import signature_of
 from tests.browser.urls import HOST_PAGES
@@ -322,6 +323,34 @@ def test_identity_verification_with_the_right_signature_shows_the_survey(host, p
     assert json.loads(shown.value.post_data)["signature"] == signature
     card(page).wait_for()
     assert host.seen()["errors"] == []
+
+
+def test_an_account_is_identified_with_its_own_signature(host, page, survey):
+    workspace = survey.workspace
+    workspace.identity_verification = True
+    workspace.save()
+    user = {**enterprise_user(), "account": {"id": "acme", "name": "Acme"}}
+    options = {"signature": signature_of(workspace, "u-42"),
+               "accountSignature": signature_of(workspace, "acme")}  # fmt: skip
+    with page.expect_response(lambda r: r.url.endswith("/widget/identify")) as identified:
+        host.open(workspace, user, options=options)
+    assert identified.value.status == 200
+    sent = json.loads(identified.value.request.post_data)
+    assert sent["account_signature"] == options["accountSignature"]
+    assert Account.objects.get(workspace=workspace).name == "Acme"
+    assert host.seen()["errors"] == []
+
+
+def test_the_display_is_recorded_for_the_event_and_page_that_were_checked(host, page, survey):
+    host.open(survey.workspace, enterprise_user())
+    with page.expect_request(lambda r: r.url.endswith("/widget/eligibility")) as asked:
+        with page.expect_response(lambda r: r.url.endswith("/widget/displays")) as shown:
+            page.click("#export")
+    checked, recorded = json.loads(asked.value.post_data), json.loads(shown.value.request.post_data)
+    assert checked["event"] == recorded["event"] == "report_exported"
+    assert recorded["url"] == checked["url"] and recorded["url"].endswith("/host/page")
+    assert shown.value.status == 201
+    card(page).wait_for()
 
 
 STYLE_PROBE = """() => {
