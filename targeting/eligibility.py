@@ -470,8 +470,16 @@ def display_decision(
     survey = next((s for s in found.surveys if s.id == survey_id), None)
     if survey is None:
         return None
-    check = _check(workspace=workspace, contact=contact, surveys=[survey], found=found, now=now,
-                   event=event, url=url, survey_id=survey_id)  # fmt: skip
+    check = _check(
+        workspace=workspace,
+        contact=contact,
+        surveys=[survey],
+        found=found,
+        now=now,
+        event=event,
+        url=url,
+        survey_id=survey_id,
+    )
     reasons = reasons_against(survey, check)
     return Decision(survey, not reasons, reasons)
 

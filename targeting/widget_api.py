@@ -227,9 +227,15 @@ def eligibility(request: HttpRequest) -> JsonResponse:
     survey_id = data.get("survey")
     if survey_id is not None and (not isinstance(survey_id, int) or isinstance(survey_id, bool)):
         raise invalid({"survey": "Must be a survey id, or null."})
-    surveys = eligible_surveys(workspace=workspace, contact=contact, now=timezone.now(),
-                               event=event, url=url, survey_id=survey_id,
-                               version=workspace.definitions_version)  # fmt: skip
+    surveys = eligible_surveys(
+        workspace=workspace,
+        contact=contact,
+        now=timezone.now(),
+        event=event,
+        url=url,
+        survey_id=survey_id,
+        version=workspace.definitions_version,
+    )
     return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
 
 
@@ -243,8 +249,11 @@ class NotEligible(Exception):
 
 def _not_eligible(reasons: list[Reason]) -> JsonResponse:
     # The SPEC §5 error body, with the engine's reasons in the error object.
-    body = {"code": "not_eligible", "message": "The survey is not eligible for this contact now.",
-            "reasons": [reason.to_dict() for reason in reasons]}  # fmt: skip
+    body = {
+        "code": "not_eligible",
+        "message": "The survey is not eligible for this contact now.",
+        "reasons": [reason.to_dict() for reason in reasons],
+    }
     return JsonResponse({"error": body}, status=409)
 
 
@@ -262,8 +271,9 @@ def _record_if_eligible(
         locked = Contact.objects.select_for_update(of=("self",)).select_related("account")
         contact = locked.get(pk=contact.pk)
         contact.workspace = workspace
-        decision = display_decision(workspace=workspace, contact=contact, survey_id=survey.pk,
-                                    now=now, event=event, url=url)  # fmt: skip
+        decision = display_decision(
+            workspace=workspace, contact=contact, survey_id=survey.pk, now=now, event=event, url=url
+        )
         if decision is None:
             raise ApiError("not_found", f"There is no live survey {survey.pk}.", 404)
         if not decision.eligible:
@@ -287,8 +297,9 @@ def displays(request: HttpRequest) -> JsonResponse:
     if survey is None:
         raise ApiError("not_found", f"There is no live survey {survey_id}.", 404)
     try:
-        display = _record_if_eligible(workspace=workspace, survey=survey, contact=contact,
-                                      event=event, url=url)  # fmt: skip
+        display = _record_if_eligible(
+            workspace=workspace, survey=survey, contact=contact, event=event, url=url
+        )
     except NotEligible as refused:
         return _not_eligible(refused.reasons)
     return JsonResponse({"display": str(display.pk)}, status=201)
@@ -318,8 +329,13 @@ def answers(request: HttpRequest, display_id: UUID) -> JsonResponse:
     if not isinstance(completed, bool):
         raise invalid({"completed": "Must be true or false."})
     cleaned = services.clean_answers(display.survey, data.get("answers", {}))
-    response = services.record_answers(display=display, answers=cleaned, completed=completed,
-                                       now=timezone.now(), once=_once(display.survey))  # fmt: skip
+    response = services.record_answers(
+        display=display,
+        answers=cleaned,
+        completed=completed,
+        now=timezone.now(),
+        once=_once(display.survey),
+    )
     # Stored answers are not echoed: anyone holding the display id could read them.
     return JsonResponse({"display": str(display.pk), "completed": response.completed})
 
