@@ -4,12 +4,15 @@ from pathlib import Path
 
 import environ
 
+from refiner.staticfiles import add_stable_file_headers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for: `make run` turns it on for development.
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me-in-production")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -31,6 +34,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight after the HTTPS redirect: no session or database work for them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outermost of ours: turns API errors into the SPEC §5 body, adds the CSP header.
     "refiner.middleware.HardeningMiddleware",
     # Before sessions and auth, so a rate-limited call costs no database query.
@@ -106,7 +111,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "static_root"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "static_root")))
+# WhiteNoise serves STATIC_ROOT from the app (refiner/staticfiles.py): hashed, compressed
+# names for the dashboard, a stable short-lived address for the widget.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "refiner.staticfiles.RefinerStaticStorage"},
+}
+WHITENOISE_ADD_HEADERS_FUNCTION = add_stable_file_headers
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
