@@ -32,6 +32,8 @@ ENV_EXAMPLE = ROOT / "deploy" / "refiner.env.example"
 NGINX = "/usr/sbin/nginx"
 WIDGET_LIMIT = 3
 ORIGIN = "https://app.customer.example"
+# The suite's own settings force DEBUG on; the processes here run production's.
+PRODUCTION = {"DJANGO_SETTINGS_MODULE": "refiner.settings", "DEBUG": "false"}
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,6 +89,20 @@ def sqlite_template(tmp_path_factory) -> tuple[Path, dict]:
     url = f"sqlite:///{path}"
     manage(url, "migrate", "--noinput")
     return path, json.loads(manage(url, "create_workspace", "Through nginx"))
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory) -> Path:
+    """What `manage.py collectstatic` writes for WhiteNoise, made once."""
+    path = tmp_path_factory.mktemp("static_root")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=ROOT,
+        env=os.environ | PRODUCTION | {"STATIC_ROOT": str(path)},
+        check=True,
+        capture_output=True,
+    )
+    return path
 
 
 def served_database(tmp_path: Path, request) -> tuple[str, dict]:
@@ -198,7 +214,7 @@ def manage(url: str, *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=os.environ | {"DATABASE_URL": url},
+        env=os.environ | PRODUCTION | {"DATABASE_URL": url},
         check=True,
         capture_output=True,
         text=True,
@@ -207,7 +223,7 @@ def manage(url: str, *args: str) -> str:
 
 
 @pytest.fixture
-def stack(tmp_path: Path, request) -> Iterator[Stack]:
+def stack(tmp_path: Path, request, static_root: Path) -> Iterator[Stack]:
     """nginx (deploy/'s site) in front of gunicorn (the example environment) on the test DB."""
     if not os.access(NGINX, os.X_OK):
         _unavailable(f"nginx is not installed at {NGINX} (apt-get install -y nginx)")
@@ -215,15 +231,20 @@ def stack(tmp_path: Path, request) -> Iterator[Stack]:
         _unavailable("openssl is not installed")
     url, keys = served_database(tmp_path, request)
     app_port, http_port, https_port = free_port(), free_port(), free_port()
-    environment = env_file(ENV_EXAMPLE) | {
-        "DATABASE_URL": url,
-        "ALLOWED_HOSTS": "localhost",
-        "CSRF_TRUSTED_ORIGINS": f"https://localhost:{https_port}",
-        "RATE_LIMIT_WIDGET_PER_MINUTE": str(WIDGET_LIMIT),
-        "LOG_LEVEL": "WARNING",
-        # The test's minute-long counters stay in this one worker's memory.
-        "REDIS_URL": "",
-    }
+    environment = (
+        PRODUCTION
+        | env_file(ENV_EXAMPLE)
+        | {
+            "DATABASE_URL": url,
+            "STATIC_ROOT": str(static_root),
+            "ALLOWED_HOSTS": "localhost",
+            "CSRF_TRUSTED_ORIGINS": f"https://localhost:{https_port}",
+            "RATE_LIMIT_WIDGET_PER_MINUTE": str(WIDGET_LIMIT),
+            "LOG_LEVEL": "WARNING",
+            # The test's minute-long counters stay in this one worker's memory.
+            "REDIS_URL": "",
+        }
+    )
     gunicorn = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "refiner.wsgi",
          "--bind", f"127.0.0.1:{app_port}", "--workers", "1"],
