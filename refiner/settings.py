@@ -13,7 +13,9 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # Off unless asked for: `make run` turns it on for development.
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me-in-production")
+# Development only: with DEBUG off, the refiner.E001 check refuses to start with it.
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production"
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -33,6 +35,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health probes and /metrics before the host and HTTPS checks; times and logs the rest.
+    "refiner.ops.ops_middleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files straight after the HTTPS redirect: no session or database work for them.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -168,9 +172,41 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Operations (refiner/ops.py) ----------------------------------------------------
+# GET /metrics answers only with `Authorization: Bearer METRICS_TOKEN`; unset, it is a 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A directory (emptied before gunicorn starts) where every worker writes its metrics, so
+# that /metrics sums them; unset, each worker reports only its own requests.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+
+# Every log line is one JSON object; refiner.requests writes one per request at INFO
+# (LOG_REQUESTS=false silences it).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "refiner.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Its 4xx warnings print the path, which can hold a user id; refiner.requests
+        # logs every request by its route pattern instead.
+        "django.request": {"level": "ERROR"},
+        "refiner.requests": {
+            "level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "WARNING"
+        },
+    },
 }
+
+# Error reports to Sentry when SENTRY_DSN is set (pip install 'refiner[sentry]'): no
+# request bodies, cookies or user data are sent.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        send_default_pii=False,
+        max_request_body_size="never",
+        traces_sample_rate=0,
+    )
