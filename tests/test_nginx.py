@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import ssl
@@ -33,7 +34,11 @@ NGINX = "/usr/sbin/nginx"
 WIDGET_LIMIT = 3
 ORIGIN = "https://app.customer.example"
 # The suite's own settings force DEBUG on; the processes here run production's.
-PRODUCTION = {"DJANGO_SETTINGS_MODULE": "refiner.settings", "DEBUG": "false"}
+PRODUCTION = {
+    "DJANGO_SETTINGS_MODULE": "refiner.settings",
+    "DEBUG": "false",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+}
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
