@@ -58,6 +58,7 @@ DATABASE_ERRORS = prometheus_client.Counter(
 WIDGET_ELIGIBILITY = "widget-eligibility"
 REST_ELIGIBILITY = "api-survey-eligibility"
 UNMATCHED = "unmatched"
+STATIC = "static"  # WhiteNoise answers before any URL is resolved
 
 
 # Probes -----------------------------------------------------------------------
@@ -154,7 +155,9 @@ def _registry() -> prometheus_client.CollectorRegistry:
 
 def _route_name(request: HttpRequest) -> str:
     match = getattr(request, "resolver_match", None)
-    return (match.view_name or match.route) if match else UNMATCHED
+    if match:
+        return match.view_name or match.route
+    return STATIC if request.path_info.startswith(settings.STATIC_URL) else UNMATCHED
 
 
 def _count_decisions(route: str, response: HttpResponse) -> None:
@@ -230,7 +233,7 @@ def _log_request(request: HttpRequest, response: HttpResponse, seconds: float) -
     match = getattr(request, "resolver_match", None)
     fields = {
         "method": request.method,
-        "route": match.route if match else UNMATCHED,
+        "route": match.route if match else _route_name(request),
         "status": response.status_code,
         "duration_ms": round(seconds * 1000, 1),
         "workspace_id": _workspace_id(request),

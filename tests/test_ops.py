@@ -245,3 +245,19 @@ def test_the_widget_log_line_names_the_workspace_but_not_the_user(caplog):
     assert json.loads(line)["route"] == "api/v1/widget/eligibility"
     assert "u-widget-user-55" not in line
     assert workspace.widget_key not in line
+
+
+def test_static_files_are_counted_apart_from_unknown_paths(metrics_token):
+    before = scrape()
+
+    # Not collected in the suite: a 404 either way, but under its own route label.
+    Client().get("/static/refiner/widget.js")
+    Client().get("/no-such-page")
+
+    after = scrape()
+    for route in ("static", "unmatched"):
+        labels = {"route": route, "method": "GET", "status": "404"}
+        moved = sample(after, "refiner_http_requests_total", **labels) - sample(
+            before, "refiner_http_requests_total", **labels
+        )
+        assert moved == 1, route
