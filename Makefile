@@ -12,10 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Development: DEBUG on (it is off by default) for tracebacks and the demo page.
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py seed_demo
+	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,10 +32,16 @@ test: lint
 	env -u DATABASE_URL $(BIN)/pytest
 	if [ -n "$$DATABASE_URL" ]; then $(BIN)/pytest; fi
 
-# Production server: gunicorn with two workers.
+# Production server: gunicorn with two workers. Static files are collected (hashed names,
+# compressed) into STATIC_ROOT for WhiteNoise, and migrations applied, before it starts.
+# The workers share their metrics through PROMETHEUS_MULTIPROC_DIR, emptied at each start.
+PROMETHEUS_MULTIPROC_DIR ?= $(CURDIR)/.metrics
 serve: $(STAMP)
+	$(BIN)/python manage.py collectstatic --noinput
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/gunicorn refiner.wsgi -w 2 -b 127.0.0.1:8000
+	mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
+	find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
+	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/gunicorn refiner.wsgi -w 2 -b 127.0.0.1:8000
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

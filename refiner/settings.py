@@ -4,13 +4,18 @@ from pathlib import Path
 
 import environ
 
+from refiner.staticfiles import add_stable_file_headers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me-in-production")
+# Off unless asked for: `make run` turns it on for development.
+DEBUG = env.bool("DEBUG", default=False)
+# Development only: with DEBUG off, the refiner.E001 check refuses to start with it.
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-secret-key-change-me-in-production"
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -30,7 +35,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Health probes and /metrics before the host and HTTPS checks; times and logs the rest.
+    "refiner.ops.ops_middleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight after the HTTPS redirect: no session or database work for them.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outermost of ours: turns API errors into the SPEC §5 body, adds the CSP header.
     "refiner.middleware.HardeningMiddleware",
     # Before sessions and auth, so a rate-limited call costs no database query.
@@ -106,7 +115,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "static_root"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "static_root")))
+# WhiteNoise serves STATIC_ROOT from the app (refiner/staticfiles.py): hashed, compressed
+# names for the dashboard, a stable short-lived address for the widget.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "refiner.staticfiles.RefinerStaticStorage"},
+}
+WHITENOISE_ADD_HEADERS_FUNCTION = add_stable_file_headers
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -156,9 +172,41 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Operations (refiner/ops.py) ----------------------------------------------------
+# GET /metrics answers only with `Authorization: Bearer METRICS_TOKEN`; unset, it is a 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# A directory (emptied before gunicorn starts) where every worker writes its metrics, so
+# that /metrics sums them; unset, each worker reports only its own requests.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="")
+
+# Every log line is one JSON object; refiner.requests writes one per request at INFO
+# (LOG_REQUESTS=false silences it).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "refiner.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
+    "loggers": {
+        # Its 4xx warnings print the path, which can hold a user id; refiner.requests
+        # logs every request by its route pattern instead.
+        "django.request": {"level": "ERROR"},
+        "refiner.requests": {
+            "level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "WARNING"
+        },
+    },
 }
+
+# Error reports to Sentry when SENTRY_DSN is set (pip install 'refiner[sentry]'): no
+# request bodies, cookies or user data are sent.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", default="production"),
+        send_default_pii=False,
+        max_request_body_size="never",
+        traces_sample_rate=0,
+    )

@@ -1,0 +1,25 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from refiner import backups
+from refiner.models import Workspace
+
+
+class Command(BaseCommand):
+    help = "Write every row of one workspace to a JSON file (see refiner/backups.py)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("workspace_id", type=int)
+        parser.add_argument("file", help="Path of the JSON file to write; - for standard output.")
+
+    def handle(self, *args, workspace_id: int, file: str, **options):
+        try:
+            if file == "-":
+                backups.backup(workspace_id, sys.stdout)
+                return
+            with open(file, "w", encoding="utf-8") as stream:
+                backups.backup(workspace_id, stream)
+        except Workspace.DoesNotExist as e:
+            raise CommandError(str(e)) from None
+        self.stderr.write(f"Workspace {workspace_id} written to {file}.")
