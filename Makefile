@@ -28,7 +28,7 @@ format: $(STAMP)
 
 # The whole suite on SQLite, then again on PostgreSQL when DATABASE_URL is set.
 test: lint
-	$(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 	env -u DATABASE_URL $(BIN)/pytest
 	if [ -n "$$DATABASE_URL" ]; then $(BIN)/pytest; fi
 

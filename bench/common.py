@@ -19,6 +19,9 @@ def setup_django() -> None:
     sys.path[:] = [str(ROOT)] + [p for p in sys.path if p not in (here, str(ROOT), "")]
     os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", BENCH_DATABASE_URL)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refiner.settings")
+    # In-process measurements keep the settings they were taken with (DEBUG was the
+    # default then); the gunicorn runs below set production settings of their own.
+    os.environ.setdefault("DEBUG", "true")
     import django
 
     django.setup()
