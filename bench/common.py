@@ -112,6 +112,8 @@ class Server:
             "RATE_LIMIT_WIDGET_PER_MINUTE": "0",
             "RATE_LIMIT_REST_PER_MINUTE": "0",
             "LOG_LEVEL": "ERROR",
+            # One JSON line per request would flood the terminal (and costs ~40 µs each).
+            "LOG_REQUESTS": "false",
         }
         self.process = subprocess.Popen(
             [
