@@ -28,8 +28,8 @@ format: $(STAMP)
 # The whole suite on SQLite, then again on PostgreSQL when DATABASE_URL is set.
 test: lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	env -u DATABASE_URL $(BIN)/pytest
-	if [ -n "$$DATABASE_URL" ]; then $(BIN)/pytest; fi
+	env -u DATABASE_URL HYPOTHESIS_PROFILE=ci $(BIN)/pytest
+	if [ -n "$$DATABASE_URL" ]; then HYPOTHESIS_PROFILE=ci $(BIN)/pytest; fi
 
 # Production server: gunicorn with two workers.
 serve: $(STAMP)
