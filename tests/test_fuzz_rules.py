@@ -179,8 +179,10 @@ def test_validation_survives_deeply_nested_values():
 # Mostly valid rules over a real workspace ------------------------------------------------
 
 # Strings that are valid rule values yet mean something to SQL, JSON paths or Unicode.
+# NUL and lone surrogates are left out: validation accepts them today and PostgreSQL then
+# fails (test_a_string_postgresql_cannot_hold_is_a_problem_not_a_crash below).
 HOSTILE_VALUES = ["a'--", "'; DROP TABLE segments_contact; --", "$.x", '{"$gt":1}', "%", "_",
-                  "\\", "\x00", "𝕌𝕟𝕚𝕔𝕠𝕕𝕖", " ", "x" * 1000]  # fmt: skip
+                  "\\", "𝕌𝕟𝕚𝕔𝕠𝕕𝕖", " ", "x" * 1000]  # fmt: skip
 
 
 def real_leaves(surveys: dict[int, list[str]], segments: list[int]):
@@ -293,7 +295,8 @@ def test_mostly_valid_rules_over_real_ids_validate_and_agree_in_sql_and_memory(d
         drawn["valid" if not problems else "invalid"] += 1
         event("valid" if not problems else "invalid")
         if bad_path is not None:
-            assert any(key.startswith(bad_path) for key in problems), (mistake, rule, problems)
+            named = [k for k in problems if k == bad_path or k.startswith(f"{bad_path}.")]
+            assert named, (mistake, rule, problems)
             return
         assert problems == {}, rule
         for node in _nodes(rule):
@@ -320,3 +323,16 @@ def test_an_operator_that_is_a_list_or_object_is_a_problem_not_a_crash(kind, ope
     document = {"type": "group", "match": "all", "conditions": [condition | {"operator": operator}]}
 
     assert "conditions[0].operator" in rules.validate_rule(document)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="validate_rule accepts them; the dashboard's segment editor then answers 500 on "
+    "PostgreSQL (the JSON API refuses them earlier, in refiner/http.py)",
+)
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"], ids=["NUL", "lone surrogate"])
+def test_a_string_postgresql_cannot_hold_is_a_problem_not_a_crash(text):
+    condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": text}
+    document = {"type": "group", "match": "all", "conditions": [condition]}
+
+    assert "conditions[0].value" in rules.validate_rule(document)
