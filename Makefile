@@ -29,8 +29,8 @@ format: $(STAMP)
 # The whole suite on SQLite, then again on PostgreSQL when DATABASE_URL is set.
 test: lint
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
-	env -u DATABASE_URL $(BIN)/pytest
-	if [ -n "$$DATABASE_URL" ]; then $(BIN)/pytest; fi
+	env -u DATABASE_URL HYPOTHESIS_PROFILE=ci $(BIN)/pytest
+	if [ -n "$$DATABASE_URL" ]; then HYPOTHESIS_PROFILE=ci $(BIN)/pytest; fi
 
 # Production server: gunicorn with two workers. Static files are collected (hashed names,
 # compressed) into STATIC_ROOT for WhiteNoise, and migrations applied, before it starts.

@@ -1,12 +1,23 @@
 import json
+import os
 from datetime import UTC, datetime
 
 import pytest
 from django.test import Client
+from hypothesis import settings as hypothesis_settings
 
 from tests.factories import WorkspaceFactory
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+# The property tests that take their example count from the profile (the SQL/memory
+# agreement) run a quick 60 on a laptop, 500 under `make test` (HYPOTHESIS_PROFILE=ci)
+# and 2,000 for a deliberate hunt (HYPOTHESIS_PROFILE=deep). Tests that name their own
+# max_examples keep it under every profile.
+hypothesis_settings.register_profile("dev", max_examples=60, deadline=None)
+hypothesis_settings.register_profile("ci", max_examples=500, deadline=None)
+hypothesis_settings.register_profile("deep", max_examples=2000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 @pytest.fixture

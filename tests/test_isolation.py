@@ -14,12 +14,23 @@ from dataclasses import dataclass
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
-from refiner.models import Membership
-from segments.models import Account, Contact, ContactValue, Event, Segment, SegmentMember
+from refiner.models import Membership, Workspace
+from segments.models import (
+    Account,
+    AccountValue,
+    Contact,
+    ContactValue,
+    Event,
+    Segment,
+    SegmentMember,
+)
 from surveys.models import Answer, Display, Question, Response, Survey
+from surveys.services import dismiss_display, record_answers, record_display
 from targeting.models import Targeting
 from tests.factories import (
+    AccountFactory,
     ContactFactory,
     EventFactory,
     MembershipFactory,
@@ -78,53 +89,41 @@ class World:
         }
 
     def state(self) -> dict:
-        """Everything of A's that an outsider must not be able to change."""
+        """Everything of A's that an outsider must not be able to change, field by field.
+
+        Every column of every row is compared, so trait values, their parsed forms, targeting
+        and its segments, answers and completion all count, and so does a new column.
+        """
         a = self.a
-        a.refresh_from_db()
-        counts = {
-            model.__name__: model.objects.filter(workspace=a).count()
-            for model in (Account, Contact, ContactValue, Event, Segment, Survey, Display, Response)
-        }
-        counts["Answer"] = Answer.objects.filter(workspace=a).count()
-        counts["Question"] = Question.objects.filter(survey__workspace=a).count()
-        counts["SegmentMember"] = SegmentMember.objects.filter(segment__workspace=a).count()
+        targeting = Targeting.objects.filter(survey__workspace=a)
         return {
-            "counts": counts,
-            "keys": (a.widget_key, a.secret_key),
-            "settings": a.settings_dict(),
-            "members": sorted(
-                Membership.objects.filter(workspace=a).values_list("user_id", "role")
+            "workspace": rows(Workspace.objects.filter(pk=a.pk)),
+            "members": rows(Membership.objects.filter(workspace=a)),
+            "accounts": rows(Account.objects.filter(workspace=a)),
+            "account values": rows(AccountValue.objects.filter(workspace=a)),
+            "contacts": rows(Contact.objects.filter(workspace=a)),
+            "contact values": rows(ContactValue.objects.filter(workspace=a)),
+            "events": rows(Event.objects.filter(workspace=a)),
+            "segments": rows(Segment.objects.filter(workspace=a)),
+            "segment members": rows(SegmentMember.objects.filter(segment__workspace=a)),
+            "surveys": rows(Survey.objects.filter(workspace=a)),
+            "questions": rows(Question.objects.filter(survey__workspace=a)),
+            "targeting": rows(targeting),
+            "targeted segments": rows(
+                Targeting.segments.through.objects.filter(targeting__in=targeting)
             ),
-            "segments": sorted(
-                Segment.objects.filter(workspace=a).values_list("id", "name", "description")
+            "excluded segments": rows(
+                Targeting.excluded_segments.through.objects.filter(targeting__in=targeting)
             ),
-            "rules": sorted(
-                json.dumps(r, sort_keys=True)
-                for r in Segment.objects.filter(workspace=a).values_list("rules", flat=True)
-            ),
-            "contacts": sorted(
-                Contact.objects.filter(workspace=a).values_list("user_id", "email", "name")
-            ),
-            "surveys": sorted(
-                Survey.objects.filter(workspace=a).values_list("id", "name", "status")
-            ),
-            "questions": sorted(
-                Question.objects.filter(survey__workspace=a).values_list("key", "type", "text")
-            ),
-            "targeting": sorted(
-                Targeting.objects.filter(survey__workspace=a).values_list(
-                    "audience", "trigger", "sample_percent", "priority"
-                )
-            ),
-            "displays": sorted(
-                (str(d), str(x))
-                for d, x in Display.objects.filter(workspace=a).values_list("pk", "dismissed_at")
-            ),
-            "responses": sorted(
-                json.dumps(r, sort_keys=True)
-                for r in Response.objects.filter(workspace=a).values_list("answers", flat=True)
-            ),
+            "displays": rows(Display.objects.filter(workspace=a)),
+            "responses": rows(Response.objects.filter(workspace=a)),
+            "answers": rows(Answer.objects.filter(workspace=a)),
         }
+
+
+def rows(queryset) -> list[str]:
+    """Each row as sorted JSON of all its columns, in a stable order."""
+    return sorted(json.dumps(row, sort_keys=True, default=str) for row in queryset.values())
 
 
 @pytest.fixture
@@ -139,8 +138,13 @@ def world(settings) -> World:
     owner_a = MembershipFactory(workspace=a, role=Membership.OWNER).user
     viewer_membership = MembershipFactory(workspace=a, role=Membership.VIEWER)
     owner_b = MembershipFactory(workspace=b, role=Membership.OWNER).user
+    account = AccountFactory(workspace=a, external_id="alpha-account", traits={"seats": "12"})
     contact = ContactFactory(
-        workspace=a, user_id="alpha-user-id", email="alpha@corp.example", traits={"plan": "pro"}
+        workspace=a,
+        user_id="alpha-user-id",
+        email="alpha@corp.example",
+        traits={"plan": "pro", "since": "2026-01-31", "beta": True},
+        account=account,
     )
     EventFactory(contact=contact)
     segment = SegmentFactory(
@@ -156,11 +160,26 @@ def world(settings) -> World:
     )
     manual = SegmentFactory(workspace=a, kind=Segment.MANUAL, rules=None, name="alpha-manual")
     SegmentMember.objects.create(segment=manual, contact=contact)
-    survey = SurveyFactory(workspace=a, name="alpha-survey-name", status=Survey.DRAFT)
-    display = Display.objects.create(workspace=a, survey=survey, contact=contact)
-    Response.objects.create(
-        display=display, workspace=a, survey=survey, contact=contact, answers={"nps": 9}
+    survey = SurveyFactory(
+        workspace=a,
+        name="alpha-survey-name",
+        status=Survey.DRAFT,
+        questions=[
+            {"key": "nps", "type": "nps", "text": "Recommend us?"},
+            {"key": "why", "type": "text", "text": "Why?"},
+        ],
+        targeting={"audience": Targeting.SEGMENTS, "sample_percent": 50},
     )
+    survey.targeting.segments.add(segment)
+    survey.targeting.excluded_segments.add(manual)
+    # One display still open with a partial answer (what the widget endpoints could touch),
+    # one completed and one dismissed.
+    now = timezone.now()
+    display = record_display(survey=survey, contact=contact, now=now)
+    record_answers(display=display, answers={"nps": 9}, completed=False, now=now)
+    done = record_display(survey=survey, contact=contact, now=now)
+    record_answers(display=done, answers={"nps": 10, "why": "alpha"}, completed=True, now=now)
+    dismiss_display(display=record_display(survey=survey, contact=contact, now=now), now=now)
     return World(
         a=a,
         b=b,
@@ -175,6 +194,76 @@ def world(settings) -> World:
         question=survey.questions.first(),
         display=display,
     )
+
+
+def _change_trait(world):
+    Contact.objects.filter(pk=world.contact.pk).update(traits={"plan": "hacked"})
+
+
+def _change_parsed_contact_value(world):
+    ContactValue.objects.filter(contact=world.contact, key="plan").update(text="hacked")
+
+
+def _change_parsed_account_value(world):
+    AccountValue.objects.filter(account__workspace=world.a, key="seats").update(num=13)
+
+
+def _change_targeting(world):
+    Targeting.objects.filter(survey=world.survey).update(sample_percent=100)
+
+
+def _add_a_targeted_segment(world):
+    world.survey.targeting.segments.add(world.manual)
+
+
+def _drop_an_excluded_segment(world):
+    world.survey.targeting.excluded_segments.clear()
+
+
+def _change_an_answer(world):
+    Response.objects.filter(display=world.display).update(answers={"nps": 0})
+
+
+def _change_a_parsed_answer(world):
+    Answer.objects.filter(workspace=world.a, key="nps").update(num=0)
+
+
+def _complete_a_response(world):
+    Response.objects.filter(display=world.display).update(completed=True)
+
+
+def _complete_a_display(world):
+    Display.objects.filter(pk=world.display.pk).update(completed_at=timezone.now())
+
+
+def _dismiss_a_display(world):
+    Display.objects.filter(pk=world.display.pk).update(dismissed_at=timezone.now())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _change_trait,
+        _change_parsed_contact_value,
+        _change_parsed_account_value,
+        _change_targeting,
+        _add_a_targeted_segment,
+        _drop_an_excluded_segment,
+        _change_an_answer,
+        _change_a_parsed_answer,
+        _complete_a_response,
+        _complete_a_display,
+        _dismiss_a_display,
+    ],
+    ids=lambda change: change.__name__.strip("_"),
+)
+def test_the_state_comparison_sees_a_change_to(world, change):
+    """Guards the suite itself: an outsider's write that the comparison missed would pass."""
+    before = world.state()
+
+    change(world)
+
+    assert world.state() != before
 
 
 # Dashboard ------------------------------------------------------------------------------
@@ -354,8 +443,6 @@ def test_an_anonymous_visitor_is_sent_to_the_login_page(world):
 
 def test_the_demo_page_never_signs_user_ids_for_strangers(world):
     """With identity verification on, a signature for any user id is as good as the secret key."""
-    if "demo" not in all_routes():
-        pytest.skip("no demo page")
     world.a.identity_verification = True
     world.a.save()
     client = Client(raise_request_exception=False)
@@ -529,6 +616,13 @@ def test_every_url_is_in_the_tables():
     missing = sorted(set(all_routes()) - set(DASHBOARD) - set(API))
 
     assert not missing, f"add these URLs to the isolation tables: {missing}"
+
+
+def test_every_url_in_the_tables_exists():
+    """A renamed or removed URL must leave the tables too, or its old row silently tests nothing."""
+    stale = sorted((set(DASHBOARD) | set(API)) - set(all_routes()))
+
+    assert not stale, f"these names in the isolation tables are no URL: {stale}"
 
 
 def test_the_tables_cover_urls_that_exist(world):
