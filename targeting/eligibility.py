@@ -383,7 +383,7 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
         yield Reason(
             "recently_shown",
             f"It recurs every {survey.recurring_days} days; it may show again from "
-            f"{again:%Y-%m-%d}.",
+            f"{again:%b} {again.day}, {again.year}.",
         )
     cap = survey.max_displays_per_contact
     if cap is not None and len(own) >= cap:

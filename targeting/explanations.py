@@ -17,11 +17,12 @@ from segments.models import Contact, Segment
 from targeting.eligibility import Decision, SurveyDefinition, explain_all
 from targeting.models import Targeting
 
+# How each page rule reads after "pages that …".
 PAGE_MATCHES = {
-    "equals": "is",
-    "starts_with": "starts with",
-    "contains": "contains",
-    "pattern": "matches",
+    "equals": "are",
+    "starts_with": "start with",
+    "contains": "contain",
+    "pattern": "match",
 }
 
 

@@ -141,6 +141,13 @@ def test_a_page_survey_checked_without_a_page_says_its_pages(owner, workspace, a
     assert "The page is not one of the survey’s pages." in text
 
 
+def test_a_manual_survey_shows_when_asked_for(owner, workspace, ada):
+    survey = SurveyFactory(workspace=workspace, targeting={"trigger": "manual"})
+    text = explanation_of(owner, survey, event="signed_up")
+    assert "Would show when asked for by id" in text
+    assert "Shows only when the widget asks for it by id." in text
+
+
 # Segments by name ----------------------------------------------------------------------------
 
 
@@ -198,7 +205,21 @@ def test_a_recurring_survey_says_when_it_may_show_again(owner, workspace, ada):
     text = explanation_of(owner, survey)
     again = answered + timedelta(days=30)
     assert "Would not show" in text
-    assert f"May show again from {again:%b} {again.day}, {again:%Y}" in text
+    assert f"It recurs every 30 days; it may show again from {again:%b} {again.day}, " in text
+
+
+def test_a_recurring_survey_past_its_wait_says_since_when(owner, workspace, ada):
+    survey = SurveyFactory(
+        workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
+    )
+    answered = timezone.now() - timedelta(days=40)
+    Display.objects.create(
+        workspace=workspace, survey=survey, contact=ada, shown_at=answered, completed_at=answered
+    )
+    text = explanation_of(owner, survey)
+    again = answered + timedelta(days=30)
+    assert "Would show now" in text
+    assert f"it may show again since {again:%b} {again.day}, {again:%Y}." in text
 
 
 def test_a_recurring_survey_never_answered_says_how_often_it_recurs(owner, workspace, ada):
@@ -256,3 +277,5 @@ def test_the_widget_does_not_learn_segment_names(workspace, ada):
     assert response.status_code == 409
     assert response.json()["error"]["reasons"][0]["code"] == "in_excluded_segment"
     assert "Churn risk" not in response.content.decode()
+    message = response.json()["error"]["reasons"][0]["message"]
+    assert message == f"The contact is in the excluded segment #{staff.pk}."
