@@ -406,7 +406,9 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     return render_fragment(request, "segments/contact_list.html", "results", context)
 
 
-def _explanations(request: HttpRequest, workspace: Workspace, contact: Contact, now) -> dict:
+def _explanations(
+    request: HttpRequest, workspace: Workspace, contact: Contact, now: datetime
+) -> dict:
     """The what-if form and, when it is valid, each survey explained for its check."""
     what_if = WhatIfForm(request.GET)
     if not what_if.is_valid():
