@@ -4,8 +4,10 @@ Also the contact list's history: a fragment must never be what Back shows.
 """
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -69,10 +71,28 @@ def explanation_of(client, survey, **what_if) -> str:
 # The contact list's history -----------------------------------------------------------------
 
 
-def test_the_contact_list_says_it_varies_on_htmx(owner, ada):
+# The pages whose templates push URLs with htmx (`hx-push-url`): Back loads those URLs.
+PUSHING_PAGES = ["/contacts/", "/surveys/", "/responses/"]
+
+
+@pytest.mark.parametrize("path", PUSHING_PAGES)
+def test_a_page_that_pushes_urls_says_it_varies_on_htmx(owner, ada, path):
     for headers in ({}, HX):
-        response = owner.get("/contacts/", {"q": "ada"}, headers=headers)
+        response = owner.get(path, headers=headers)
+        assert response.status_code == 200
         assert "HX-Request" in response.headers.get("Vary", "")
+
+
+def test_every_page_that_pushes_urls_is_listed():
+    templates = Path(settings.BASE_DIR) / "templates"
+    pushing = {
+        str(path.relative_to(templates))
+        for path in templates.rglob("*.html")
+        if "hx-push-url" in path.read_text()
+    }
+    assert pushing == {"segments/contact_list.html", "surveys/list.html", "responses/list.html"}, (
+        "A new page pushes URLs: add it to PUSHING_PAGES."
+    )
 
 
 def test_the_contact_list_fragment_and_page_differ(owner, ada):
