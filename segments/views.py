@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from refiner.fragments import render_fragment
 from refiner.http import safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
@@ -21,6 +22,7 @@ from segments import forms, services
 from segments.api import segment_users
 from segments.models import AccountValue, Contact, ContactValue, Event, Segment
 from segments.rules import referenced_segments
+from targeting.explanations import WhatIfForm, explain_contact
 
 PREVIEW_SAMPLE = 8
 CONTACTS_PER_PAGE = 25
@@ -401,18 +403,28 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "segments": Segment.objects.filter(workspace=membership.workspace),
         "querystring": query.urlencode(),
     }
-    template = "segments/contact_list.html"
-    if request.htmx:
-        template += "#results"
-    return render(request, template, context)
+    return render_fragment(request, "segments/contact_list.html", "results", context)
 
 
-def _survey_decisions(workspace: Workspace, contact: Contact, now: datetime) -> list | None:
-    try:
-        from targeting.eligibility import explain_all
-    except ImportError:  # the eligibility engine is optional while it is being written
-        return None
-    return explain_all(workspace=workspace, contact=contact, now=now)
+def _explanations(
+    request: HttpRequest, workspace: Workspace, contact: Contact, now: datetime
+) -> dict:
+    """The what-if form and, when it is valid, each survey explained for its check."""
+    what_if = WhatIfForm(request.GET)
+    if not what_if.is_valid():
+        return {"what_if": what_if, "explanations": None}
+    event, url = what_if.cleaned_data["event"] or None, what_if.cleaned_data["url"] or None
+    explanations = explain_contact(
+        workspace=workspace, contact=contact, now=now, event=event, url=url
+    )
+    tracked = contact.events.order_by("name").values_list("name", flat=True).distinct()
+    triggers = {e.survey.trigger_event for e in explanations if e.survey.trigger_event}
+    return {
+        "what_if": what_if,
+        "asked": event is not None or url is not None,
+        "explanations": explanations,
+        "event_names": sorted(triggers.union(tracked[:SUGGESTIONS])),
+    }
 
 
 @login_required
@@ -425,18 +437,20 @@ def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     member_of = {s.pk for s in segments}
     context = {
         "contact": contact,
+        "now": now,
         "segments": segments,
         "events": contact.events.order_by("-occurred_at")[:100],
         "event_count": contact.events.count(),
         "displays": contact.displays.select_related("survey", "response").order_by("-shown_at")[
             :50
         ],
-        "decisions": _survey_decisions(membership.workspace, contact, now),
         "manual_segments": [
             s
             for s in Segment.objects.filter(workspace=membership.workspace, kind=Segment.MANUAL)
             if s.pk not in member_of
         ],
         "can_edit": membership.can_edit,
+        **_explanations(request, membership.workspace, contact, now),
     }
-    return render(request, "segments/contact_detail.html", context)
+    status = 400 if context["what_if"].errors else 200
+    return render(request, "segments/contact_detail.html", context, status=status)

@@ -12,7 +12,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -111,9 +111,15 @@ class SurveyDefinition:
 
 @dataclass(frozen=True)
 class Decision:
+    """The answer for one survey. An explanation (`explain`, `explain_all`) also says
+    which of the survey's chosen and excluded segments the contact is in, and when a
+    recurring survey may show again; the widget's decisions leave both empty."""
+
     survey: SurveyDefinition
     eligible: bool
     reasons: list[Reason]
+    segments_in: frozenset[int] = frozenset()
+    shows_again_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +260,9 @@ class Check:
     segments: dict[int, SegmentDefinition]
     response_counts: dict[int, int]
     event_names: frozenset[str] | None = None
+    # Segment names for the reasons; empty for the widget, which answers to a public
+    # key: segment names are the customer's own business, not their visitors'.
+    segment_names: dict[int, str] = field(default_factory=dict)
     evaluator: Evaluator | None = None
     loaded: ContactSnapshot | None = None
 
@@ -270,6 +279,13 @@ class Check:
 
     def displays_of(self, survey_id: int) -> list[DisplayFacts]:
         return [d for d in self.snapshot.displays if d.survey_id == survey_id]
+
+    def segment_label(self, segment_id: int) -> str:
+        name = self.segment_names.get(segment_id)
+        return f"“{name}”" if name is not None else f"#{segment_id}"
+
+    def segment_labels(self, segment_ids: Iterable[int]) -> str:
+        return ", ".join(sorted(self.segment_label(pk) for pk in segment_ids))
 
 
 def _closed_at(display: DisplayFacts) -> datetime | None:
@@ -295,29 +311,50 @@ def _status_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
 
 def _audience_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     if survey.audience == Targeting.SEGMENTS:
-        found = (check.in_segment(pk) for pk in survey.segments)
-        inside = all(found) if survey.segment_match == Targeting.ALL else any(found)
-        if not survey.segments or not inside:
-            wanted = "all of" if survey.segment_match == Targeting.ALL else "any of"
-            yield Reason("not_in_audience", f"The contact is in none or not {wanted} its segments.")
+        yield from _segment_reasons(survey, check)
     excluded = [pk for pk in survey.excluded_segments if check.in_segment(pk)]
     if excluded:
-        names = ", ".join(str(pk) for pk in excluded)
-        yield Reason("in_excluded_segment", f"The contact is in excluded segment {names}.")
+        plural = "s" if len(excluded) > 1 else ""
+        yield Reason(
+            "in_excluded_segment",
+            f"The contact is in the excluded segment{plural} {check.segment_labels(excluded)}.",
+        )
+
+
+def _segment_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    if not survey.segments:
+        yield Reason("not_in_audience", "The survey targets segments, but none are chosen.")
+        return
+    found = (check.in_segment(pk) for pk in survey.segments)
+    if survey.segment_match == Targeting.ALL:
+        if not all(found):
+            missing = [pk for pk in survey.segments if not check.in_segment(pk)]
+            yield Reason(
+                "not_in_audience",
+                f"The contact is not in {check.segment_labels(missing)}, "
+                "and the survey needs all of its segments.",
+            )
+    elif not any(found):
+        yield Reason(
+            "not_in_audience",
+            f"The contact is in none of its segments: {check.segment_labels(survey.segments)}.",
+        )
 
 
 def _trigger_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     if survey.trigger == Targeting.EVENT and check.event != survey.trigger_event:
-        yield Reason("trigger_mismatch", f"The survey shows on the event {survey.trigger_event!r}.")
+        wanted = f"It shows when “{survey.trigger_event}” is tracked"
+        tracked = f", not “{check.event}”." if check.event else "; no event was tracked."
+        yield Reason("trigger_mismatch", wanted + tracked)
     elif survey.trigger == Targeting.MANUAL and check.survey_id != survey.id:
-        yield Reason("trigger_mismatch", "The survey shows only when asked for by id.")
+        yield Reason("trigger_mismatch", "It shows only when the widget asks for it by id.")
     url = check.url
     if survey.allowed_pages and (url is None or not any(
         page_matches(rule, url) for rule in survey.allowed_pages
     )):  # fmt: skip
-        yield Reason("page_mismatch", "The page is not one of the survey's pages.")
+        yield Reason("page_mismatch", "The page is not one of the survey’s pages.")
     elif url is not None and any(page_matches(rule, url) for rule in survey.excluded_pages):
-        yield Reason("page_mismatch", "The page is one of the survey's excluded pages.")
+        yield Reason("page_mismatch", "The page is one of the survey’s excluded pages.")
 
 
 def _sample_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
@@ -328,18 +365,26 @@ def _sample_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
         yield Reason("not_sampled", f"The contact is outside the {survey.sample_percent}% sample.")
 
 
+def shows_again_at(survey: SurveyDefinition, displays: list[DisplayFacts]) -> datetime | None:
+    """When a recurring survey may show again: `recurring_days` after the contact last
+    completed or dismissed it (None when never, or when the survey does not recur)."""
+    closed = [moment for moment in map(_closed_at, displays) if moment is not None]
+    if survey.frequency != Targeting.RECURRING or not closed:
+        return None
+    return max(closed) + timedelta(days=survey.recurring_days)
+
+
 def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     own = check.displays_of(survey.id)
-    closed = [moment for moment in map(_closed_at, own) if moment is not None]
-    if survey.frequency == Targeting.ONCE and closed:
+    if survey.frequency == Targeting.ONCE and any(map(_closed_at, own)):
         yield Reason("already_completed", "The contact already completed or dismissed it.")
-    elif survey.frequency == Targeting.RECURRING and closed:
-        again = max(closed) + timedelta(days=survey.recurring_days)
-        if check.now < again:
-            yield Reason(
-                "recently_shown",
-                f"It recurs every {survey.recurring_days} days; next from {again:%Y-%m-%d}.",
-            )
+    again = shows_again_at(survey, own)
+    if again is not None and check.now < again:
+        yield Reason(
+            "recently_shown",
+            f"It recurs every {survey.recurring_days} days; it may show again from "
+            f"{again:%b} {again.day}, {again.year}.",
+        )
     cap = survey.max_displays_per_contact
     if cap is not None and len(own) >= cap:
         yield Reason("display_cap_reached", f"The contact was shown it {cap} times already.")
@@ -488,11 +533,24 @@ def _decisions(surveys, *, workspace, contact, now, event, url, survey_id) -> li
     found = definitions(workspace.pk)
     check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
                    event=event, url=url, survey_id=survey_id)  # fmt: skip
-    decisions = []
-    for survey in surveys:
-        reasons = reasons_against(survey, check)
-        decisions.append(Decision(survey, not reasons, reasons))
-    return decisions
+    check.segment_names = dict(
+        Segment.objects.filter(workspace=workspace).values_list("pk", "name")
+    )
+    return [_explained(survey, check) for survey in surveys]
+
+
+def _explained(survey: SurveyDefinition, check: Check) -> Decision:
+    reasons = reasons_against(survey, check)
+    if check.contact is None:
+        return Decision(survey, False, reasons)
+    named = survey.segments + survey.excluded_segments
+    return Decision(
+        survey,
+        not reasons,
+        reasons,
+        segments_in=frozenset(pk for pk in named if check.in_segment(pk)),
+        shows_again_at=shows_again_at(survey, check.displays_of(survey.id)),
+    )
 
 
 def _survey_definitions(workspace: Workspace, **filters) -> list[SurveyDefinition]:

@@ -110,10 +110,12 @@ def test_contact_page_explains_which_surveys_they_would_see(client, workspace, p
     )
     targeted.targeting.segments.add(segment)
     response = login(client, workspace).get("/contacts/bob/")
-    decisions = {d.survey.name: d for d in response.context["decisions"]}
-    assert decisions["Open to all"].eligible is True
-    assert decisions["Enterprise only"].eligible is False
-    assert decisions["Enterprise only"].reasons[0].code in response.content.decode()
+    explained = {e.survey.name: e for e in response.context["explanations"]}
+    assert explained["Open to all"].verdict == "now"
+    assert explained["Enterprise only"].verdict == "not"
+    html = response.content.decode()
+    assert f"The contact is in none of its segments: “{segment.name}”." in html
+    assert "not_in_audience" not in html  # codes are for the API; people read words
     assert open_to_all.pk
 
 
