@@ -5,6 +5,7 @@ Middleware rather than decorators so that no view has to remember them.
 
 import json
 import logging
+import unicodedata
 from collections.abc import Callable
 
 from django.conf import settings
@@ -68,6 +69,16 @@ def too_many(retry_after: int) -> JsonResponse:
     return response
 
 
+def login_name(raw: str) -> str:
+    """The username as the login form reads it (stripped, NFKC), casefolded.
+
+    The counter is keyed on this, so " user@x" or a full-width first letter is the
+    same attempt as "user@x" and cannot start a fresh count.
+    """
+    name = unicodedata.normalize("NFKC", raw.strip()).strip()
+    return name.casefold()[:200]
+
+
 def login_paths() -> set[str]:
     paths = set()
     for name in (settings.LOGIN_URL, "admin:login"):
@@ -109,7 +120,7 @@ class RateLimitMiddleware:
             wait = key and ratelimit.hit("rest", key, settings.RATE_LIMIT_REST_PER_MINUTE)
             return too_many(wait) if wait else None
         if request.method == "POST" and path in login_paths():
-            username = str(request.POST.get("username", ""))[:200].casefold()
+            username = login_name(str(request.POST.get("username", ""))[:1000])
             limit = settings.RATE_LIMIT_LOGIN_PER_MINUTE
             wait = ratelimit.hit("login", f"{client_ip(request)}|{username}", limit)
             if wait:
