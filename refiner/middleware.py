@@ -130,6 +130,24 @@ class RateLimitMiddleware:
         return None
 
 
+def refuse_nul(request: HttpRequest) -> HttpResponse | None:
+    """400 for a NUL character in the path or the query string, before any view runs.
+
+    No URL of ours means anything with a NUL in it, and PostgreSQL text cannot hold
+    one: left to the views, each lookup or search with it would fail as a 5xx.
+    """
+    in_query = any(
+        "\x00" in name or any("\x00" in value for value in values)
+        for name, values in request.GET.lists()
+    )
+    if "\x00" not in request.path_info and not in_query:
+        return None
+    message = "The address must not contain NUL characters."
+    if request.path_info.startswith(API_PREFIX):
+        return error("bad_request", message, 400)
+    return HttpResponse(loader.render_to_string("400.html"), status=400)
+
+
 class HardeningMiddleware:
     """CSP on pages; the SPEC §5 body for API errors; a 503 page when the DB is down."""
 
@@ -137,7 +155,8 @@ class HardeningMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        refused = refuse_nul(request)
+        response = refused or self.get_response(request)
         if request.path_info.startswith(API_PREFIX):
             return self.json_errors(response)
         if settings.CONTENT_SECURITY_POLICY and "Content-Security-Policy" not in response:

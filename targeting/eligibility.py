@@ -9,6 +9,7 @@ surveys and segments.
 """
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from segments.models import Contact, Segment
 from segments.services import segment_definitions, snapshot_of
 from surveys.models import Response, Survey
 from targeting.models import Targeting
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,22 @@ def load_definitions(workspace_id: int) -> Definitions:
 _in_process: dict[int, tuple[str, float, Definitions]] = {}
 
 
+def _cached(key: str) -> Definitions | None:
+    # The shared cache only saves a few queries: when it is down, the database answers.
+    try:
+        return cache.get(key)
+    except Exception as e:  # noqa: BLE001 - any cache backend failure
+        log.warning("definitions cache unavailable (%s); reading the database", type(e).__name__)
+        return None
+
+
+def _cache_quietly(key: str, found: Definitions) -> None:
+    try:
+        cache.set(key, found, settings.DEFINITIONS_CACHE_SECONDS)
+    except Exception as e:  # noqa: BLE001 - any cache backend failure
+        log.warning("definitions cache unavailable (%s); not storing", type(e).__name__)
+
+
 def definitions(workspace_id: int, version: str | None = None) -> Definitions:
     """The workspace's definitions, from memory or the cache when they have not changed.
 
@@ -192,10 +211,10 @@ def definitions(workspace_id: int, version: str | None = None) -> Definitions:
     ):
         return held[2]
     key = f"targeting:definitions:{workspace_id}:{version}"
-    found = cache.get(key)
+    found = _cached(key)
     if found is None:
         found = load_definitions(workspace_id)
-        cache.set(key, found, settings.DEFINITIONS_CACHE_SECONDS)
+        _cache_quietly(key, found)
     _in_process[workspace_id] = (version, time.monotonic(), found)
     return found
 

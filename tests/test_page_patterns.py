@@ -1,4 +1,4 @@
-"""`pattern` page rules: `*` matches any run of characters, in time linear in the URL (SPEC §4, §5)."""
+"""`pattern` page rules: `*` matches any run of characters, in time linear in the URL."""
 
 import re
 import time
