@@ -164,7 +164,8 @@ def authorize(view: Callable) -> Callable:
 
 def page_number(request: HttpRequest) -> int:
     raw = request.GET.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    # isascii: "²" is a digit to isdigit() but not to int().
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise invalid({"page": "Must be a whole number from 1."})
     return int(raw)
 
