@@ -90,7 +90,8 @@ def login_paths() -> set[str]:
 
 
 class RateLimitMiddleware:
-    """429 past the per-minute limits: API calls per key, login attempts per IP and username.
+    """429 past the per-minute limits: API calls per key, login attempts per IP and username,
+    and wrong keys per client address.
 
     The widget key is public, so its counter is per key *and* client address: a
     stranger who copies the key from a web page cannot use up a customer's quota.
@@ -101,22 +102,37 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        wait = self.check(request)
+        key = self.presented_key(request)
+        wait = self.check(request, key)
         if wait is not None:
             return wait
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code == 401 and key:
+            limit = settings.RATE_LIMIT_INVALID_KEY_PER_MINUTE
+            ratelimit.hit("invalid_key", client_ip(request), limit)
+        return response
 
-    def check(self, request: HttpRequest) -> HttpResponse | None:
+    def presented_key(self, request: HttpRequest) -> str:
+        """The widget or secret key the request names, if any."""
         path = request.path_info
         if path.startswith(WIDGET_PREFIX):
-            if request.method != "POST":
-                return None
-            key = widget_key(request)
+            return widget_key(request) if request.method == "POST" else ""
+        return bearer_key(request) if path.startswith(API_PREFIX) else ""
+
+    def check(self, request: HttpRequest, key: str) -> HttpResponse | None:
+        path = request.path_info
+        if key:
+            # Each unknown key costs a query to find out: past the limit of wrong keys,
+            # the address is refused before any, whichever key it sends next.
+            limit = settings.RATE_LIMIT_INVALID_KEY_PER_MINUTE
+            wait = ratelimit.waiting("invalid_key", client_ip(request), limit)
+            if wait:
+                return too_many(wait)
+        if path.startswith(WIDGET_PREFIX):
             limit = settings.RATE_LIMIT_WIDGET_PER_MINUTE
             wait = key and ratelimit.hit("widget", f"{key}|{client_ip(request)}", limit)
             return too_many(wait) if wait else None
         if path.startswith(API_PREFIX):
-            key = bearer_key(request)
             wait = key and ratelimit.hit("rest", key, settings.RATE_LIMIT_REST_PER_MINUTE)
             return too_many(wait) if wait else None
         if request.method == "POST" and path in login_paths():

@@ -128,6 +128,9 @@ DEMO_PAGE_ENABLED = env.bool("DEMO_PAGE_ENABLED", default=DEBUG)
 RATE_LIMIT_WIDGET_PER_MINUTE = env.int("RATE_LIMIT_WIDGET_PER_MINUTE", default=600)
 RATE_LIMIT_REST_PER_MINUTE = env.int("RATE_LIMIT_REST_PER_MINUTE", default=1200)
 RATE_LIMIT_LOGIN_PER_MINUTE = env.int("RATE_LIMIT_LOGIN_PER_MINUTE", default=10)
+# Unknown widget or secret keys per client address: past it, every API call from that
+# address is refused before any query until the minute is over.
+RATE_LIMIT_INVALID_KEY_PER_MINUTE = env.int("RATE_LIMIT_INVALID_KEY_PER_MINUTE", default=60)
 # The request.META key holding the client address when behind a proxy (e.g. HTTP_X_FORWARDED_FOR);
 # empty means REMOTE_ADDR.
 RATE_LIMIT_CLIENT_IP_HEADER = env("RATE_LIMIT_CLIENT_IP_HEADER", default="")

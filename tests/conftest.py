@@ -93,3 +93,10 @@ def viewer(workspace) -> Client:
 def outsider(other_workspace) -> Client:
     """An owner, but of another workspace."""
     return signed_in(other_workspace, "owner")
+
+
+@pytest.fixture(autouse=True)
+def no_wrong_key_limit(settings):
+    """The suite sends many wrong keys from one address within a minute, and the counter
+    would carry from test to test; tests/test_security_ratelimit.py turns it on."""
+    settings.RATE_LIMIT_INVALID_KEY_PER_MINUTE = 0

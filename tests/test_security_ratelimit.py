@@ -207,3 +207,48 @@ def test_a_username_spelt_differently_shares_the_blocked_counter(variant):
 
     assert response.status_code == 429
     assert "_auth_user_id" not in client.session
+
+
+def wrong_secret_key(client, ip="10.0.0.5", key="sk_wrong"):
+    return client.get(
+        "/api/v1/contacts", headers={"Authorization": f"Bearer {key}"}, REMOTE_ADDR=ip
+    )
+
+
+@override_settings(RATE_LIMIT_INVALID_KEY_PER_MINUTE=3)
+def test_wrong_secret_keys_are_limited_per_address_before_any_query(
+    workspace, django_assert_num_queries
+):
+    client = Client()
+    guesses = [wrong_secret_key(client, key=f"sk_guess_{n}").status_code for n in range(3)]
+
+    with django_assert_num_queries(0):
+        blocked = wrong_secret_key(client, key="sk_guess_4")
+        right_key_same_address = wrong_secret_key(client, key=workspace.secret_key)
+
+    assert guesses == [401, 401, 401]
+    assert blocked.status_code == 429
+    assert blocked.json()["error"]["code"] == "rate_limited"
+    assert int(blocked["Retry-After"]) >= 1
+    assert right_key_same_address.status_code == 429
+    assert wrong_secret_key(client, ip="10.0.0.6", key=workspace.secret_key).status_code == 200
+
+
+@override_settings(RATE_LIMIT_INVALID_KEY_PER_MINUTE=2)
+def test_wrong_widget_keys_are_limited_per_address_before_any_query(
+    workspace, django_assert_num_queries
+):
+    client = Client()
+    guesses = [widget_post(client, f"wk_guess_{n}").status_code for n in range(2)]
+
+    with django_assert_num_queries(0):
+        blocked = widget_post(client, "wk_guess_3")
+
+    assert guesses == [401, 401]
+    assert blocked.status_code == 429
+    assert widget_post(client, workspace.widget_key, ip="10.9.9.9").status_code == 200
+
+
+@override_settings(RATE_LIMIT_INVALID_KEY_PER_MINUTE=2, RATE_LIMIT_REST_PER_MINUTE=0)
+def test_the_right_key_is_never_counted_as_a_wrong_one(api):
+    assert {identify(api).status_code for _ in range(6)} == {200}
