@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class RefinerConfig(AppConfig):
     name = "refiner"
     verbose_name = "Workspaces"
+
+    def ready(self) -> None:
+        from refiner import budget
+
+        connection_created.connect(budget.unlimited_outside_requests)

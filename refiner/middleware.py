@@ -16,7 +16,8 @@ from django.template import loader
 from django.urls import NoReverseMatch, reverse
 
 from refiner import ratelimit
-from refiner.http import bearer_key, error
+from refiner.budget import Budget, is_timeout
+from refiner.http import TIMEOUT_MESSAGE, bearer_key, error
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,25 @@ def refuse_nul(request: HttpRequest) -> HttpResponse | None:
     return HttpResponse(loader.render_to_string("400.html"), status=400)
 
 
+class TimeBudgetMiddleware:
+    """Runs the request's queries within its budget: the widget's, or the REST and dashboard one.
+
+    Past it, the query stops with an error that the API and the dashboard answer as
+    503 `timeout`; the transaction it ran in is rolled back, so nothing is written.
+    """
+
+    def __init__(self, get_response: Callable):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(WIDGET_PREFIX):
+            budget = Budget(settings.WIDGET_TIME_BUDGET_MS)
+        else:
+            budget = Budget(settings.REQUEST_TIME_BUDGET_MS)
+        with budget.applied():
+            return self.get_response(request)
+
+
 class HardeningMiddleware:
     """CSP on pages; the SPEC §5 body for API errors; a 503 page when the DB is down."""
 
@@ -194,6 +214,12 @@ class HardeningMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         database_down = isinstance(exception, OperationalError | InterfaceError)
         is_api = request.path_info.startswith(API_PREFIX)
+        if database_down and is_timeout(exception):
+            log.warning("time budget spent: %s %s", request.method, request.path_info)
+            if is_api:
+                return error("timeout", TIMEOUT_MESSAGE, 503)
+            page = loader.render_to_string("503.html", {"timeout": True})
+            return HttpResponse(page, status=503)
         if not database_down and not is_api:
             return None  # Django's own handler logs it and renders 500.html
         if database_down:

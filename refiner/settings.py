@@ -33,6 +33,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outermost of ours: turns API errors into the SPEC §5 body, adds the CSP header.
     "refiner.middleware.HardeningMiddleware",
+    # Every query of the request runs within its time budget (SPEC §5).
+    "refiner.middleware.TimeBudgetMiddleware",
     # Before sessions and auth, so a rate-limited call costs no database query.
     "refiner.middleware.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -63,6 +65,10 @@ TEMPLATES = [
     },
 ]
 
+# Time budgets (SPEC §5): past them a request's queries stop and it answers 503 `timeout`.
+WIDGET_TIME_BUDGET_MS = env.int("WIDGET_TIME_BUDGET_MS", default=1000)
+REQUEST_TIME_BUDGET_MS = env.int("REQUEST_TIME_BUDGET_MS", default=10000)
+
 # SQLite is the zero-setup default; PostgreSQL through DATABASE_URL.
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -82,6 +88,12 @@ else:
     # Parameters sent apart from the SQL, so psycopg prepares a statement the fifth
     # time it runs on a connection: the widget's queries then skip PostgreSQL's
     # planner, which cost more than running them (docs/benchmarks.md).
+    # Connections open with the widget's budget, so the hot path never sends a SET
+    # (refiner/budget.py sets the other budget when a request needs it).
+    options = DATABASES["default"]["OPTIONS"]
+    options["options"] = (
+        f"{options.get('options', '')} -c statement_timeout={WIDGET_TIME_BUDGET_MS}".strip()
+    )
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 
