@@ -93,8 +93,9 @@ def unlimited_outside_requests(sender, connection: BaseDatabaseWrapper, **kwargs
 def _statement_timeout(wrapper: BaseDatabaseWrapper, milliseconds: int) -> None:
     raw = wrapper.connection
     held = getattr(wrapper, "refiner_timeout", None)
-    current = held[1] if held and held[0] is raw else opening_timeout_ms(wrapper)
-    if current == milliseconds:
+    if held is None or held[0] is not raw:
+        held = wrapper.refiner_timeout = (raw, opening_timeout_ms(wrapper))
+    if held[1] == milliseconds:
         return
     # Straight on the driver's connection: a setting, not one of the request's queries.
     raw.execute(f"SET statement_timeout = {int(milliseconds)}")
