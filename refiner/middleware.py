@@ -169,7 +169,7 @@ class TimeBudgetMiddleware:
     """Runs the request's queries within its budget: the widget's, or the REST and dashboard one.
 
     Past it, the query stops with an error that the API and the dashboard answer as
-    503 `timeout`; the transaction it ran in is rolled back, so nothing is written.
+    503 `timeout`, and the transaction it ran in is rolled back with what it wrote.
     """
 
     def __init__(self, get_response: Callable):
@@ -191,8 +191,9 @@ class HardeningMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        refused = refuse_nul(request)
-        response = refused or self.get_response(request)
+        response = refuse_nul(request)
+        if response is None:
+            response = self.get_response(request)
         if request.path_info.startswith(API_PREFIX):
             return self.json_errors(response)
         if settings.CONTENT_SECURITY_POLICY and "Content-Security-Policy" not in response:
