@@ -10,7 +10,8 @@ from django.templatetags.static import static
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 
-from refiner.models import Workspace
+from refiner.models import Membership, Workspace
+from segments.models import Contact
 from targeting.widget_api import signature_of
 
 MAX_USER_ID = 200
@@ -31,9 +32,30 @@ def _demo_workspace(request: HttpRequest) -> Workspace:
     return workspace
 
 
-def _is_member(request: HttpRequest, workspace: Workspace) -> bool:
+def _may_sign(request: HttpRequest, workspace: Workspace) -> bool:
+    """Owners and editors only: a viewer may not act as any contact of the workspace."""
     user = request.user
-    return user.is_authenticated and workspace.memberships.filter(user=user).exists()
+    if not user.is_authenticated:
+        return False
+    roles = (Membership.OWNER, Membership.EDITOR)
+    return workspace.memberships.filter(user=user, role__in=roles).exists()
+
+
+def _demo_user(workspace: Workspace, user_id: str) -> dict:
+    """What the page identifies: made-up details only for a user id the workspace lacks.
+
+    "Be another user" may name a real contact; identifying it with the id alone
+    changes none of its stored details. A new demo user joins the demo account by
+    id only, so a real account of that id keeps its name and traits.
+    """
+    if Contact.objects.filter(workspace=workspace, user_id=user_id).exists():
+        return {"id": user_id}
+    return {
+        "id": user_id,
+        "email": f"{user_id}@example.com",
+        "plan": "enterprise",
+        "account": {"id": "acme"},
+    }
 
 
 def _csp_with_nonce(nonce: str) -> str:
@@ -48,17 +70,12 @@ def demo_page(request: HttpRequest) -> HttpResponse:
         raise Http404("The demo page is disabled (DEMO_PAGE_ENABLED).")
     workspace = _demo_workspace(request)
     user_id = request.GET.get("user", "").strip()[:MAX_USER_ID] or "u-42"
-    user = {
-        "id": user_id,
-        "email": f"{user_id}@example.com",
-        "plan": "enterprise",
-        "account": {"id": "acme", "name": "Acme"},
-    }
+    user = _demo_user(workspace, user_id)
     # The demo server knows the secret, so it signs as a customer's backend would, but
-    # only for the workspace's own members: a signature for any user id, handed to a
-    # stranger, would be as good as the secret key.
+    # only for the workspace's owners and editors: a signature for any user id, handed
+    # to anyone else, would be as good as the secret key.
     options = None
-    if workspace.identity_verification and _is_member(request, workspace):
+    if workspace.identity_verification and _may_sign(request, workspace):
         options = {"signature": signature_of(workspace, user_id)}
     nonce = secrets.token_urlsafe(16)
     context = {

@@ -14,11 +14,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
+from refiner.budget import is_timeout
 from refiner.models import Workspace
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+TIMEOUT_MESSAGE = "The request took longer than its time budget and was stopped."
 
 
 class ApiError(Exception):
@@ -116,6 +118,9 @@ def api(methods: list[str]) -> Callable:
             except ApiError as e:
                 return error(e.code, e.message, e.status, e.fields)
             except (OperationalError, InterfaceError) as e:
+                if is_timeout(e):
+                    log.warning("time budget spent: %s %s", request.method, request.path_info)
+                    return error("timeout", TIMEOUT_MESSAGE, 503)
                 log.warning("database unavailable: %s", e)
                 return error("unavailable", "The service is unavailable; try again soon.", 503)
             except DatabaseError as e:
@@ -164,7 +169,8 @@ def authorize(view: Callable) -> Callable:
 
 def page_number(request: HttpRequest) -> int:
     raw = request.GET.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
+    # isascii: "²" is a digit to isdigit() but not to int().
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise invalid({"page": "Must be a whole number from 1."})
     return int(raw)
 

@@ -5,6 +5,7 @@ Middleware rather than decorators so that no view has to remember them.
 
 import json
 import logging
+import unicodedata
 from collections.abc import Callable
 
 from django.conf import settings
@@ -15,7 +16,8 @@ from django.template import loader
 from django.urls import NoReverseMatch, reverse
 
 from refiner import ratelimit
-from refiner.http import bearer_key, error
+from refiner.budget import Budget, is_timeout
+from refiner.http import TIMEOUT_MESSAGE, bearer_key, error
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,16 @@ def too_many(retry_after: int) -> JsonResponse:
     return response
 
 
+def login_name(raw: str) -> str:
+    """The username as the login form reads it (stripped, NFKC), casefolded.
+
+    The counter is keyed on this, so " user@x" or a full-width first letter is the
+    same attempt as "user@x" and cannot start a fresh count.
+    """
+    name = unicodedata.normalize("NFKC", raw.strip()).strip()
+    return name.casefold()[:200]
+
+
 def login_paths() -> set[str]:
     paths = set()
     for name in (settings.LOGIN_URL, "admin:login"):
@@ -79,7 +91,8 @@ def login_paths() -> set[str]:
 
 
 class RateLimitMiddleware:
-    """429 past the per-minute limits: API calls per key, login attempts per IP and username.
+    """429 past the per-minute limits: API calls per key, login attempts per IP and username,
+    and wrong keys per client address.
 
     The widget key is public, so its counter is per key *and* client address: a
     stranger who copies the key from a web page cannot use up a customer's quota.
@@ -90,26 +103,41 @@ class RateLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        wait = self.check(request)
+        key = self.presented_key(request)
+        wait = self.check(request, key)
         if wait is not None:
             return wait
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code == 401 and key:
+            limit = settings.RATE_LIMIT_INVALID_KEY_PER_MINUTE
+            ratelimit.hit("invalid_key", client_ip(request), limit)
+        return response
 
-    def check(self, request: HttpRequest) -> HttpResponse | None:
+    def presented_key(self, request: HttpRequest) -> str:
+        """The widget or secret key the request names, if any."""
         path = request.path_info
         if path.startswith(WIDGET_PREFIX):
-            if request.method != "POST":
-                return None
-            key = widget_key(request)
+            return widget_key(request) if request.method == "POST" else ""
+        return bearer_key(request) if path.startswith(API_PREFIX) else ""
+
+    def check(self, request: HttpRequest, key: str) -> HttpResponse | None:
+        path = request.path_info
+        if key:
+            # Each unknown key costs a query to find out: past the limit of wrong keys,
+            # the address is refused before any, whichever key it sends next.
+            limit = settings.RATE_LIMIT_INVALID_KEY_PER_MINUTE
+            wait = ratelimit.waiting("invalid_key", client_ip(request), limit)
+            if wait:
+                return too_many(wait)
+        if path.startswith(WIDGET_PREFIX):
             limit = settings.RATE_LIMIT_WIDGET_PER_MINUTE
             wait = key and ratelimit.hit("widget", f"{key}|{client_ip(request)}", limit)
             return too_many(wait) if wait else None
         if path.startswith(API_PREFIX):
-            key = bearer_key(request)
             wait = key and ratelimit.hit("rest", key, settings.RATE_LIMIT_REST_PER_MINUTE)
             return too_many(wait) if wait else None
         if request.method == "POST" and path in login_paths():
-            username = str(request.POST.get("username", ""))[:200].casefold()
+            username = login_name(str(request.POST.get("username", ""))[:1000])
             limit = settings.RATE_LIMIT_LOGIN_PER_MINUTE
             wait = ratelimit.hit("login", f"{client_ip(request)}|{username}", limit)
             if wait:
@@ -119,6 +147,43 @@ class RateLimitMiddleware:
         return None
 
 
+def refuse_nul(request: HttpRequest) -> HttpResponse | None:
+    """400 for a NUL character in the path or the query string, before any view runs.
+
+    No URL of ours means anything with a NUL in it, and PostgreSQL text cannot hold
+    one: left to the views, each lookup or search with it would fail as a 5xx.
+    """
+    in_query = any(
+        "\x00" in name or any("\x00" in value for value in values)
+        for name, values in request.GET.lists()
+    )
+    if "\x00" not in request.path_info and not in_query:
+        return None
+    message = "The address must not contain NUL characters."
+    if request.path_info.startswith(API_PREFIX):
+        return error("bad_request", message, 400)
+    return HttpResponse(loader.render_to_string("400.html"), status=400)
+
+
+class TimeBudgetMiddleware:
+    """Runs the request's queries within its budget: the widget's, or the REST and dashboard one.
+
+    Past it, the query stops with an error that the API and the dashboard answer as
+    503 `timeout`, and the transaction it ran in is rolled back with what it wrote.
+    """
+
+    def __init__(self, get_response: Callable):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(WIDGET_PREFIX):
+            budget = Budget(settings.WIDGET_TIME_BUDGET_MS)
+        else:
+            budget = Budget(settings.REQUEST_TIME_BUDGET_MS)
+        with budget.applied():
+            return self.get_response(request)
+
+
 class HardeningMiddleware:
     """CSP on pages; the SPEC §5 body for API errors; a 503 page when the DB is down."""
 
@@ -126,7 +191,9 @@ class HardeningMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+        response = refuse_nul(request)
+        if response is None:
+            response = self.get_response(request)
         if request.path_info.startswith(API_PREFIX):
             return self.json_errors(response)
         if settings.CONTENT_SECURITY_POLICY and "Content-Security-Policy" not in response:
@@ -148,6 +215,12 @@ class HardeningMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         database_down = isinstance(exception, OperationalError | InterfaceError)
         is_api = request.path_info.startswith(API_PREFIX)
+        if database_down and is_timeout(exception):
+            log.warning("time budget spent: %s %s", request.method, request.path_info)
+            if is_api:
+                return error("timeout", TIMEOUT_MESSAGE, 503)
+            page = loader.render_to_string("503.html", {"timeout": True})
+            return HttpResponse(page, status=503)
         if not database_down and not is_api:
             return None  # Django's own handler logs it and renders 500.html
         if database_down:

@@ -51,3 +51,19 @@ def hit(scope: str, key: str, limit: int, window: int = WINDOW_SECONDS) -> int |
     if count <= limit:
         return None
     return max(1, math.ceil(window_start + window - now))
+
+
+def waiting(scope: str, key: str, limit: int, window: int = WINDOW_SECONDS) -> int | None:
+    """The seconds to wait when `key` is already over `limit` this window, counting nothing."""
+    if limit <= 0:
+        return None
+    now = time.time()
+    window_start = int(now // window) * window
+    try:
+        count = cache.get(_cache_key(scope, key, window_start)) or 0
+    except Exception as e:  # noqa: BLE001 - any cache backend failure
+        log.warning("rate limit cache unavailable (%s); not checking", type(e).__name__)
+        return None
+    if count < limit:
+        return None
+    return max(1, math.ceil(window_start + window - now))

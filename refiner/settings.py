@@ -42,6 +42,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Outermost of ours: turns API errors into the SPEC §5 body, adds the CSP header.
     "refiner.middleware.HardeningMiddleware",
+    # Every query of the request runs within its time budget (SPEC §5).
+    "refiner.middleware.TimeBudgetMiddleware",
     # Before sessions and auth, so a rate-limited call costs no database query.
     "refiner.middleware.RateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -72,6 +74,10 @@ TEMPLATES = [
     },
 ]
 
+# Time budgets (SPEC §5): past them a request's queries stop and it answers 503 `timeout`.
+WIDGET_TIME_BUDGET_MS = env.int("WIDGET_TIME_BUDGET_MS", default=1000)
+REQUEST_TIME_BUDGET_MS = env.int("REQUEST_TIME_BUDGET_MS", default=10000)
+
 # SQLite is the zero-setup default; PostgreSQL through DATABASE_URL.
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -91,6 +97,12 @@ else:
     # Parameters sent apart from the SQL, so psycopg prepares a statement the fifth
     # time it runs on a connection: the widget's queries then skip PostgreSQL's
     # planner, which cost more than running them (docs/benchmarks.md).
+    # Connections open with the widget's budget, so the hot path never sends a SET
+    # (refiner/budget.py sets the other budget when a request needs it).
+    options = DATABASES["default"]["OPTIONS"]
+    options["options"] = (
+        f"{options.get('options', '')} -c statement_timeout={WIDGET_TIME_BUDGET_MS}".strip()
+    )
     if env.bool("DB_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 
@@ -144,6 +156,9 @@ DEMO_PAGE_ENABLED = env.bool("DEMO_PAGE_ENABLED", default=DEBUG)
 RATE_LIMIT_WIDGET_PER_MINUTE = env.int("RATE_LIMIT_WIDGET_PER_MINUTE", default=600)
 RATE_LIMIT_REST_PER_MINUTE = env.int("RATE_LIMIT_REST_PER_MINUTE", default=1200)
 RATE_LIMIT_LOGIN_PER_MINUTE = env.int("RATE_LIMIT_LOGIN_PER_MINUTE", default=10)
+# Unknown widget or secret keys per client address: past it, every API call from that
+# address is refused before any query until the minute is over.
+RATE_LIMIT_INVALID_KEY_PER_MINUTE = env.int("RATE_LIMIT_INVALID_KEY_PER_MINUTE", default=60)
 # The request.META key holding the client address when behind a proxy (e.g. HTTP_X_FORWARDED_FOR);
 # empty means REMOTE_ADDR.
 RATE_LIMIT_CLIENT_IP_HEADER = env("RATE_LIMIT_CLIENT_IP_HEADER", default="")

@@ -31,7 +31,7 @@ def _segment_filter(request: HttpRequest) -> Segment | None:
     raw = request.GET.get("segment")
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise invalid({"segment": "Must be a segment id."})
     segment = Segment.objects.filter(workspace=request.workspace, pk=int(raw)).first()
     if segment is None:

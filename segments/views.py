@@ -252,7 +252,7 @@ def segment_preview(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     tree, problem = _posted_tree(request)
     raw_id = request.POST.get("segment_id", "")
-    segment_id = int(raw_id) if raw_id.isdigit() else None
+    segment_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
     if segment_id is not None:
         segment_id = _get_segment_for_user(request, segment_id).pk
     if problem:
@@ -374,7 +374,7 @@ def _filtered_contacts(
 ) -> tuple[QuerySet, Segment | None]:
     segment = None
     raw = request.GET.get("segment", "")
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         segment = Segment.objects.filter(workspace=workspace, pk=int(raw)).first()
     if segment is None:
         contacts = Contact.objects.filter(workspace=workspace)

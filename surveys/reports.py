@@ -53,7 +53,8 @@ def filtered_responses(
         responses = responses.filter(contact__in=segment_contacts(segment, now).values("pk"))
     if start is not None:
         responses = responses.filter(created_at__gte=_day_start(start))
-    if end is not None:
+    # The last day the calendar has has no next day to stop before: no upper bound then.
+    if end is not None and end < date.max:
         responses = responses.filter(created_at__lt=_day_start(end + timedelta(days=1)))
     return responses
 
@@ -249,7 +250,8 @@ def _cell(value: Any) -> str:
 def csv_rows(responses: QuerySet[Response], keys: list[str]) -> Iterable[list[str]]:
     """Header, then one row per response; answers not under `keys` go to `other_answers`."""
     columns = set(keys)
-    yield CSV_FIXED + keys + ["other_answers"]
+    # Question keys are typed by dashboard users and become the header: escaped like any cell.
+    yield CSV_FIXED + [_cell(key) for key in keys] + ["other_answers"]
     rows: Iterator[Response] = (
         responses.select_related("contact", "survey").order_by("created_at", "id").iterator(1000)
     )

@@ -187,7 +187,7 @@ def _id_filter(request: HttpRequest, key: str, model) -> Any:
     if raw is None:
         return None
     found = None
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         found = model.objects.filter(workspace=request.workspace, pk=int(raw)).first()
     if found is None:
         raise invalid({key: f"There is no {key} {raw[:50]} in this workspace."})

@@ -104,3 +104,23 @@ def viewer(workspace) -> Client:
 def outsider(other_workspace) -> Client:
     """An owner, but of another workspace."""
     return signed_in(other_workspace, "owner")
+
+
+@pytest.fixture(autouse=True)
+def no_wrong_key_limit(settings):
+    """The suite sends many wrong keys from one address within a minute, and the counter
+    would carry from test to test; tests/test_security_ratelimit.py turns it on."""
+    settings.RATE_LIMIT_INVALID_KEY_PER_MINUTE = 0
+
+
+@pytest.fixture(autouse=True)
+def no_budget_after_the_test():
+    """A request leaves its budget on the connection, as it should on a server; the
+    test's own clean-up (flush) runs outside any request, so it gets no limit."""
+    yield
+    from django.db import connection
+
+    from refiner.budget import unlimited_outside_requests
+
+    if connection.connection is not None and not connection.in_atomic_block:
+        unlimited_outside_requests(None, connection)

@@ -1,13 +1,16 @@
 """The widget's demo host page (/demo/) and the widget script's budget, without a browser."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
+from refiner.models import Membership
+from segments.models import Contact
 from targeting.widget_api import signature_of
-from tests.factories import MembershipFactory
+from tests.factories import AccountFactory, ContactFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +97,61 @@ def test_the_widget_script_stays_small_and_dependency_free():
     source = WIDGET_JS.read_text()
     assert len(source.encode()) < 15_000
     assert not re.search(r"^\s*import\s|require\(|innerHTML|eval\(", source, re.MULTILINE)
+
+
+def identify_call(page: str) -> dict:
+    """The user object the page's snippet hands to identifyUser."""
+    found = re.search(r"_refiner\('identifyUser', (\{.*?\})(?:, \{|\);)", page)
+    return json.loads(found.group(1))
+
+
+def test_the_page_signs_nothing_for_a_viewer(client, demo_on, workspace):
+    workspace.identity_verification = True
+    workspace.save()
+    viewer = MembershipFactory(workspace=workspace, role=Membership.VIEWER).user
+    client.force_login(viewer)
+
+    page = client.get("/demo/", {"user": "u-7"}).content.decode()
+
+    assert signature_of(workspace, "u-7") not in page
+
+
+def test_the_page_signs_for_an_editor(client, demo_on, workspace):
+    workspace.identity_verification = True
+    workspace.save()
+    client.force_login(MembershipFactory(workspace=workspace, role=Membership.EDITOR).user)
+
+    page = client.get("/demo/", {"user": "u-7"}).content.decode()
+
+    assert signature_of(workspace, "u-7") in page
+
+
+def test_being_a_real_contact_changes_none_of_its_stored_data(client, demo_on, workspace):
+    """The widget identifies with what the page hands it; a real contact must come out as is."""
+    account = AccountFactory(workspace=workspace, external_id="acme", name="Acme Corp")
+    real = ContactFactory(workspace=workspace, user_id="ana", email="ana@corp.example",
+                          traits={"plan": "free"}, account=account)  # fmt: skip
+    page = client.get("/demo/", {"user": "ana"}).content.decode()
+    user = identify_call(page)
+
+    identified = client.post(
+        "/api/v1/widget/identify",
+        json.dumps({"workspace": workspace.widget_key, "user": user}),
+        content_type="application/json",
+    )
+    newcomer = identify_call(client.get("/demo/", {"user": "newcomer"}).content.decode())
+    client.post(
+        "/api/v1/widget/identify",
+        json.dumps({"workspace": workspace.widget_key, "user": newcomer}),
+        content_type="application/json",
+    )
+
+    assert identified.status_code == 200
+    real.refresh_from_db()
+    account.refresh_from_db()
+    assert (real.email, real.traits, real.account_id) == ("ana@corp.example", {"plan": "free"},
+                                                          account.pk)  # fmt: skip
+    assert (account.name, account.traits) == ("Acme Corp", {})
+    assert Contact.objects.get(workspace=workspace, user_id="newcomer").email == (
+        "newcomer@example.com"
+    )

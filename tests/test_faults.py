@@ -20,7 +20,8 @@ from django.test import Client
 from django.urls import reverse
 
 from segments.models import Contact
-from tests.factories import MembershipFactory, WorkspaceFactory
+from targeting import eligibility
+from tests.factories import ContactFactory, MembershipFactory, SurveyFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,3 +170,29 @@ def test_the_public_ping_needs_no_database():
             return Client(raise_request_exception=False).get("/api/v1/ping")
 
     assert in_worker(outage).status_code == 200
+
+
+DEAD_REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+    }
+}
+
+
+def test_widget_eligibility_reads_the_database_when_the_cache_is_down(settings):
+    """A cold process with a dead Redis: the definitions come from the database, no 500."""
+    workspace = WorkspaceFactory()
+    ContactFactory(workspace=workspace, user_id="u-1")
+    survey = SurveyFactory(workspace=workspace)
+    settings.CACHES = DEAD_REDIS
+    eligibility._in_process.clear()  # as in a process that has just started
+
+    response = Client(raise_request_exception=False).post(
+        "/api/v1/widget/eligibility",
+        json.dumps({"workspace": workspace.widget_key, "user_id": "u-1"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    assert [s["id"] for s in response.json()["surveys"]] == [survey.pk]

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.core.cache import cache
 from django.test import Client, override_settings
-from django.urls import Resolver404, resolve, reverse
+from django.urls import reverse
 
 from refiner import ratelimit
 from segments.models import Contact
@@ -19,13 +19,6 @@ def fresh_counters():
     cache.clear()
     yield
     cache.clear()
-
-
-def require_url(path: str) -> None:
-    try:
-        resolve(path)
-    except Resolver404:
-        pytest.skip(f"{path} is not wired yet")
 
 
 def identify(api, user_id="u-1"):
@@ -105,7 +98,6 @@ def test_a_stranger_with_the_public_widget_key_cannot_use_up_the_quota(workspace
 
 @override_settings(RATE_LIMIT_WIDGET_PER_MINUTE=1)
 def test_a_body_over_64_kib_is_answered_413_by_the_view_not_429(workspace):
-    require_url("/api/v1/widget/identify")
     client = Client()
     widget_post(client, workspace.widget_key)
     huge = "x" * (65 * 1024)
@@ -189,3 +181,74 @@ def test_the_dashboard_login_is_limited_too():
     client.post(url, {"username": "a@example.com", "password": "x"})
 
     assert client.post(url, {"username": "a@example.com", "password": "x"}).status_code == 429
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [" {name}", "{name} ", "\u3000{name}", "{fullwidth}{rest}", "{upper}"],
+    ids=["leading-space", "trailing-space", "ideographic-space", "full-width-letter", "upper"],
+)
+@override_settings(RATE_LIMIT_LOGIN_PER_MINUTE=2)
+def test_a_username_spelt_differently_shares_the_blocked_counter(variant):
+    """The form strips and NFKC-normalises the username; the counter must read it the same way."""
+    user = UserFactory(username="ana@example.com")
+    user.set_password("right-password")
+    user.save()
+    client = Client()
+    url = reverse("login")
+    for _ in range(2):
+        client.post(url, {"username": user.username, "password": "wrong"})
+    name = user.username
+    spelt = variant.format(
+        name=name, fullwidth=chr(ord(name[0]) + 0xFEE0), rest=name[1:], upper=name.upper()
+    )
+
+    response = client.post(url, {"username": spelt, "password": "right-password"})
+
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def wrong_secret_key(client, ip="10.0.0.5", key="sk_wrong"):
+    return client.get(
+        "/api/v1/contacts", headers={"Authorization": f"Bearer {key}"}, REMOTE_ADDR=ip
+    )
+
+
+@override_settings(RATE_LIMIT_INVALID_KEY_PER_MINUTE=3)
+def test_wrong_secret_keys_are_limited_per_address_before_any_query(
+    workspace, django_assert_num_queries
+):
+    client = Client()
+    guesses = [wrong_secret_key(client, key=f"sk_guess_{n}").status_code for n in range(3)]
+
+    with django_assert_num_queries(0):
+        blocked = wrong_secret_key(client, key="sk_guess_4")
+        right_key_same_address = wrong_secret_key(client, key=workspace.secret_key)
+
+    assert guesses == [401, 401, 401]
+    assert blocked.status_code == 429
+    assert blocked.json()["error"]["code"] == "rate_limited"
+    assert int(blocked["Retry-After"]) >= 1
+    assert right_key_same_address.status_code == 429
+    assert wrong_secret_key(client, ip="10.0.0.6", key=workspace.secret_key).status_code == 200
+
+
+@override_settings(RATE_LIMIT_INVALID_KEY_PER_MINUTE=2)
+def test_wrong_widget_keys_are_limited_per_address_before_any_query(
+    workspace, django_assert_num_queries
+):
+    client = Client()
+    guesses = [widget_post(client, f"wk_guess_{n}").status_code for n in range(2)]
+
+    with django_assert_num_queries(0):
+        blocked = widget_post(client, "wk_guess_3")
+
+    assert guesses == [401, 401]
+    assert blocked.status_code == 429
+    assert widget_post(client, workspace.widget_key, ip="10.9.9.9").status_code == 200
+
+
+@override_settings(RATE_LIMIT_INVALID_KEY_PER_MINUTE=2, RATE_LIMIT_REST_PER_MINUTE=0)
+def test_the_right_key_is_never_counted_as_a_wrong_one(api):
+    assert {identify(api).status_code for _ in range(6)} == {200}

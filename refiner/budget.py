@@ -1,0 +1,116 @@
+"""Time budgets (SPEC §5): no request's queries run past 1 s (widget) or 10 s (the rest).
+
+PostgreSQL stops a statement itself with `statement_timeout`. Connections open
+with the widget's budget (settings.py puts it in the connection options), so a
+widget call on a fresh connection needs no `SET`; a `SET` is sent only when a
+request of the other class is the first to use the connection, and the value is
+remembered per connection. Connections opened outside a request (commands,
+migrations) drop the limit at once. SQLite has no such setting: a progress handler, called
+every few thousand virtual machine steps, interrupts the statement once the
+request's deadline has passed. On both, a query started after the deadline is
+refused before it reaches the database.
+"""
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import OperationalError, connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+# How many SQLite virtual machine steps between two looks at the clock.
+PROGRESS_STEPS = 5000
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for statement_timeout
+
+
+class TimeBudgetExceeded(OperationalError):
+    """A query of a request whose time budget is spent."""
+
+
+def is_timeout(error: BaseException) -> bool:
+    """Whether a database error is a request's budget running out, not a database fault."""
+    if isinstance(error, TimeBudgetExceeded):
+        return True
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) == QUERY_CANCELED:
+        return True
+    return isinstance(cause, sqlite3.OperationalError) and str(cause) == "interrupted"
+
+
+def opening_timeout_ms(wrapper: BaseDatabaseWrapper) -> int | None:
+    """The statement_timeout a new PostgreSQL connection opens with, from its options."""
+    options = wrapper.settings_dict.get("OPTIONS", {}).get("options", "")
+    found = re.search(r"statement_timeout=(\d+)", options)
+    return int(found.group(1)) if found else None
+
+
+class Budget:
+    """One request's budget on the default connection: `with budget.applied(): ...`."""
+
+    def __init__(self, milliseconds: int):
+        self.milliseconds = milliseconds
+        self.deadline = time.monotonic() + milliseconds / 1000
+
+    def past(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    @contextmanager
+    def applied(self):
+        wrapper = connection
+        wrapper.refiner_budget = self
+        try:
+            with wrapper.execute_wrapper(self.before_query):
+                yield
+        finally:
+            wrapper.refiner_budget = None
+
+    def before_query(self, execute: Callable, sql: str, params: Any, many: bool, context: dict):
+        if self.past():
+            raise TimeBudgetExceeded("The request's time budget is spent.")
+        wrapper = context["connection"]
+        if wrapper.vendor == "postgresql":
+            _statement_timeout(wrapper, self.milliseconds)
+        elif wrapper.vendor == "sqlite":
+            _progress_handler(wrapper)
+        return execute(sql, params, many, context)
+
+
+def unlimited_outside_requests(sender, connection: BaseDatabaseWrapper, **kwargs) -> None:
+    """Lift the widget's budget from connections opened outside a request.
+
+    Migrations, commands and the shell have no budget; a connection a request
+    opens keeps the one it opened with, at no round trip.
+    """
+    if connection.vendor != "postgresql" or getattr(connection, "refiner_budget", None):
+        return
+    connection.connection.execute("SET statement_timeout = 0")
+    connection.refiner_timeout = (connection.connection, 0)
+
+
+def _statement_timeout(wrapper: BaseDatabaseWrapper, milliseconds: int) -> None:
+    raw = wrapper.connection
+    held = getattr(wrapper, "refiner_timeout", None)
+    if held is None or held[0] is not raw:
+        held = wrapper.refiner_timeout = (raw, opening_timeout_ms(wrapper))
+    if held[1] == milliseconds:
+        return
+    # Straight on the driver's connection: a setting, not one of the request's queries.
+    raw.execute(f"SET statement_timeout = {int(milliseconds)}")
+    # Inside a transaction the SET goes away with a rollback: then trust nothing.
+    wrapper.refiner_timeout = (raw, None if wrapper.in_atomic_block else milliseconds)
+
+
+def _progress_handler(wrapper: BaseDatabaseWrapper) -> None:
+    raw = wrapper.connection
+    if getattr(wrapper, "refiner_progress_for", None) is raw:
+        return
+
+    def interrupt() -> bool:
+        budget = getattr(wrapper, "refiner_budget", None)
+        return budget is not None and budget.past()
+
+    raw.set_progress_handler(interrupt, PROGRESS_STEPS)
+    wrapper.refiner_progress_for = raw
