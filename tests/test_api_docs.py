@@ -133,3 +133,23 @@ def test_the_link_check_catches_links_that_leave_the_repository():
         "../shared/SPEC.md",
         "https://example.org",
     ]
+
+
+def named_tests(text: str) -> set[str]:
+    """The test functions a doc names: `test_…` words, module names (`test_x.py`) left out."""
+    return set(re.findall(r"\b(test_\w+)\b(?!\.py)", text))
+
+
+def test_the_security_doc_names_only_tests_that_exist():
+    """docs/security.md proves each defence by a test's name; a renamed test must not go stale."""
+    defined = set()
+    for module in (ROOT / "tests").rglob("test_*.py"):
+        defined |= set(re.findall(r"^\s*def (test_\w+)", module.read_text(), re.MULTILINE))
+    modules = {path.stem for path in (ROOT / "tests").rglob("test_*.py")}
+    named = named_tests((ROOT / "docs" / "security.md").read_text()) - modules
+    assert named, "the security doc names no tests"
+    assert named <= defined, sorted(named - defined)
+
+
+def test_the_test_name_check_sees_a_name_that_does_not_exist():
+    assert named_tests("proved by `tests/test_x.py::test_it_never_was`") == {"test_it_never_was"}
