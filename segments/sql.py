@@ -9,11 +9,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import Left, Length, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
-from segments.memory import SURVEY_MOMENTS, SegmentDefinition
+from segments.memory import SURVEY_MOMENTS, SegmentDefinition, usable_segment
 from segments.models import AccountValue, ContactValue, Event, SegmentMember
 from segments.rules import NEGATIONS
 from segments.values import days_before, fold, parse_date, parse_number
@@ -37,15 +37,46 @@ def _equals(expected: Any, ignore_case: bool) -> Q:
     return Q(num=parse_number(expected))
 
 
+class AnyOf(Lookup):
+    """`column IN (list)`, sent to PostgreSQL as one array parameter: `column = ANY(%s)`.
+
+    A rule may hold 5,000 list values; one parameter each would approach PostgreSQL's
+    65,535 parameters per query and make every list a long statement to parse and plan.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def values(self, connection) -> list:
+        values = self.rhs.value if isinstance(self.rhs, Value) else self.rhs
+        return [self.lhs.output_field.get_db_prep_value(v, connection) for v in values]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self.values(connection)
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, self.values(connection)]
+
+
+def _any_of(column: str, values: list) -> Q:
+    return Q(AnyOf(F(column), list(dict.fromkeys(values))))
+
+
 def _in(values: list, ignore_case: bool) -> Q:
     texts = [item for item in values if isinstance(item, str)]
     numbers = [parse_number(item) for item in values if not isinstance(item, str)]
-    q = NOTHING
+    parts = []
     if texts:
-        q |= Q(text_folded__in=[fold(t) for t in texts]) if ignore_case else Q(text__in=texts)
+        if ignore_case:
+            parts.append(_any_of("text_folded", [fold(t) for t in texts]))
+        else:
+            parts.append(_any_of("text", texts))
     if numbers:
-        q |= Q(num__in=numbers)
-    return q
+        parts.append(_any_of("num", numbers))
+    return _combine_any(parts)
 
 
 def _text_relation(operator: str, value: str, ignore_case: bool) -> Q:
@@ -97,32 +128,53 @@ def value_predicate(operator: str, value: Any, ignore_case: bool, now: datetime)
     raise ValueError(f"unknown operator {operator}")
 
 
-def value_condition(condition: Mapping, rows, now: datetime) -> Q:
-    """`rows` (a queryset of parsed values already tied to the contact) for one condition."""
+def positive_predicate(condition: Mapping, now: datetime) -> tuple[Q, bool]:
+    """The condition's positive operator as a predicate over value rows, and whether
+    the condition negates it."""
     operator = condition["operator"]
     negated = operator in NEGATIONS
-    if negated:
-        operator = NEGATIONS[operator]
     predicate = value_predicate(
-        operator, condition.get("value"), condition.get("ignore_case", False), now
+        NEGATIONS.get(operator, operator),
+        condition.get("value"),
+        condition.get("ignore_case", False),
+        now,
     )
+    # Q() is "no filter" alone but vanishes when OR'ed with others: spell out "any row".
+    return predicate if predicate.children else ALWAYS, negated
+
+
+def value_condition(condition: Mapping, rows, now: datetime) -> Q:
+    """`rows` (a queryset of parsed values already tied to the contact) for one condition."""
+    predicate, negated = positive_predicate(condition, now)
     exists = Q(Exists(rows.filter(predicate)))
     return ~exists if negated else exists
 
 
-def _attribute(condition: Mapping, now: datetime) -> Q:
+def value_rows(condition: Mapping) -> QuerySet:
+    """The rows an attribute or answer condition reads: at most one for the contact."""
+    from surveys.models import Answer
+
+    if condition["type"] == "answer":
+        return Answer.objects.filter(
+            contact=OuterRef("pk"),
+            survey_id=condition["survey"],
+            key=condition["question"],
+            is_latest=True,
+        )
     key = condition["attribute"]
     if key.startswith("account."):
-        rows = AccountValue.objects.filter(
+        return AccountValue.objects.filter(
             account=OuterRef("account_id"), key=key.removeprefix("account.")
         )
-    else:
-        # The workspace term changes no answer (a value shares its contact's workspace) but
-        # lets PostgreSQL derive the workspace constant and use the (workspace, key, …) indexes.
-        rows = ContactValue.objects.filter(
-            contact=OuterRef("pk"), workspace=OuterRef("workspace_id"), key=key
-        )
-    return value_condition(condition, rows, now)
+    # The workspace term changes no answer (a value shares its contact's workspace) but
+    # lets PostgreSQL derive the workspace constant and use the (workspace, key, …) indexes.
+    return ContactValue.objects.filter(
+        contact=OuterRef("pk"), workspace=OuterRef("workspace_id"), key=key
+    )
+
+
+def _attribute(condition: Mapping, now: datetime) -> Q:
+    return value_condition(condition, value_rows(condition), now)
 
 
 def _at_least(condition: Mapping, count: int, now: datetime) -> Q:
@@ -166,15 +218,16 @@ def _survey(condition: Mapping, now: datetime) -> Q:
 
 
 def _answer(condition: Mapping, now: datetime) -> Q:
-    from surveys.models import Answer
+    return value_condition(condition, value_rows(condition), now)
 
-    rows = Answer.objects.filter(
-        contact=OuterRef("pk"),
-        survey_id=condition["survey"],
-        key=condition["question"],
-        is_latest=True,
-    )
-    return value_condition(condition, rows, now)
+
+def _value_source(condition: Mapping) -> tuple | None:
+    """Which rows an attribute or answer condition reads; None for other conditions."""
+    if condition["type"] == "attribute":
+        return ("attribute", condition["attribute"])
+    if condition["type"] == "answer":
+        return ("answer", condition["survey"], condition["question"])
+    return None
 
 
 class Compiler:
@@ -182,26 +235,54 @@ class Compiler:
 
     def __init__(self, now: datetime, segments: Mapping[int, SegmentDefinition]):
         self.now, self.segments = now, segments
+        self._compiled: dict[int, Q] = {}
 
     def segment(self, segment_id: int) -> Q:
-        segment = self.segments.get(segment_id)
-        if segment is None:
+        """Membership of a segment; a segment that cannot be evaluated has no members."""
+        if segment_id not in self._compiled:
+            self._compiled[segment_id] = self._segment(segment_id)
+        return self._compiled[segment_id]
+
+    def _segment(self, segment_id: int) -> Q:
+        if not usable_segment(self.segments, segment_id):
             return NOTHING
+        segment = self.segments[segment_id]
         if segment.kind == "manual":
             members = SegmentMember.objects.filter(segment_id=segment_id, contact=OuterRef("pk"))
             return Q(Exists(members))
         return self.compile(segment.rules)
 
+    def group(self, node: Mapping) -> Q:
+        """A group, reading each table once per key where the logic allows.
+
+        In `any` (and `none`) groups, positive conditions on the same value rows become
+        one EXISTS with their predicates OR'ed; in `all` groups, negated ones become one
+        NOT EXISTS with their predicates OR'ed. Both identities hold whatever the rows.
+        """
+        match = node["match"]
+        parts: list[Q] = []
+        merged: dict[tuple, tuple[Mapping, list[Q]]] = {}
+        for condition in node["conditions"]:
+            source = _value_source(condition)
+            if source is not None:
+                predicate, negated = positive_predicate(condition, self.now)
+                if negated == (match == "all"):
+                    merged.setdefault(source, (condition, []))[1].append(predicate)
+                    continue
+            parts.append(self.compile(condition))
+        for condition, predicates in merged.values():
+            exists = Q(Exists(value_rows(condition).filter(_combine_any(predicates))))
+            parts.append(~exists if match == "all" else exists)
+        if match == "all":
+            return _combine_all(parts)
+        if match == "any":
+            return _combine_any(parts)
+        return negate(_combine_any(parts))
+
     def compile(self, node: Mapping) -> Q:
         kind = node["type"]
         if kind == "group":
-            parts = [self.compile(condition) for condition in node["conditions"]]
-            if node["match"] == "all":
-                return _combine_all(parts)
-            any_q = _combine_any(parts)
-            if node["match"] == "any":
-                return any_q
-            return negate(any_q)
+            return self.group(node)
         if kind == "attribute":
             return _attribute(node, self.now)
         if kind == "event":
@@ -216,22 +297,18 @@ class Compiler:
         raise ValueError(f"unknown condition type {kind}")
 
 
+# One Q with every part as a child: `q &= part` in a loop copies the children each
+# time, which is quadratic in a group's size.
 def _combine_all(parts: list[Q]) -> Q:
     if not parts:
         return ALWAYS
-    q = parts[0]
-    for part in parts[1:]:
-        q &= part
-    return q
+    return parts[0] if len(parts) == 1 else Q(*parts, _connector=Q.AND)
 
 
 def _combine_any(parts: list[Q]) -> Q:
     if not parts:
         return NOTHING
-    q = parts[0]
-    for part in parts[1:]:
-        q |= part
-    return q
+    return parts[0] if len(parts) == 1 else Q(*parts, _connector=Q.OR)
 
 
 def compile_rule(
