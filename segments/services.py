@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from refiner.http import invalid
 from refiner.models import Workspace
@@ -28,7 +28,7 @@ from segments.models import (
 )
 from segments.rules import Problems, is_trait_key, validate_rule
 from segments.snapshot import load_snapshot
-from segments.sql import Compiler, compile_rule, lone_attribute, matching_values
+from segments.sql import lone_attribute, matching_values, rule_members
 from segments.values import iso, parse_value
 
 MAX_TRAITS = 100
@@ -389,8 +389,7 @@ def rule_contacts(
 ) -> QuerySet[Contact]:
     if definitions is None:
         definitions = segment_definitions(workspace_id)
-    condition = compile_rule(rule, now, definitions)
-    return Contact.objects.filter(Q(workspace_id=workspace_id) & condition)
+    return rule_members(workspace_id, rule, now, definitions)
 
 
 def rule_count(
@@ -420,8 +419,9 @@ def segment_contacts(segment: Segment, now: datetime) -> QuerySet[Contact]:
             workspace_id=segment.workspace_id, segment_memberships__segment=segment
         )
     definitions = segment_definitions(segment.workspace_id)
-    condition = Compiler(now, definitions).segment(segment.pk)
-    return Contact.objects.filter(Q(workspace_id=segment.workspace_id) & condition)
+    if not usable_segment(definitions, segment.pk):
+        return Contact.objects.none()
+    return rule_contacts(segment.workspace_id, segment.rules, now, definitions)
 
 
 def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> ContactSnapshot:

@@ -9,12 +9,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, F, Lookup, OuterRef, Q, QuerySet, Value
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import BooleanField, Exists, F, Lookup, OuterRef, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Left, Length, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
 from segments.memory import SURVEY_MOMENTS, SegmentDefinition, usable_segment
-from segments.models import AccountValue, ContactValue, Event, SegmentMember
+from segments.models import AccountValue, Contact, ContactValue, Event, SegmentMember
 from segments.rules import NEGATIONS
 from segments.values import days_before, fold, parse_date, parse_number
 
@@ -258,21 +261,32 @@ class Compiler:
         In `any` (and `none`) groups, positive conditions on the same value rows become
         one EXISTS with their predicates OR'ed; in `all` groups, negated ones become one
         NOT EXISTS with their predicates OR'ed. Both identities hold whatever the rows.
+        A contact or account has at most one row per attribute key, so there the
+        other two hold as well: positive conditions in `all` groups become one EXISTS
+        with their predicates AND'ed, negated ones in `any` groups one NOT EXISTS.
         """
         match = node["match"]
         parts: list[Q] = []
-        merged: dict[tuple, tuple[Mapping, list[Q]]] = {}
+        merged: dict[tuple, tuple[Mapping, bool, list[Q]]] = {}
         for condition in node["conditions"]:
             source = _value_source(condition)
             if source is not None:
                 predicate, negated = positive_predicate(condition, self.now)
                 if negated == (match == "all"):
-                    merged.setdefault(source, (condition, []))[1].append(predicate)
+                    merged.setdefault((*source, "or"), (condition, negated, []))[2].append(
+                        predicate
+                    )
+                    continue
+                if source[0] == "attribute":
+                    merged.setdefault((*source, "and"), (condition, negated, []))[2].append(
+                        predicate
+                    )
                     continue
             parts.append(self.compile(condition))
-        for condition, predicates in merged.values():
-            exists = Q(Exists(value_rows(condition).filter(_combine_any(predicates))))
-            parts.append(~exists if match == "all" else exists)
+        for (*_, joined), (condition, negated, predicates) in merged.items():
+            combined = _combine_any(predicates) if joined == "or" else _combine_all(predicates)
+            exists = Q(Exists(value_rows(condition).filter(combined)))
+            parts.append(~exists if negated else exists)
         if match == "all":
             return _combine_all(parts)
         if match == "any":
@@ -314,8 +328,85 @@ def _combine_any(parts: list[Q]) -> Q:
 def compile_rule(
     rule: Mapping, now: datetime, segments: Mapping[int, SegmentDefinition] | None = None
 ) -> Q:
-    """A `Q` over `Contact` that holds for the contacts matching `rule` at `now`."""
+    """A `Q` over `Contact` that holds for the contacts matching `rule` at `now`.
+
+    Referenced segments are inlined here; `rule_members` computes each one once.
+    """
     return Compiler(now, segments or {}).compile(rule)
+
+
+class SharedCompiler(Compiler):
+    """Compiles each referenced data-driven segment once, as a named list of member ids.
+
+    Inlined, a segment named k times is evaluated k times per contact, and a chain of
+    segments each naming the one below twice doubles at every level. Here each segment
+    becomes one WITH query, computed once, and a rule reads it through a LEFT JOIN on
+    the contact id (at most one row per contact): a hash join, which PostgreSQL spills
+    to disk when large, where an `id IN (list)` under OR or NOT would rescan the list.
+    """
+
+    def __init__(self, now: datetime, segments: Mapping[int, SegmentDefinition], workspace_id):
+        super().__init__(now, segments)
+        self.workspace_id = workspace_id
+        self.lists: dict[int, tuple[str, list]] = {}  # segment id: (SQL, params), in order
+        self.scopes: list[set[int]] = [set()]  # the lists each query being built reads
+
+    def _segment(self, segment_id: int) -> Q:
+        if not usable_segment(self.segments, segment_id):
+            return NOTHING
+        segment = self.segments[segment_id]
+        if segment.kind == "manual":
+            return super()._segment(segment_id)
+        self.scopes.append(set())
+        condition = self.compile(segment.rules)
+        self.lists[segment_id] = self.query_of(condition, self.scopes.pop())
+        return Q(RawSQL(f'"{_list_name(segment_id)}"."id" IS NOT NULL', [], BooleanField()))
+
+    def segment(self, segment_id: int) -> Q:
+        q = super().segment(segment_id)
+        if segment_id in self.lists:
+            self.scopes[-1].add(segment_id)  # this query reads the list: it joins it
+        return q
+
+    def query_of(self, condition: Q, reads: set[int]) -> tuple[str, list]:
+        contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
+        table = Contact._meta.db_table
+        try:
+            sql, params = contacts.order_by().values("id").query.sql_with_params()
+        except EmptyResultSet:  # the condition holds for no one
+            return f'SELECT "{table}"."id" FROM "{table}" WHERE 1 = 0', []
+        joins = "".join(
+            f' LEFT JOIN "{_list_name(pk)}" ON "{_list_name(pk)}"."id" = "{table}"."id"'
+            for pk in sorted(reads)
+        )
+        head = f'FROM "{table}"'
+        return sql.replace(head, head + joins, 1), list(params)
+
+    def members(self, rule: Mapping) -> QuerySet:
+        """The contacts matching `rule`, reading each referenced segment's list once."""
+        condition = self.compile(rule)
+        contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
+        if not self.lists:
+            return contacts
+        materialized = " MATERIALIZED" if connection.vendor == "postgresql" else ""
+        parts, params = [], []
+        for pk, (sql, list_params) in self.lists.items():
+            parts.append(f'"{_list_name(pk)}" AS{materialized} ({sql})')
+            params += list_params
+        query, query_params = self.query_of(condition, self.scopes[0])
+        raw = RawSQL(f"WITH {', '.join(parts)} {query}", [*params, *query_params])
+        return Contact.objects.filter(workspace_id=self.workspace_id, pk__in=raw)
+
+
+def _list_name(segment_id: int) -> str:
+    return f"segment_{segment_id}_members"
+
+
+def rule_members(
+    workspace_id: int, rule: Mapping, now: datetime, segments: Mapping[int, SegmentDefinition]
+) -> QuerySet:
+    """The workspace's contacts matching `rule` at `now`, each referenced segment once."""
+    return SharedCompiler(now, segments, workspace_id).members(rule)
 
 
 def lone_attribute(rule: Mapping) -> Mapping | None:
