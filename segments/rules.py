@@ -260,6 +260,11 @@ def referenced_segments(rule: Any) -> set[int]:
     return set(_own_cost(rule).references)
 
 
+def referenced_by(rule: Any) -> tuple[int, ...]:
+    """The segment ids a rule names, once per reference."""
+    return _own_cost(rule).references
+
+
 class Problems(dict):
     """A rule's problems by path; `code` says which kind of error they make."""
 

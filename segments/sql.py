@@ -5,6 +5,7 @@ displays or answers, so the database only compares what Python parsed
 (`segments.values`) and the result agrees with `segments.memory`.
 """
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from django.db.models.lookups import Exact, GreaterThan
 
 from segments.memory import SURVEY_MOMENTS, SegmentDefinition, usable_segment
 from segments.models import AccountValue, Contact, ContactValue, Event, SegmentMember
-from segments.rules import NEGATIONS
+from segments.rules import NEGATIONS, referenced_by
 from segments.values import days_before, fold, parse_date, parse_number
 
 # Explicit truth values: an empty Q() is the identity of both & and |, not "true".
@@ -350,12 +351,14 @@ class SharedCompiler(Compiler):
         self.workspace_id = workspace_id
         self.lists: dict[int, tuple[str, list]] = {}  # segment id: (SQL, params), in order
         self.scopes: list[set[int]] = [set()]  # the lists each query being built reads
+        self.uses: Counter[int] = Counter()
 
     def _segment(self, segment_id: int) -> Q:
         if not usable_segment(self.segments, segment_id):
             return NOTHING
         segment = self.segments[segment_id]
-        if segment.kind == "manual":
+        if segment.kind == "manual" or self.uses[segment_id] < 2:
+            # Named once: inlined, the database may stop early (a first page by user_id).
             return super()._segment(segment_id)
         self.scopes.append(set())
         condition = self.compile(segment.rules)
@@ -382,8 +385,22 @@ class SharedCompiler(Compiler):
         head = f'FROM "{table}"'
         return sql.replace(head, head + joins, 1), list(params)
 
+    def count_uses(self, rule: Mapping) -> None:
+        """How often each segment is named by the rule and the segments it reaches."""
+        self.uses = Counter(referenced_by(rule))
+        reached, stack = set(), list(self.uses)
+        while stack:
+            segment = self.segments.get(stack.pop())
+            if segment is None or segment.id in reached or segment.kind == "manual":
+                continue
+            reached.add(segment.id)
+            named = referenced_by(segment.rules)
+            self.uses.update(named)
+            stack.extend(named)
+
     def members(self, rule: Mapping) -> QuerySet:
-        """The contacts matching `rule`, reading each referenced segment's list once."""
+        """The contacts matching `rule`, reading each segment named twice or more once."""
+        self.count_uses(rule)
         condition = self.compile(rule)
         contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
         if not self.lists:
