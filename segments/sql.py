@@ -234,6 +234,31 @@ def _value_source(condition: Mapping) -> tuple | None:
     return None
 
 
+def _merge_event_counts(conditions: list, match: str) -> list:
+    """Counts of the same events in one group, as one condition where logic allows.
+
+    "at least 3" and "at least 5" hold together when "at least 5" holds, and either
+    holds when "at least 3" does; "at most" the other way round.
+    """
+    strongest = {("all", "at_least"): max, ("all", "at_most"): min,
+                 ("any", "at_least"): min, ("any", "at_most"): max}  # fmt: skip
+    kept: list = []
+    by_events: dict[tuple, int] = {}
+    for condition in conditions:
+        pick = strongest.get(("all" if match == "all" else "any", condition.get("operator")))
+        if condition["type"] != "event" or pick is None:
+            kept.append(condition)
+            continue
+        key = (condition["event"], condition["operator"], condition.get("within_days"))
+        if key in by_events:
+            index = by_events[key]
+            kept[index] = {**kept[index], "value": pick(kept[index]["value"], condition["value"])}
+        else:
+            by_events[key] = len(kept)
+            kept.append(condition)
+    return kept
+
+
 class Compiler:
     """Compiles rules of one workspace; `segments` resolves segment references."""
 
@@ -269,7 +294,7 @@ class Compiler:
         match = node["match"]
         parts: list[Q] = []
         merged: dict[tuple, tuple[Mapping, bool, list[Q]]] = {}
-        for condition in node["conditions"]:
+        for condition in _merge_event_counts(node["conditions"], match):
             source = _value_source(condition)
             if source is not None:
                 predicate, negated = positive_predicate(condition, self.now)

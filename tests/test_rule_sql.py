@@ -120,3 +120,33 @@ def test_each_referenced_segment_is_queried_once_however_often_named(workspace, 
     assert sql.count("EXISTS") == 2  # the first segment's plan and the rule's role
     assert sql.count(" AS MATERIALIZED (" if connection.vendor == "postgresql" else " AS (") == 8
     agree(workspace, people, rule)
+
+
+@pytest.mark.parametrize("match", ["all", "any", "none"])
+def test_counts_of_one_event_in_a_group_read_the_events_once_per_kind(workspace, match):
+    from tests.factories import EventFactory
+
+    counts = {}
+    for user, events in [("none", 0), ("two", 2), ("four", 4), ("seven", 7)]:
+        contact = ContactFactory(workspace=workspace, user_id=user)
+        counts[contact.pk] = events
+        for _ in range(events):
+            EventFactory(workspace=workspace, contact=contact, name="report_exported",
+                         occurred_at=NOW)  # fmt: skip
+    rule = group(*[{"type": "event", "event": "report_exported", "operator": operator,
+                    "value": value} for operator in ("at_least", "at_most")
+                   for value in (1, 3, 5)], match=match)  # fmt: skip
+
+    sql, _ = sql_of(workspace, rule)
+
+    assert sql.count("EXISTS") == 2
+    definitions = segment_definitions(workspace.pk)
+    in_memory = {
+        pk
+        for pk, events in counts.items()
+        if matches(
+            rule, ContactSnapshot(events={"report_exported": [NOW] * events}), NOW, definitions
+        )
+    }
+    in_sql = set(rule_contacts(workspace.pk, rule, NOW).values_list("pk", flat=True))
+    assert in_sql == in_memory
