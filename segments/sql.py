@@ -292,27 +292,30 @@ class Compiler:
         with their predicates AND'ed, negated ones in `any` groups one NOT EXISTS.
         """
         match = node["match"]
-        parts: list[Q] = []
-        merged: dict[tuple, tuple[Mapping, bool, list[Q]]] = {}
+        parts: list[Q | None] = []
+        # Merged conditions keep the place of their first: the database tests in order.
+        merged: dict[tuple, tuple[int, Mapping, bool, list[Q]]] = {}
         for condition in _merge_event_counts(node["conditions"], match):
             source = _value_source(condition)
             if source is not None:
                 predicate, negated = positive_predicate(condition, self.now)
                 if negated == (match == "all"):
-                    merged.setdefault((*source, "or"), (condition, negated, []))[2].append(
-                        predicate
-                    )
+                    joined = "or"
+                elif source[0] == "attribute":
+                    joined = "and"
+                else:
+                    parts.append(self.compile(condition))
                     continue
-                if source[0] == "attribute":
-                    merged.setdefault((*source, "and"), (condition, negated, []))[2].append(
-                        predicate
-                    )
-                    continue
+                if (*source, joined) not in merged:
+                    merged[(*source, joined)] = (len(parts), condition, negated, [])
+                    parts.append(None)
+                merged[(*source, joined)][3].append(predicate)
+                continue
             parts.append(self.compile(condition))
-        for (*_, joined), (condition, negated, predicates) in merged.items():
+        for (*_, joined), (place, condition, negated, predicates) in merged.items():
             combined = _combine_any(predicates) if joined == "or" else _combine_all(predicates)
             exists = Q(Exists(value_rows(condition).filter(combined)))
-            parts.append(~exists if negated else exists)
+            parts[place] = ~exists if negated else exists
         if match == "all":
             return _combine_all(parts)
         if match == "any":
