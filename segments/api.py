@@ -7,7 +7,7 @@ from django.utils import timezone
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated
 from segments import services
 from segments.models import Contact, Segment
-from segments.rules import referenced_segments
+from segments.rules import TOO_COMPLEX, referenced_segments
 from segments.values import parse_date
 
 SAMPLE_SIZE = 10
@@ -113,6 +113,14 @@ def rule_fields(problems: dict[str, str]) -> dict[str, str]:
     return {path if path == "rules" else f"rules.{path}": msg for path, msg in problems.items()}
 
 
+def rule_error(fields: dict[str, str], code: str) -> ApiError:
+    """The 400 for a body with these problems; `code` is the rule's (see `Problems`)."""
+    if code == TOO_COMPLEX:
+        message = "The rule is beyond the work a rule may cost, with segment references expanded."
+        return ApiError(TOO_COMPLEX, message, 400, fields)
+    return invalid(fields)
+
+
 def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None) -> dict:
     """Validate a segment body for POST (segment None) or PUT; raise 400 with every problem."""
     errors: dict[str, str] = {}
@@ -131,6 +139,7 @@ def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None)
         if key not in ("name", "description", "kind", "rules"):
             errors[key[:100]] = "Is not a segment field."
     rules = data.get("rules")
+    code = "invalid"
     if kind == Segment.RULES:
         if "rules" not in data:
             errors["rules"] = "A data-driven segment needs rules."
@@ -139,10 +148,11 @@ def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None)
                 rules, workspace_id=workspace_id, segment_id=segment.pk if segment else None
             )
             errors |= rule_fields(problems)
+            code = problems.code
     elif kind == Segment.MANUAL and rules is not None:
         errors["rules"] = "A manual segment has no rules."
     if errors:
-        raise invalid(errors)
+        raise rule_error(errors, code)
     return {
         "name": name.strip(),
         "description": description,
@@ -156,8 +166,11 @@ def clean_segment(data: dict, workspace_id: int, segment: Segment | None = None)
 def segments(request: HttpRequest) -> JsonResponse:
     now = timezone.now()
     if request.method == "POST":
-        fields = clean_segment(json_body(request), request.workspace.pk)
-        segment = Segment.objects.create(workspace=request.workspace, **fields)
+        data = json_body(request)
+        with transaction.atomic():
+            services.lock_segments(request.workspace.pk)
+            fields = clean_segment(data, request.workspace.pk)
+            segment = Segment.objects.create(workspace=request.workspace, **fields)
         return JsonResponse(segment_to_dict(segment, now), status=201)
     queryset = Segment.objects.filter(workspace=request.workspace).order_by("id")
     return paginated(request, queryset, lambda s: segment_to_dict(s, now))
@@ -197,10 +210,13 @@ def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
             found.delete()
         return HttpResponse(status=204)
     if request.method == "PUT":
-        fields = clean_segment(json_body(request), request.workspace.pk, found)
-        for key, value in fields.items():
-            setattr(found, key, value)
-        found.save()
+        data = json_body(request)
+        with transaction.atomic():
+            services.lock_segments(request.workspace.pk)
+            fields = clean_segment(data, request.workspace.pk, found)
+            for key, value in fields.items():
+                setattr(found, key, value)
+            found.save()
     return JsonResponse(segment_to_dict(found, timezone.now()))
 
 
@@ -220,7 +236,7 @@ def segment_preview(request: HttpRequest) -> JsonResponse:
     rules = data.get("rules")
     problems = services.check_rule(rules, workspace_id=request.workspace.pk)
     if problems:
-        raise invalid(rule_fields(problems))
+        raise rule_error(rule_fields(problems), problems.code)
     now = timezone.now()
     queryset = services.rule_contacts(request.workspace.pk, rules, now)
     sample = list(queryset.order_by("user_id").values_list("user_id", flat=True)[:SAMPLE_SIZE])

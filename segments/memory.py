@@ -8,6 +8,7 @@ then called on each contact's snapshot: the eligibility check runs the same
 segments for every widget call, so a segment keeps its compiled rule.
 """
 
+import logging
 import operator as compare
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from segments.rules import NEGATIONS
+from segments.rules import NEGATIONS, expanded_costs
 from segments.values import ParsedValue, days_before, fold, parse_date, parse_number, parse_value
 
 
@@ -53,6 +54,44 @@ class SegmentDefinition:
         # The compiled rule is rebuilt on use: functions do not pickle into the cache.
         return {"id": self.id, "kind": self.kind, "rules": self.rules}
 
+
+class SegmentDefinitions(dict[int, SegmentDefinition]):
+    """A workspace's segments by id, knowing once which of them cannot be evaluated."""
+
+    @cached_property
+    def unusable(self) -> frozenset[int]:
+        return find_unusable(self)
+
+
+def find_unusable(segments: Mapping[int, SegmentDefinition]) -> frozenset[int]:
+    """Segments no evaluator may expand: on a cycle, naming a missing segment, or beyond
+    the work bound (SPEC §3.1) once references are expanded; also those that name them.
+
+    Saves refuse such definitions, but one may still be stored (written by hand, or by
+    an older version): evaluation then fails closed, identically in both evaluators.
+    """
+    rules = {pk: None if d.kind == "manual" else d.rules for pk, d in segments.items()}
+    costs = expanded_costs(rules)
+    return frozenset(pk for pk, cost in costs.items() if cost is None or cost.problem())
+
+
+def usable_segment(segments: Mapping[int, SegmentDefinition], segment_id: int) -> bool:
+    """Can the segment be evaluated? When not, log it: no contact is then in it."""
+    if isinstance(segments, SegmentDefinitions):
+        unusable = segments.unusable
+    else:
+        unusable = find_unusable(segments)
+    if segment_id in segments and segment_id not in unusable:
+        return True
+    log.warning(
+        "Segment %s is missing, on a cycle of references or beyond the work bound: "
+        "no contact is counted in it.",
+        segment_id,
+    )
+    return False
+
+
+log = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -256,13 +295,16 @@ class Evaluator:
     ):
         self.snapshot, self.now, self.segments = snapshot, now, segments or {}
         self._memo: dict[int, bool] = {}
+        if not isinstance(self.segments, SegmentDefinitions):
+            # Which segments are unusable is then worked out once per evaluator.
+            self.segments = SegmentDefinitions(self.segments)
         # Each stored value is parsed once per evaluation, however many rules read it.
         self._parsed: dict[Any, list[ParsedValue] | None] = {}
 
     def in_segment(self, segment_id: int) -> bool:
         if segment_id not in self._memo:
             segment = self.segments.get(segment_id)
-            if segment is None:
+            if not usable_segment(self.segments, segment_id):
                 self._memo[segment_id] = False
             elif segment.kind == "manual":
                 self._memo[segment_id] = segment_id in self.snapshot.manual_segments

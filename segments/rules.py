@@ -7,6 +7,7 @@ the path to the bad node (`conditions[2].value`). The two evaluators live in
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from segments.models import ACCOUNT_BUILTIN_FIELDS, BUILTIN_FIELDS
@@ -16,6 +17,11 @@ MAX_DEPTH = 5
 MAX_CONDITIONS = 200
 MAX_STRING = 1000
 MAX_LIST = 1000
+# The work bound (SPEC §3.1): what a rule costs with every segment reference expanded.
+MAX_EXPANDED_CONDITIONS = 1000
+MAX_EXPANDED_VALUES = 5000
+MAX_REFERENCE_DEPTH = 10
+TOO_COMPLEX = "rule_too_complex"
 
 GROUP_MATCHES = ("all", "any", "none")
 
@@ -77,7 +83,7 @@ class _Validator:
     def __init__(self, segments: Mapping[int, Any] | None, surveys: Iterable[int] | None):
         self.segments = segments
         self.surveys = set(surveys) if surveys is not None else None
-        self.errors: dict[str, str] = {}
+        self.errors = Problems()
         self.count = 0
         self.referenced_segments: set[int] = set()
 
@@ -251,13 +257,107 @@ class _Validator:
 
 def referenced_segments(rule: Any) -> set[int]:
     """Ids of the segments a (valid) rule names."""
-    found: set[int] = set()
-    if isinstance(rule, dict):
-        if rule.get("type") == "segment" and isinstance(rule.get("segment"), int):
-            found.add(rule["segment"])
-        for condition in rule.get("conditions") or []:
-            found |= referenced_segments(condition)
-    return found
+    return set(_own_cost(rule).references)
+
+
+def referenced_by(rule: Any) -> tuple[int, ...]:
+    """The segment ids a rule names, once per reference."""
+    return _own_cost(rule).references
+
+
+class Problems(dict):
+    """A rule's problems by path; `code` says which kind of error they make."""
+
+    code = "invalid"
+
+
+@dataclass(frozen=True)
+class RuleCost:
+    """What a rule costs to evaluate with every segment reference expanded."""
+
+    conditions: int = 0
+    values: int = 0
+    depth: int = 0  # the longest chain of references followed from the rule
+    references: tuple[int, ...] = ()  # segment ids named, once per reference
+
+    def problem(self) -> str | None:
+        if self.depth > MAX_REFERENCE_DEPTH:
+            return f"chains of segment references are at most {MAX_REFERENCE_DEPTH} deep"
+        if self.conditions > MAX_EXPANDED_CONDITIONS:
+            return f"at most {MAX_EXPANDED_CONDITIONS:,} conditions"
+        if self.values > MAX_EXPANDED_VALUES:
+            return f"at most {MAX_EXPANDED_VALUES:,} list values"
+        return None
+
+
+def _own_cost(rule: Any) -> RuleCost:
+    """The rule's own conditions and list values, and the references it makes (no expansion).
+
+    A loop over a stack rather than recursion: stored rules are walked too, and no
+    document may exhaust the interpreter's stack.
+    """
+    conditions = values = 0
+    references: list[int] = []
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if node.get("type") == "segment" and is_whole_number(node.get("segment")):
+            references.append(node["segment"])
+        if node.get("operator") in LIST_OPERATORS and isinstance(node.get("value"), list):
+            values += len(node["value"])
+        children = node.get("conditions")
+        if isinstance(children, list):
+            conditions += len(children)
+            stack.extend(children)
+    return RuleCost(conditions, values, 0, tuple(references))
+
+
+def expanded_costs(rules: Mapping[int, Any]) -> dict[int, RuleCost | None]:
+    """Each segment's cost with its references expanded; None when it cannot be expanded.
+
+    `rules` maps segment ids to their rule (None for manual segments). A segment on
+    a cycle, naming a missing segment, or naming one that cannot be expanded gets
+    None. Each segment is costed once (memoised), walking without recursion, so the
+    work is linear in the size of the definitions, however they reference each other.
+    """
+    own = {pk: _own_cost(rule) for pk, rule in rules.items()}
+    costs: dict[int, RuleCost | None] = {}
+    visiting: set[int] = set()
+    for root in own:
+        stack = [root]
+        while stack:
+            pk = stack[-1]
+            if pk in costs:
+                stack.pop()
+                continue
+            pending = [r for r in set(own[pk].references) if r in own and r not in costs]
+            if pk not in visiting and pending:
+                visiting.add(pk)
+                # A referenced segment still being costed below us is a cycle: cost it as
+                # broken, which then spreads to every segment on the way up.
+                for referenced in pending:
+                    if referenced in visiting:
+                        costs[referenced] = None
+                stack.extend(r for r in pending if r not in visiting)
+                continue
+            visiting.discard(pk)
+            stack.pop()
+            costs[pk] = _expand(own[pk], costs)
+    return costs
+
+
+def _expand(cost: RuleCost, costs: Mapping[int, RuleCost | None]) -> RuleCost | None:
+    conditions, values, depth = cost.conditions, cost.values, 0
+    for referenced in cost.references:
+        below = costs.get(referenced)
+        if below is None:
+            return None
+        conditions += below.conditions
+        values += below.values
+        depth = max(depth, below.depth + 1)
+    return RuleCost(conditions, values, depth, cost.references)
 
 
 def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int) -> bool:
@@ -274,18 +374,45 @@ def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int)
     return False
 
 
+def _check_cost(validator: _Validator, rule: Any, segments: Mapping[int, Any],
+                segment_id: int | None) -> None:  # fmt: skip
+    """The work bound, for the rule and for every segment that would expand it."""
+    others = {pk: other for pk, other in segments.items() if pk != segment_id}
+    costs = expanded_costs(others)
+    cost = _expand(_own_cost(rule), costs)
+    if cost is not None and (problem := cost.problem()):
+        validator.fail("rules", f"With its segment references expanded, a rule holds {problem}.")
+        validator.errors.code = TOO_COMPLEX
+        return
+    if segment_id is None:
+        return
+    # The saved segment changes what every segment naming it costs.
+    costs = expanded_costs({**others, segment_id: rule})
+    for pk, other in sorted(costs.items()):
+        if pk != segment_id and other is not None and (problem := other.problem()):
+            validator.fail(
+                "rules",
+                f"Segment {pk} references this one and would then hold {problem}, "
+                "with its segment references expanded.",
+            )
+            validator.errors.code = TOO_COMPLEX
+            return
+
+
 def validate_rule(
     rule: Any,
     *,
     segments: Mapping[int, Any] | None = None,
     surveys: Iterable[int] | None = None,
     segment_id: int | None = None,
-) -> dict[str, str]:
+) -> Problems:
     """Problems with a rule document, keyed by path; empty when it is valid.
 
     `segments` maps the workspace's segment ids to their rule (None for manual
     segments) and `surveys` lists its survey ids; when given, references to
-    others are errors. `segment_id` is the segment being saved, for cycle checks.
+    others are errors, and so is a rule beyond the work bound once references are
+    expanded (then the problems' `code` is `rule_too_complex`). `segment_id` is
+    the segment being saved, for cycle checks and for the segments that name it.
     """
     validator = _Validator(segments, surveys)
     validator.group(rule, "", 1)
@@ -296,4 +423,6 @@ def validate_rule(
                 validator.fail(
                     "rules", f"Referencing segment {referenced} would make a cycle of segments."
                 )
+    if segments is not None and not validator.errors:
+        _check_cost(validator, rule, segments, segment_id)
     return validator.errors

@@ -6,11 +6,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from refiner.http import invalid
 from refiner.models import Workspace
-from segments.memory import ContactSnapshot, SegmentDefinition, matches
+from segments.memory import (
+    ContactSnapshot,
+    Evaluator,
+    SegmentDefinition,
+    SegmentDefinitions,
+    usable_segment,
+)
 from segments.models import (
     ACCOUNT_BUILTIN_FIELDS,
     Account,
@@ -20,9 +26,9 @@ from segments.models import (
     Segment,
     SegmentMember,
 )
-from segments.rules import is_trait_key, validate_rule
+from segments.rules import Problems, is_trait_key, validate_rule
 from segments.snapshot import load_snapshot
-from segments.sql import compile_rule, lone_attribute, matching_values
+from segments.sql import lone_attribute, matching_values, rule_members
 from segments.values import iso, parse_value
 
 MAX_TRAITS = 100
@@ -352,13 +358,24 @@ def _track_first_event(
 # Segments -------------------------------------------------------------------
 
 
-def segment_definitions(workspace_id: int) -> dict[int, SegmentDefinition]:
+def segment_definitions(workspace_id: int) -> SegmentDefinitions:
     rows = Segment.objects.filter(workspace_id=workspace_id).values_list("id", "kind", "rules")
-    return {pk: SegmentDefinition(pk, kind, rules) for pk, kind, rules in rows}
+    return SegmentDefinitions({pk: SegmentDefinition(pk, kind, rules) for pk, kind, rules in rows})
 
 
-def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -> dict[str, str]:
-    """Errors of a rule in its workspace: references must stay inside it, without cycles."""
+def lock_segments(workspace_id: int) -> None:
+    """Serialise the saves of a workspace's segments, until the transaction ends.
+
+    A save checks its rule against the other segments (cycles, the work bound); two
+    saves checking at once would each miss the other's change and could together store
+    a cycle. Holding the workspace's row, the second save waits, then reads the first.
+    """
+    list(Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("pk"))
+
+
+def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -> Problems:
+    """Errors of a rule in its workspace: references must stay inside it, without cycles,
+    within the work bound. Call it after `lock_segments` when the rule is to be saved."""
     from surveys.models import Survey
 
     definitions = segment_definitions(workspace_id)
@@ -367,33 +384,44 @@ def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -
     return validate_rule(rule, segments=segments, surveys=list(surveys), segment_id=segment_id)
 
 
-def rule_contacts(workspace_id: int, rule: dict, now: datetime) -> QuerySet[Contact]:
-    condition = compile_rule(rule, now, segment_definitions(workspace_id))
-    return Contact.objects.filter(Q(workspace_id=workspace_id) & condition)
+def rule_contacts(
+    workspace_id: int, rule: dict, now: datetime, definitions: SegmentDefinitions | None = None
+) -> QuerySet[Contact]:
+    if definitions is None:
+        definitions = segment_definitions(workspace_id)
+    return rule_members(workspace_id, rule, now, definitions)
 
 
-def rule_count(workspace_id: int, rule: dict, now: datetime) -> int:
+def rule_count(
+    workspace_id: int, rule: dict, now: datetime, definitions: SegmentDefinitions | None = None
+) -> int:
     """How many contacts match `rule` now; a rule of one trait counts its value rows."""
     condition = lone_attribute(rule)
     if condition is not None:
         return matching_values(workspace_id, condition, now).count()
-    return rule_contacts(workspace_id, rule, now).count()
+    return rule_contacts(workspace_id, rule, now, definitions).count()
 
 
 def segment_count(segment: Segment, now: datetime) -> int:
-    """How many contacts are in the segment now."""
+    """How many contacts are in the segment now (none when it cannot be evaluated)."""
     if segment.is_manual:
         return segment_contacts(segment, now).count()
-    return rule_count(segment.workspace_id, segment.rules, now)
+    definitions = segment_definitions(segment.workspace_id)
+    if not usable_segment(definitions, segment.pk):
+        return 0
+    return rule_count(segment.workspace_id, segment.rules, now, definitions)
 
 
 def segment_contacts(segment: Segment, now: datetime) -> QuerySet[Contact]:
-    """The segment's members right now, as SQL."""
+    """The segment's members right now, as SQL (none when it cannot be evaluated)."""
     if segment.is_manual:
         return Contact.objects.filter(
             workspace_id=segment.workspace_id, segment_memberships__segment=segment
         )
-    return rule_contacts(segment.workspace_id, segment.rules, now)
+    definitions = segment_definitions(segment.workspace_id)
+    if not usable_segment(definitions, segment.pk):
+        return Contact.objects.none()
+    return rule_contacts(segment.workspace_id, segment.rules, now, definitions)
 
 
 def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> ContactSnapshot:
@@ -404,16 +432,11 @@ def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> C
 def contact_segments(contact: Contact, now: datetime) -> list[Segment]:
     """The segments of its workspace the contact is in now (in-memory evaluation)."""
     segments = list(Segment.objects.filter(workspace_id=contact.workspace_id))
-    definitions = {s.pk: SegmentDefinition(s.pk, s.kind, s.rules) for s in segments}
-    snapshot = snapshot_of(contact)
-    return [s for s in segments if _in_segment(s.pk, snapshot, now, definitions)]
-
-
-def _in_segment(segment_id, snapshot, now, definitions) -> bool:
-    definition = definitions[segment_id]
-    if definition.kind == Segment.MANUAL:
-        return segment_id in snapshot.manual_segments
-    return matches(definition.rules, snapshot, now, definitions)
+    definitions = SegmentDefinitions(
+        {s.pk: SegmentDefinition(s.pk, s.kind, s.rules) for s in segments}
+    )
+    evaluator = Evaluator(snapshot_of(contact), now, definitions)
+    return [s for s in segments if evaluator.in_segment(s.pk)]
 
 
 def add_members(segment: Segment, user_ids: list[str]) -> int:

@@ -5,17 +5,21 @@ displays or answers, so the database only compares what Python parsed
 (`segments.values`) and the result agrees with `segments.memory`.
 """
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import BooleanField, Exists, F, Lookup, OuterRef, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Left, Length, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
-from segments.memory import SURVEY_MOMENTS, SegmentDefinition
-from segments.models import AccountValue, ContactValue, Event, SegmentMember
-from segments.rules import NEGATIONS
+from segments.memory import SURVEY_MOMENTS, SegmentDefinition, usable_segment
+from segments.models import AccountValue, Contact, ContactValue, Event, SegmentMember
+from segments.rules import NEGATIONS, referenced_by
 from segments.values import days_before, fold, parse_date, parse_number
 
 # Explicit truth values: an empty Q() is the identity of both & and |, not "true".
@@ -37,15 +41,46 @@ def _equals(expected: Any, ignore_case: bool) -> Q:
     return Q(num=parse_number(expected))
 
 
+class AnyOf(Lookup):
+    """`column IN (list)`, sent to PostgreSQL as one array parameter: `column = ANY(%s)`.
+
+    A rule may hold 5,000 list values; one parameter each would approach PostgreSQL's
+    65,535 parameters per query and make every list a long statement to parse and plan.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def values(self, connection) -> list:
+        values = self.rhs.value if isinstance(self.rhs, Value) else self.rhs
+        return [self.lhs.output_field.get_db_prep_value(v, connection) for v in values]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self.values(connection)
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+    def as_postgresql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, self.values(connection)]
+
+
+def _any_of(column: str, values: list) -> Q:
+    return Q(AnyOf(F(column), list(dict.fromkeys(values))))
+
+
 def _in(values: list, ignore_case: bool) -> Q:
     texts = [item for item in values if isinstance(item, str)]
     numbers = [parse_number(item) for item in values if not isinstance(item, str)]
-    q = NOTHING
+    parts = []
     if texts:
-        q |= Q(text_folded__in=[fold(t) for t in texts]) if ignore_case else Q(text__in=texts)
+        if ignore_case:
+            parts.append(_any_of("text_folded", [fold(t) for t in texts]))
+        else:
+            parts.append(_any_of("text", texts))
     if numbers:
-        q |= Q(num__in=numbers)
-    return q
+        parts.append(_any_of("num", numbers))
+    return _combine_any(parts)
 
 
 def _text_relation(operator: str, value: str, ignore_case: bool) -> Q:
@@ -97,32 +132,53 @@ def value_predicate(operator: str, value: Any, ignore_case: bool, now: datetime)
     raise ValueError(f"unknown operator {operator}")
 
 
-def value_condition(condition: Mapping, rows, now: datetime) -> Q:
-    """`rows` (a queryset of parsed values already tied to the contact) for one condition."""
+def positive_predicate(condition: Mapping, now: datetime) -> tuple[Q, bool]:
+    """The condition's positive operator as a predicate over value rows, and whether
+    the condition negates it."""
     operator = condition["operator"]
     negated = operator in NEGATIONS
-    if negated:
-        operator = NEGATIONS[operator]
     predicate = value_predicate(
-        operator, condition.get("value"), condition.get("ignore_case", False), now
+        NEGATIONS.get(operator, operator),
+        condition.get("value"),
+        condition.get("ignore_case", False),
+        now,
     )
+    # Q() is "no filter" alone but vanishes when OR'ed with others: spell out "any row".
+    return predicate if predicate.children else ALWAYS, negated
+
+
+def value_condition(condition: Mapping, rows, now: datetime) -> Q:
+    """`rows` (a queryset of parsed values already tied to the contact) for one condition."""
+    predicate, negated = positive_predicate(condition, now)
     exists = Q(Exists(rows.filter(predicate)))
     return ~exists if negated else exists
 
 
-def _attribute(condition: Mapping, now: datetime) -> Q:
+def value_rows(condition: Mapping) -> QuerySet:
+    """The rows an attribute or answer condition reads: at most one for the contact."""
+    from surveys.models import Answer
+
+    if condition["type"] == "answer":
+        return Answer.objects.filter(
+            contact=OuterRef("pk"),
+            survey_id=condition["survey"],
+            key=condition["question"],
+            is_latest=True,
+        )
     key = condition["attribute"]
     if key.startswith("account."):
-        rows = AccountValue.objects.filter(
+        return AccountValue.objects.filter(
             account=OuterRef("account_id"), key=key.removeprefix("account.")
         )
-    else:
-        # The workspace term changes no answer (a value shares its contact's workspace) but
-        # lets PostgreSQL derive the workspace constant and use the (workspace, key, …) indexes.
-        rows = ContactValue.objects.filter(
-            contact=OuterRef("pk"), workspace=OuterRef("workspace_id"), key=key
-        )
-    return value_condition(condition, rows, now)
+    # The workspace term changes no answer (a value shares its contact's workspace) but
+    # lets PostgreSQL derive the workspace constant and use the (workspace, key, …) indexes.
+    return ContactValue.objects.filter(
+        contact=OuterRef("pk"), workspace=OuterRef("workspace_id"), key=key
+    )
+
+
+def _attribute(condition: Mapping, now: datetime) -> Q:
+    return value_condition(condition, value_rows(condition), now)
 
 
 def _at_least(condition: Mapping, count: int, now: datetime) -> Q:
@@ -166,15 +222,41 @@ def _survey(condition: Mapping, now: datetime) -> Q:
 
 
 def _answer(condition: Mapping, now: datetime) -> Q:
-    from surveys.models import Answer
+    return value_condition(condition, value_rows(condition), now)
 
-    rows = Answer.objects.filter(
-        contact=OuterRef("pk"),
-        survey_id=condition["survey"],
-        key=condition["question"],
-        is_latest=True,
-    )
-    return value_condition(condition, rows, now)
+
+def _value_source(condition: Mapping) -> tuple | None:
+    """Which rows an attribute or answer condition reads; None for other conditions."""
+    if condition["type"] == "attribute":
+        return ("attribute", condition["attribute"])
+    if condition["type"] == "answer":
+        return ("answer", condition["survey"], condition["question"])
+    return None
+
+
+def _merge_event_counts(conditions: list, match: str) -> list:
+    """Counts of the same events in one group, as one condition where logic allows.
+
+    "at least 3" and "at least 5" hold together when "at least 5" holds, and either
+    holds when "at least 3" does; "at most" the other way round.
+    """
+    strongest = {("all", "at_least"): max, ("all", "at_most"): min,
+                 ("any", "at_least"): min, ("any", "at_most"): max}  # fmt: skip
+    kept: list = []
+    by_events: dict[tuple, int] = {}
+    for condition in conditions:
+        pick = strongest.get(("all" if match == "all" else "any", condition.get("operator")))
+        if condition["type"] != "event" or pick is None:
+            kept.append(condition)
+            continue
+        key = (condition["event"], condition["operator"], condition.get("within_days"))
+        if key in by_events:
+            index = by_events[key]
+            kept[index] = {**kept[index], "value": pick(kept[index]["value"], condition["value"])}
+        else:
+            by_events[key] = len(kept)
+            kept.append(condition)
+    return kept
 
 
 class Compiler:
@@ -182,26 +264,68 @@ class Compiler:
 
     def __init__(self, now: datetime, segments: Mapping[int, SegmentDefinition]):
         self.now, self.segments = now, segments
+        self._compiled: dict[int, Q] = {}
 
     def segment(self, segment_id: int) -> Q:
-        segment = self.segments.get(segment_id)
-        if segment is None:
+        """Membership of a segment; a segment that cannot be evaluated has no members."""
+        if segment_id not in self._compiled:
+            self._compiled[segment_id] = self._segment(segment_id)
+        return self._compiled[segment_id]
+
+    def _segment(self, segment_id: int) -> Q:
+        if not usable_segment(self.segments, segment_id):
             return NOTHING
+        segment = self.segments[segment_id]
         if segment.kind == "manual":
             members = SegmentMember.objects.filter(segment_id=segment_id, contact=OuterRef("pk"))
             return Q(Exists(members))
         return self.compile(segment.rules)
 
+    def group(self, node: Mapping) -> Q:
+        """A group, reading each table once per key where the logic allows.
+
+        In `any` (and `none`) groups, positive conditions on the same value rows become
+        one EXISTS with their predicates OR'ed; in `all` groups, negated ones become one
+        NOT EXISTS with their predicates OR'ed. Both identities hold whatever the rows.
+        A contact or account has at most one row per attribute key, so there the
+        other two hold as well: positive conditions in `all` groups become one EXISTS
+        with their predicates AND'ed, negated ones in `any` groups one NOT EXISTS.
+        """
+        match = node["match"]
+        parts: list[Q | None] = []
+        # Merged conditions keep the place of their first: the database tests in order.
+        merged: dict[tuple, tuple[int, Mapping, bool, list[Q]]] = {}
+        for condition in _merge_event_counts(node["conditions"], match):
+            source = _value_source(condition)
+            if source is not None:
+                predicate, negated = positive_predicate(condition, self.now)
+                if negated == (match == "all"):
+                    joined = "or"
+                elif source[0] == "attribute":
+                    joined = "and"
+                else:
+                    parts.append(self.compile(condition))
+                    continue
+                if (*source, joined) not in merged:
+                    merged[(*source, joined)] = (len(parts), condition, negated, [])
+                    parts.append(None)
+                merged[(*source, joined)][3].append(predicate)
+                continue
+            parts.append(self.compile(condition))
+        for (*_, joined), (place, condition, negated, predicates) in merged.items():
+            combined = _combine_any(predicates) if joined == "or" else _combine_all(predicates)
+            exists = Q(Exists(value_rows(condition).filter(combined)))
+            parts[place] = ~exists if negated else exists
+        if match == "all":
+            return _combine_all(parts)
+        if match == "any":
+            return _combine_any(parts)
+        return negate(_combine_any(parts))
+
     def compile(self, node: Mapping) -> Q:
         kind = node["type"]
         if kind == "group":
-            parts = [self.compile(condition) for condition in node["conditions"]]
-            if node["match"] == "all":
-                return _combine_all(parts)
-            any_q = _combine_any(parts)
-            if node["match"] == "any":
-                return any_q
-            return negate(any_q)
+            return self.group(node)
         if kind == "attribute":
             return _attribute(node, self.now)
         if kind == "event":
@@ -216,29 +340,118 @@ class Compiler:
         raise ValueError(f"unknown condition type {kind}")
 
 
+# One Q with every part as a child: `q &= part` in a loop copies the children each
+# time, which is quadratic in a group's size.
 def _combine_all(parts: list[Q]) -> Q:
     if not parts:
         return ALWAYS
-    q = parts[0]
-    for part in parts[1:]:
-        q &= part
-    return q
+    return parts[0] if len(parts) == 1 else Q(*parts, _connector=Q.AND)
 
 
 def _combine_any(parts: list[Q]) -> Q:
     if not parts:
         return NOTHING
-    q = parts[0]
-    for part in parts[1:]:
-        q |= part
-    return q
+    return parts[0] if len(parts) == 1 else Q(*parts, _connector=Q.OR)
 
 
 def compile_rule(
     rule: Mapping, now: datetime, segments: Mapping[int, SegmentDefinition] | None = None
 ) -> Q:
-    """A `Q` over `Contact` that holds for the contacts matching `rule` at `now`."""
+    """A `Q` over `Contact` that holds for the contacts matching `rule` at `now`.
+
+    Referenced segments are inlined here; `rule_members` computes each one once.
+    """
     return Compiler(now, segments or {}).compile(rule)
+
+
+class SharedCompiler(Compiler):
+    """Compiles each referenced data-driven segment once, as a named list of member ids.
+
+    Inlined, a segment named k times is evaluated k times per contact, and a chain of
+    segments each naming the one below twice doubles at every level. Here each segment
+    becomes one WITH query, computed once, and a rule reads it through a LEFT JOIN on
+    the contact id (at most one row per contact): a hash join, which PostgreSQL spills
+    to disk when large, where an `id IN (list)` under OR or NOT would rescan the list.
+    """
+
+    def __init__(self, now: datetime, segments: Mapping[int, SegmentDefinition], workspace_id):
+        super().__init__(now, segments)
+        self.workspace_id = workspace_id
+        self.lists: dict[int, tuple[str, list]] = {}  # segment id: (SQL, params), in order
+        self.scopes: list[set[int]] = [set()]  # the lists each query being built reads
+        self.uses: Counter[int] = Counter()
+
+    def _segment(self, segment_id: int) -> Q:
+        if not usable_segment(self.segments, segment_id):
+            return NOTHING
+        segment = self.segments[segment_id]
+        if segment.kind == "manual" or self.uses[segment_id] < 2:
+            # Named once: inlined, the database may stop early (a first page by user_id).
+            return super()._segment(segment_id)
+        self.scopes.append(set())
+        condition = self.compile(segment.rules)
+        self.lists[segment_id] = self.query_of(condition, self.scopes.pop())
+        return Q(RawSQL(f'"{_list_name(segment_id)}"."id" IS NOT NULL', [], BooleanField()))
+
+    def segment(self, segment_id: int) -> Q:
+        q = super().segment(segment_id)
+        if segment_id in self.lists:
+            self.scopes[-1].add(segment_id)  # this query reads the list: it joins it
+        return q
+
+    def query_of(self, condition: Q, reads: set[int]) -> tuple[str, list]:
+        contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
+        table = Contact._meta.db_table
+        try:
+            sql, params = contacts.order_by().values("id").query.sql_with_params()
+        except EmptyResultSet:  # the condition holds for no one
+            return f'SELECT "{table}"."id" FROM "{table}" WHERE 1 = 0', []
+        joins = "".join(
+            f' LEFT JOIN "{_list_name(pk)}" ON "{_list_name(pk)}"."id" = "{table}"."id"'
+            for pk in sorted(reads)
+        )
+        head = f'FROM "{table}"'
+        return sql.replace(head, head + joins, 1), list(params)
+
+    def count_uses(self, rule: Mapping) -> None:
+        """How often each segment is named by the rule and the segments it reaches."""
+        self.uses = Counter(referenced_by(rule))
+        reached, stack = set(), list(self.uses)
+        while stack:
+            segment = self.segments.get(stack.pop())
+            if segment is None or segment.id in reached or segment.kind == "manual":
+                continue
+            reached.add(segment.id)
+            named = referenced_by(segment.rules)
+            self.uses.update(named)
+            stack.extend(named)
+
+    def members(self, rule: Mapping) -> QuerySet:
+        """The contacts matching `rule`, reading each segment named twice or more once."""
+        self.count_uses(rule)
+        condition = self.compile(rule)
+        contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
+        if not self.lists:
+            return contacts
+        materialized = " MATERIALIZED" if connection.vendor == "postgresql" else ""
+        parts, params = [], []
+        for pk, (sql, list_params) in self.lists.items():
+            parts.append(f'"{_list_name(pk)}" AS{materialized} ({sql})')
+            params += list_params
+        query, query_params = self.query_of(condition, self.scopes[0])
+        raw = RawSQL(f"WITH {', '.join(parts)} {query}", [*params, *query_params])
+        return Contact.objects.filter(workspace_id=self.workspace_id, pk__in=raw)
+
+
+def _list_name(segment_id: int) -> str:
+    return f"segment_{segment_id}_members"
+
+
+def rule_members(
+    workspace_id: int, rule: Mapping, now: datetime, segments: Mapping[int, SegmentDefinition]
+) -> QuerySet:
+    """The workspace's contacts matching `rule` at `now`, each referenced segment once."""
+    return SharedCompiler(now, segments, workspace_id).members(rule)
 
 
 def lone_attribute(rule: Mapping) -> Mapping | None:

@@ -180,6 +180,16 @@ def _render_editor(request, membership: Membership, segment, form, tree, errors,
     return render(request, template, context, status=status)
 
 
+def _rule_problems(workspace: Workspace, rule, segment: Segment | None, problem) -> dict:
+    """The rule's problems, checked under the workspace's segment lock (see lock_segments)."""
+    if problem:
+        return {"rules": problem}
+    services.lock_segments(workspace.pk)
+    return services.check_rule(
+        rule, workspace_id=workspace.pk, segment_id=getattr(segment, "pk", None)
+    )
+
+
 def _save_rules_segment(request, membership: Membership, segment: Segment | None) -> HttpResponse:
     form = forms.SegmentForm(request.POST, instance=segment)
     tree, problem = _posted_tree(request)
@@ -189,18 +199,15 @@ def _save_rules_segment(request, membership: Membership, segment: Segment | None
             request, membership, segment, form, forms.apply_operation(tree, operation), {}
         )
     rule = _rule_of(request, tree)
-    segment_id = getattr(segment, "pk", None)
-    errors = (
-        {"rules": problem}
-        if problem
-        else services.check_rule(rule, workspace_id=membership.workspace.pk, segment_id=segment_id)
-    )
-    if not form.is_valid() or errors:
-        return _render_editor(request, membership, segment, form, tree, errors, status=400)
     with transaction.atomic():
-        saved = form.save(commit=False)
-        saved.workspace, saved.kind, saved.rules = membership.workspace, Segment.RULES, rule
-        saved.save()
+        errors = _rule_problems(membership.workspace, rule, segment, problem)
+        valid = form.is_valid() and not errors
+        if valid:
+            saved = form.save(commit=False)
+            saved.workspace, saved.kind, saved.rules = membership.workspace, Segment.RULES, rule
+            saved.save()
+    if not valid:
+        return _render_editor(request, membership, segment, form, tree, errors, status=400)
     messages.success(request, f"Saved segment “{saved.name}”.")
     return redirect("segment-edit", saved.pk)
 
