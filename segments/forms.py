@@ -29,6 +29,7 @@ from segments.rules import (
     NO_VALUE_OPERATORS,
     NUMBER_OPERATORS,
     STRING_OPERATORS,
+    is_storable,
 )
 from segments.values import parse_number
 
@@ -521,9 +522,13 @@ class SegmentForm(forms.ModelForm):
 def parse_rules_json(text: str) -> tuple[Any, str | None]:
     """A rule posted as JSON text (the API-style way to submit the editor)."""
     try:
-        return json.loads(text), None
+        rule = json.loads(text)
     except (ValueError, RecursionError):
         return None, "The rules are not valid JSON."
+    # A lone surrogate escaped in JSON decodes to text that no page can show again.
+    if not is_storable(json.dumps(rule, ensure_ascii=False)):
+        return None, "The rules hold broken Unicode."
+    return rule, None
 
 
 def user_ids_from_text(text: str) -> list[str]:

@@ -64,6 +64,21 @@ def is_trait_key(key: Any) -> bool:
     return isinstance(key, str) and bool(TRAIT_KEY.fullmatch(key)) and key not in BUILTIN_FIELDS
 
 
+def is_storable(text: str) -> bool:
+    """Can both databases hold the text? PostgreSQL refuses NUL, and neither takes lone surrogates.
+
+    The JSON API refuses such strings before a rule is read; the dashboard's editor
+    posts form fields, so the rule itself must refuse them.
+    """
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_attribute_key(key: Any) -> bool:
     if not isinstance(key, str):
         return False
@@ -96,6 +111,9 @@ class _Validator:
             return False
         if len(value) > MAX_STRING:
             self.fail(path, f"Must be at most {MAX_STRING} characters.")
+            return False
+        if not is_storable(value):
+            self.fail(path, "Must not contain NUL characters or broken Unicode.")
             return False
         return True
 
@@ -238,7 +256,11 @@ class _Validator:
         )
         self.survey_id(node, prefix, allow_any=False)
         question = node.get("question")
-        if not isinstance(question, str) or not 1 <= len(question) <= 100:
+        if (
+            not isinstance(question, str)
+            or not 1 <= len(question) <= 100
+            or not is_storable(question)
+        ):
             self.fail(f"{prefix}question", "Must be a question key.")
         self.operator_and_value(node, prefix)
 

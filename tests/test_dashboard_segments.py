@@ -509,3 +509,18 @@ def collect_fields(group, posted):
             posted[f"{child.prefix}-{name}"] = getattr(child, name)
         if child.ignore_case:
             posted[f"{child.prefix}-ignore_case"] = "on"
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"], ids=["NUL", "lone surrogate"])
+def test_the_editor_refuses_text_no_database_can_hold(owner_client, workspace, text):
+    """Form fields skip the JSON API's string check: the rule's own validation must refuse."""
+    condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": text}
+    rule = {"type": "group", "match": "all", "conditions": [condition]}
+    posted = json.dumps(rule)  # ASCII escapes, as a browser's form would send them
+    saved = owner_client.post("/segments/new/", {"name": "Odd", "rules": posted})
+    preview = owner_client.post("/segments/preview/", {"rules": posted})
+
+    assert saved.status_code == 400
+    assert not Segment.objects.exists()
+    assert preview.status_code == 200
+    assert "broken Unicode" in preview.content.decode()

@@ -179,8 +179,8 @@ def test_validation_survives_deeply_nested_values():
 # Mostly valid rules over a real workspace ------------------------------------------------
 
 # Strings that are valid rule values yet mean something to SQL, JSON paths or Unicode.
-# NUL and lone surrogates are left out: validation accepts them today and PostgreSQL then
-# fails (test_a_string_postgresql_cannot_hold_is_a_problem_not_a_crash below).
+# NUL and lone surrogates are left out: validation refuses them, as neither database can
+# hold them (test_a_string_postgresql_cannot_hold_is_a_problem_not_a_crash below).
 HOSTILE_VALUES = ["a'--", "'; DROP TABLE segments_contact; --", "$.x", '{"$gt":1}', "%", "_",
                   "\\", "𝕌𝕟𝕚𝕔𝕠𝕕𝕖", " ", "x" * 1000]  # fmt: skip
 
@@ -325,11 +325,6 @@ def test_an_operator_that_is_a_list_or_object_is_a_problem_not_a_crash(kind, ope
     assert "conditions[0].operator" in rules.validate_rule(document)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate_rule accepts them; the dashboard's segment editor then answers 500 on "
-    "PostgreSQL (the JSON API refuses them earlier, in refiner/http.py)",
-)
 @pytest.mark.parametrize("text", ["a\x00b", "\ud800"], ids=["NUL", "lone surrogate"])
 def test_a_string_postgresql_cannot_hold_is_a_problem_not_a_crash(text):
     condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": text}
