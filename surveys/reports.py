@@ -268,3 +268,181 @@ def csv_rows(responses: QuerySet[Response], keys: list[str]) -> Iterable[list[st
             *[_cell(answers.get(key)) for key in keys],
             _cell(json.dumps(other, ensure_ascii=False)) if other else "",
         ]
+
+
+# Results by segment -----------------------------------------------------------
+
+SMALL_GROUP = 30
+RESULT_WEEKS = 12
+CHOICE_TYPES = (Question.SINGLE, Question.MULTIPLE)
+# The chart's plot area inside its viewBox (TREND_WIDTH × TREND_HEIGHT).
+TREND_WIDTH, TREND_HEIGHT, TREND_TOP, TREND_BOTTOM, TREND_SIDE = 320, 140, 12, 22, 10
+TREND_RANGE = {Question.NPS: (-100, 100), Question.RATING: (1, 5)}
+
+
+def week_of(moment: datetime) -> date:
+    """The Monday (UTC) that starts the moment's week."""
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass
+class WeekPoint:
+    week: date
+    answers: int
+    value: float | None
+    x: float = 0
+    y: float = 0
+
+
+@dataclass
+class ChoiceShare:
+    choice: str
+    count: int
+    percent: int
+
+
+@dataclass
+class QuestionFigures:
+    """One group's answers to one question: the headline figure, its weeks, its shares."""
+
+    question: Question
+    counts: dict[Any, int] = field(default_factory=dict)
+    weekly: dict[date, dict[Any, int]] = field(default_factory=dict)
+    answers: int = 0
+    weeks: list[WeekPoint] = field(default_factory=list)
+    chart_id: str = ""
+
+    @property
+    def too_small(self) -> bool:
+        return self.answers < SMALL_GROUP
+
+    @property
+    def headline(self) -> float | int | None:
+        return _figure(self.question.type, self.counts)
+
+    @property
+    def shares(self) -> list[ChoiceShare]:
+        """Each choice's share of the people who answered (multiple choice adds past 100%)."""
+        choices = list(self.question.choices or [])
+        choices += [c for c in self.counts if c not in choices]
+        return [
+            ChoiceShare(c, self.counts.get(c, 0), self._percent(self.counts.get(c, 0)))
+            for c in choices
+        ]
+
+    def _percent(self, part: int) -> int:
+        return round(100 * part / self.answers) if self.answers else 0
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{p.x},{p.y}" for p in self.weeks if p.value is not None)
+
+    def add(self, value: Any, week: date) -> None:
+        kind = self.question.type
+        if kind in SCORED_TYPES:
+            score = _as_score(value)
+            if score is None or score not in SCALES[kind]:
+                return
+            tallied = [score]
+        elif kind in CHOICE_TYPES:
+            tallied = [str(v) for v in (value if isinstance(value, list) else [value])]
+            tallied = list(dict.fromkeys(v for v in tallied if v))
+        else:
+            tallied = [] if value in (None, "") else [None]
+        if not tallied:
+            return
+        self.answers += 1
+        by_week = self.weekly.setdefault(week, {})
+        for item in tallied:
+            self.counts[item] = self.counts.get(item, 0) + 1
+            by_week[item] = by_week.get(item, 0) + 1
+
+
+def _figure(kind: str, counts: dict[Any, int]) -> float | int | None:
+    """NPS for an NPS question, the average for a rating, nothing for the others."""
+    total = sum(counts.values())
+    if kind == Question.NPS:
+        promoters = sum(n for score, n in counts.items() if score >= 9)
+        detractors = sum(n for score, n in counts.items() if score <= 6)
+        return nps_score(promoters, detractors, total)
+    if kind == Question.RATING and total:
+        return round(sum(score * n for score, n in counts.items()) / total, 2)
+    return None
+
+
+def trend_points(kind: str, weekly: dict[date, dict[Any, int]], weeks: list[date]):
+    """One point per week for the inline SVG trend; weeks without answers have no value."""
+    low, high = TREND_RANGE[kind]
+    plot = TREND_HEIGHT - TREND_TOP - TREND_BOTTOM
+    step = (TREND_WIDTH - 2 * TREND_SIDE) / max(len(weeks) - 1, 1)
+    points = []
+    for index, week in enumerate(weeks):
+        counts = weekly.get(week, {})
+        value = _figure(kind, counts)
+        y = TREND_TOP + plot * (high - value) / (high - low) if value is not None else 0
+        points.append(
+            WeekPoint(
+                week, sum(counts.values()), value, round(TREND_SIDE + index * step, 1), round(y, 1)
+            )
+        )
+    return points
+
+
+@dataclass
+class ResultGroup:
+    """A column of the results page: everyone, or the current members of one segment."""
+
+    name: str
+    segment: Segment | None
+    responses: int = 0
+    figures: list[QuestionFigures] = field(default_factory=list)
+
+
+@dataclass
+class SurveyResults:
+    survey: Survey
+    questions: list[Question]
+    groups: list[ResultGroup]
+    weeks: list[date]
+
+    @property
+    def rows(self) -> list[tuple[Question, list[tuple[ResultGroup, QuestionFigures]]]]:
+        """Question by question, each group with its figures, side by side."""
+        return [
+            (question, [(group, group.figures[index]) for group in self.groups])
+            for index, question in enumerate(self.questions)
+        ]
+
+
+def _group(survey: Survey, questions, key, name, segment, weeks, now) -> ResultGroup:
+    responses = filtered_responses(survey.workspace_id, survey=survey, segment=segment, now=now)
+    group = ResultGroup(
+        name, segment, figures=[QuestionFigures(q, chart_id=f"{q.pk}-{key}") for q in questions]
+    )
+    for created_at, answers in (
+        responses.order_by().values_list("created_at", "answers").iterator(2000)
+    ):
+        group.responses += 1
+        week = week_of(created_at)
+        for figures in group.figures:
+            if isinstance(answers, dict) and figures.question.key in answers:
+                figures.add(answers[figures.question.key], week)
+    for figures in group.figures:
+        if figures.question.type in SCORED_TYPES:
+            figures.weeks = trend_points(figures.question.type, figures.weekly, weeks)
+    return group
+
+
+def survey_results(survey: Survey, segments: list[Segment], *, now: datetime) -> SurveyResults:
+    """Every question's figures for everyone and for each segment's current members.
+
+    Membership is the segment's rule evaluated in SQL at `now`, never a stored list;
+    the trend covers the last RESULT_WEEKS weeks, the headline figures all responses.
+    """
+    questions = list(survey.questions.all())
+    this_week = week_of(now)
+    weeks = [this_week - timedelta(weeks=n) for n in range(RESULT_WEEKS - 1, -1, -1)]
+    groups = [_group(survey, questions, "all", "Everyone", None, weeks, now)]
+    groups += [_group(survey, questions, s.pk, s.name, s, weeks, now) for s in segments]
+    return SurveyResults(survey=survey, questions=questions, groups=groups, weeks=weeks)
