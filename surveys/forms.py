@@ -90,12 +90,24 @@ class ResponseFilterForm(forms.Form):
         return cleaned
 
 
+class SegmentsField(forms.ModelMultipleChoiceField):
+    """Segments by id; an id that is not a whole number in the database's range is unknown."""
+
+    LARGEST_ID = 2**63 - 1
+
+    def _check_values(self, value):
+        for pk in value:
+            if not str(pk).isdigit() or int(pk) > self.LARGEST_ID:
+                raise forms.ValidationError("There is no such segment in this workspace.")
+        return super()._check_values(value)
+
+
 class ResultsForm(forms.Form):
     """The results page's choice of segments to compare: `?segment=ID&segment=ID`."""
 
     MAX_SEGMENTS = 4
 
-    segment = forms.ModelMultipleChoiceField(
+    segment = SegmentsField(
         queryset=Segment.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
