@@ -5,6 +5,7 @@ live in `surveys.services.clean_questions` and `targeting.api.clean_survey`, so
 the dashboard and the API cannot disagree.
 """
 
+import re
 from datetime import date
 
 from django import forms
@@ -87,3 +88,63 @@ class ResponseFilterForm(forms.Form):
         if start and end and end < start:
             self.add_error("end", "Must not be before the start date.")
         return cleaned
+
+
+class SegmentsField(forms.ModelMultipleChoiceField):
+    """Segments by id; an id that is not a whole number in the database's range is unknown."""
+
+    LARGEST_ID = 2**63 - 1
+
+    def _check_values(self, value):
+        for pk in value:
+            if not str(pk).isdigit() or int(pk) > self.LARGEST_ID:
+                raise forms.ValidationError("There is no such segment in this workspace.")
+        return super()._check_values(value)
+
+
+class ResultsForm(forms.Form):
+    """The results page's choice of segments to compare: `?segment=ID&segment=ID`."""
+
+    MAX_SEGMENTS = 4
+
+    segment = SegmentsField(
+        queryset=Segment.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=f"Compare up to {MAX_SEGMENTS} segments with everyone.",
+    )
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["segment"].queryset = Segment.objects.filter(workspace=workspace).order_by(
+            "name", "id"
+        )
+
+    def clean_segment(self):
+        chosen = self.cleaned_data["segment"]
+        if len(chosen) > self.MAX_SEGMENTS:
+            raise forms.ValidationError(f"Choose at most {self.MAX_SEGMENTS} segments.")
+        return chosen
+
+
+# The API's messages name fields by their JSON paths and formats by their standards;
+# people on the dashboard read the same rules in words. The API keeps its paths.
+_PLAIN_WORDS = [
+    (re.compile(r"an ISO-8601 date or datetime( \([^)]*\))?"), "a date, or a date and time"),
+    (re.compile(r"ISO-8601"), "date"),
+    (re.compile(r", or null\b"), ", or left empty"),
+    (re.compile(r"\bstarts_at\b"), "the start"),
+    (re.compile(r"\bends_at\b"), "the end"),
+    (
+        re.compile(r"\b(question|condition)s\[(\d+)\]\.(\w+)"),
+        lambda m: f"the {m[3].replace('_', ' ')} of {m[1]} {int(m[2]) + 1}",
+    ),
+    (re.compile(r"\b(question|condition)s\[(\d+)\]"), lambda m: f"{m[1]} {int(m[2]) + 1}"),
+]
+
+
+def plain_words(message: str) -> str:
+    """An API error message said for the dashboard: no field paths, no format names."""
+    for pattern, words in _PLAIN_WORDS:
+        message = pattern.sub(words, message)
+    return message

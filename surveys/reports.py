@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, TruncWeek
 
 from segments.models import Segment
 from segments.services import segment_contacts
@@ -270,3 +271,206 @@ def csv_rows(responses: QuerySet[Response], keys: list[str]) -> Iterable[list[st
             *[_cell(answers.get(key)) for key in keys],
             _cell(json.dumps(other, ensure_ascii=False)) if other else "",
         ]
+
+
+# Results by segment -----------------------------------------------------------
+
+SMALL_GROUP = 30
+RESULT_WEEKS = 12
+CHOICE_TYPES = (Question.SINGLE, Question.MULTIPLE)
+# The chart's plot area inside its viewBox (TREND_WIDTH × TREND_HEIGHT).
+TREND_WIDTH, TREND_HEIGHT, TREND_TOP, TREND_BOTTOM, TREND_SIDE = 320, 140, 12, 22, 36
+TREND_RANGE = {Question.NPS: (-100, 100), Question.RATING: (1, 5)}
+
+
+def week_of(moment: datetime) -> date:
+    """The Monday (UTC) that starts the moment's week."""
+    day = moment.astimezone(UTC).date()
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass
+class WeekPoint:
+    week: date
+    answers: int
+    value: float | None
+    x: float = 0
+    y: float = 0
+
+
+@dataclass
+class ChoiceShare:
+    choice: str
+    count: int
+    percent: int
+
+
+@dataclass
+class QuestionFigures:
+    """One group's answers to one question: the headline figure, its weeks, its shares."""
+
+    question: Question
+    counts: dict[Any, int] = field(default_factory=dict)
+    weekly: dict[date, dict[Any, int]] = field(default_factory=dict)
+    answers: int = 0
+    weeks: list[WeekPoint] = field(default_factory=list)
+    chart_id: str = ""
+
+    @property
+    def too_small(self) -> bool:
+        return self.answers < SMALL_GROUP
+
+    @property
+    def headline(self) -> float | int | None:
+        return _figure(self.question.type, self.counts)
+
+    @property
+    def shares(self) -> list[ChoiceShare]:
+        """Each choice's share of the people who answered (multiple choice adds past 100%)."""
+        choices = list(self.question.choices or [])
+        choices += [c for c in self.counts if c not in choices]
+        return [
+            ChoiceShare(c, self.counts.get(c, 0), self._percent(self.counts.get(c, 0)))
+            for c in choices
+        ]
+
+    def _percent(self, part: int) -> int:
+        return round(100 * part / self.answers) if self.answers else 0
+
+    @property
+    def polyline(self) -> str:
+        return " ".join(f"{p.x},{p.y}" for p in self.weeks if p.value is not None)
+
+    def add(self, value: Any, week: date, times: int = 1) -> None:
+        """Count `times` answers of `value` given in `week`."""
+        kind = self.question.type
+        if kind in SCORED_TYPES:
+            score = _as_score(value)
+            if score is None or score not in SCALES[kind]:
+                return
+            tallied = [score]
+        elif kind in CHOICE_TYPES:
+            tallied = [str(v) for v in (value if isinstance(value, list) else [value])]
+            tallied = list(dict.fromkeys(v for v in tallied if v))
+        else:
+            tallied = [] if value in (None, "") else [None]
+        if not tallied:
+            return
+        self.answers += times
+        by_week = self.weekly.setdefault(week, {})
+        for item in tallied:
+            self.counts[item] = self.counts.get(item, 0) + times
+            by_week[item] = by_week.get(item, 0) + times
+
+
+def _figure(kind: str, counts: dict[Any, int]) -> float | int | None:
+    """NPS for an NPS question, the average for a rating, nothing for the others."""
+    total = sum(counts.values())
+    if kind == Question.NPS:
+        promoters = sum(n for score, n in counts.items() if score >= 9)
+        detractors = sum(n for score, n in counts.items() if score <= 6)
+        return nps_score(promoters, detractors, total)
+    if kind == Question.RATING and total:
+        return round(sum(score * n for score, n in counts.items()) / total, 2)
+    return None
+
+
+def trend_points(kind: str, weekly: dict[date, dict[Any, int]], weeks: list[date]):
+    """One point per week for the inline SVG trend; weeks without answers have no value."""
+    low, high = TREND_RANGE[kind]
+    plot = TREND_HEIGHT - TREND_TOP - TREND_BOTTOM
+    step = (TREND_WIDTH - 2 * TREND_SIDE) / max(len(weeks) - 1, 1)
+    points = []
+    for index, week in enumerate(weeks):
+        counts = weekly.get(week, {})
+        value = _figure(kind, counts)
+        y = TREND_TOP + plot * (high - value) / (high - low) if value is not None else 0
+        points.append(
+            WeekPoint(
+                week, sum(counts.values()), value, round(TREND_SIDE + index * step, 1), round(y, 1)
+            )
+        )
+    return points
+
+
+@dataclass
+class ResultGroup:
+    """A column of the results page: everyone, or the current members of one segment."""
+
+    name: str
+    segment: Segment | None
+    responses: int = 0
+    figures: list[QuestionFigures] = field(default_factory=list)
+
+
+@dataclass
+class SurveyResults:
+    survey: Survey
+    questions: list[Question]
+    groups: list[ResultGroup]
+    weeks: list[date]
+
+    @property
+    def rows(self) -> list[tuple[Question, list[tuple[ResultGroup, QuestionFigures]]]]:
+        """Question by question, each group with its figures, side by side."""
+        return [
+            (question, [(group, group.figures[index]) for group in self.groups])
+            for index, question in enumerate(self.questions)
+        ]
+
+
+def _answer_tallies(responses: QuerySet[Response], question: Question):
+    """(week, answer, how many) for one question: one GROUP BY query, whatever the volume.
+
+    Free texts are only counted, so they are not grouped by their (all different) words.
+    """
+    rows = (
+        responses.order_by()
+        .annotate(
+            week=TruncWeek("created_at", tzinfo=UTC),
+            # As text, so that comparing with "" is a text comparison on every database.
+            answer=Cast(KeyTextTransform(question.key, "answers"), TextField()),
+        )
+        .exclude(answer=None)
+        .exclude(answer="")
+    )
+    if question.type == Question.TEXT:
+        for row in rows.values("week").annotate(n=Count("id")):
+            yield row["week"].date(), "answered", row["n"]
+        return
+    for row in rows.values("week", "answer").annotate(n=Count("id")):
+        answer = row["answer"]
+        if question.type == Question.MULTIPLE:
+            # The key's text is the JSON of the list of choices on every database.
+            try:
+                answer = json.loads(answer)
+            except ValueError:
+                pass
+        yield row["week"].date(), answer, row["n"]
+
+
+def _group(survey: Survey, questions, key, name, segment, weeks, now) -> ResultGroup:
+    responses = filtered_responses(survey.workspace_id, survey=survey, segment=segment, now=now)
+    group = ResultGroup(name, segment, responses=responses.count())
+    for question in questions:
+        figures = QuestionFigures(question, chart_id=f"{question.pk}-{key}")
+        for week, answer, times in _answer_tallies(responses, question):
+            figures.add(answer, week, times)
+        if question.type in SCORED_TYPES:
+            figures.weeks = trend_points(question.type, figures.weekly, weeks)
+        group.figures.append(figures)
+    return group
+
+
+def survey_results(survey: Survey, segments: list[Segment], *, now: datetime) -> SurveyResults:
+    """Every question's figures for everyone and for each segment's current members.
+
+    Membership is the segment's rule evaluated in SQL at `now`, never a stored list;
+    the trend covers the last RESULT_WEEKS weeks, the headline figures all responses.
+    """
+    questions = list(survey.questions.all())
+    this_week = week_of(now)
+    weeks = [this_week - timedelta(weeks=n) for n in range(RESULT_WEEKS - 1, -1, -1)]
+    groups = [_group(survey, questions, "all", "Everyone", None, weeks, now)]
+    groups += [_group(survey, questions, s.pk, s.name, s, weeks, now) for s in segments]
+    return SurveyResults(survey=survey, questions=questions, groups=groups, weeks=weeks)

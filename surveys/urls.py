@@ -13,6 +13,10 @@ urlpatterns = [
         name="question-change",
     ),
     path("surveys/<int:survey_id>/status/", views.survey_status, name="survey-status"),
+    path("surveys/<int:survey_id>/rename/", views.survey_rename, name="survey-rename"),
+    path("surveys/<int:survey_id>/duplicate/", views.survey_duplicate, name="survey-duplicate"),
+    path("surveys/<int:survey_id>/delete/", views.survey_delete, name="survey-delete"),
+    path("surveys/<int:survey_id>/results/", views.survey_results, name="survey-results"),
     path("responses/", views.response_list, name="response-list"),
     path("responses/export.csv", views.response_export, name="response-export"),
 ]

@@ -5,6 +5,7 @@ import csv
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,12 +21,14 @@ from surveys import reports
 from surveys.forms import (
     QuestionForm,
     ResponseFilterForm,
+    ResultsForm,
     SurveyCreateForm,
     new_question_key,
+    plain_words,
     question_initial,
 )
 from surveys.models import Question, Survey
-from targeting.api import clean_survey, save_survey
+from targeting.api import clean_survey, save_survey, survey_users
 
 RESPONSES_PER_PAGE = 25
 STATUS_FILTERS = [("", "All"), *Survey.STATUSES]
@@ -104,9 +107,9 @@ def _place_errors(errors: dict[str, str], index: int, form: QuestionForm) -> str
     for path, message in errors.items():
         name = path.removeprefix(prefix + ".")
         if path.startswith(prefix + ".") and name in form.fields:
-            form.add_error(name, message)
+            form.add_error(name, plain_words(message))
         else:
-            rest.append(message)
+            rest.append(plain_words(message))
     return " ".join(rest) or None
 
 
@@ -202,7 +205,8 @@ def question_change(request: HttpRequest, survey_id: int, question_id: int) -> H
             request, survey, membership, bound=(question.pk, form), problem=problem
         )
     if errors:
-        return _questions_page(request, survey, membership, problem=" ".join(errors.values()))
+        problem = plain_words(" ".join(errors.values()))
+        return _questions_page(request, survey, membership, problem=problem)
     return _after_change(request, survey, membership, note)
 
 
@@ -215,12 +219,88 @@ def survey_status(request: HttpRequest, survey_id: int) -> HttpResponse:
     try:
         cleaned = clean_survey({"status": status}, membership.workspace, survey)
     except ApiError as problem:
-        messages.error(request, " ".join((problem.fields or {}).values()) or problem.message)
+        said = " ".join((problem.fields or {}).values()) or problem.message
+        messages.error(request, plain_words(said))
     else:
         save_survey(membership.workspace, cleaned, survey)
         messages.success(request, f"“{survey.name}” is now {survey.get_status_display().lower()}.")
     fallback = reverse("survey-questions", kwargs={"survey_id": survey.pk})
     return redirect(safe_next(request, fallback))
+
+
+@login_required
+@require_POST
+def survey_rename(request: HttpRequest, survey_id: int) -> HttpResponse:
+    membership, survey = survey_for(request, survey_id, edit=True)
+    try:
+        cleaned = clean_survey({"name": request.POST.get("name", "")}, membership.workspace, survey)
+    except ApiError as problem:
+        messages.error(request, plain_words(" ".join((problem.fields or {}).values())))
+    else:
+        save_survey(membership.workspace, cleaned, survey)
+        messages.success(request, f"Renamed to “{cleaned['name']}”.")
+    fallback = reverse("survey-questions", kwargs={"survey_id": survey.pk})
+    return redirect(safe_next(request, fallback))
+
+
+def copy_name(name: str) -> str:
+    """“<name> (copy)”, shortened so that it still fits the 200 characters a name may have."""
+    suffix = " (copy)"
+    return name[: 200 - len(suffix)].rstrip() + suffix
+
+
+@login_required
+@require_POST
+def survey_duplicate(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """A draft copy with the same questions and targeting, saved through the API's rules."""
+    membership, survey = survey_for(request, survey_id, edit=True)
+    original = survey.to_dict()
+    body = {
+        "name": copy_name(survey.name),
+        "status": Survey.DRAFT,
+        "questions": original["questions"],
+        "targeting": original["targeting"] or {},
+    }
+    copy = save_survey(membership.workspace, clean_survey(body, membership.workspace))
+    messages.success(request, f"“{copy.name}” created as a draft.")
+    return redirect("survey-questions", survey_id=copy.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def survey_delete(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """Confirm, then delete; refused while a segment's rules name the survey (as in the API)."""
+    membership, survey = survey_for(request, survey_id, edit=True)
+    with transaction.atomic():
+        users = survey_users(survey)
+        if request.method == "POST" and not users:
+            survey.delete()
+            messages.success(request, f"Survey “{survey.name}” deleted with its responses.")
+            return redirect("survey-list")
+    context = {
+        "survey": survey,
+        "users": users,
+        "responses": survey.responses.count(),
+        "can_edit": membership.can_edit,
+        "tab": None,
+    }
+    status = 409 if request.method == "POST" else 200
+    return render(request, "surveys/delete.html", context, status=status)
+
+
+@login_required
+@require_GET
+def survey_results(request: HttpRequest, survey_id: int) -> HttpResponse:
+    """Figures per question, by week, for everyone and side by side for chosen segments."""
+    membership, survey = survey_for(request, survey_id)
+    form = ResultsForm(request.GET or None, workspace=membership.workspace)
+    context = {"survey": survey, "form": form, "results": None, "tab": "results"}
+    context["can_edit"] = membership.can_edit
+    if form.is_bound and not form.is_valid():
+        return render(request, "surveys/results.html", context, status=400)
+    segments = list(form.cleaned_data["segment"]) if form.is_bound else []
+    context["results"] = reports.survey_results(survey, segments, now=timezone.now())
+    return render(request, "surveys/results.html", context)
 
 
 # Responses ------------------------------------------------------------------
@@ -261,7 +341,9 @@ def response_list(request: HttpRequest) -> HttpResponse:
 
 def _answer_text(value) -> str:
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value) or "–"
+        return ", ".join(_answer_text(item) for item in value) or "–"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
     return "–" if value is None or value == "" else str(value)
 
 

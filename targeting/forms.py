@@ -12,6 +12,7 @@ from django.http import QueryDict
 
 from refiner.http import ApiError
 from refiner.models import Workspace
+from surveys.forms import plain_words
 from targeting.models import Targeting
 from targeting.services import DEFAULTS, clean_targeting
 
@@ -144,7 +145,7 @@ class TargetingForm:
             cleaned = clean_targeting(data, workspace=workspace)
         except ApiError as problem:
             for field, message in (problem.fields or {}).items():
-                self.errors.setdefault(self._row_field(field, origins), message)
+                self.errors.setdefault(self._row_field(field, origins), plain_words(message))
             return None
         return None if self.errors else cleaned
 

@@ -248,8 +248,8 @@ def test_saving_through_htmx_returns_the_form_with_a_saved_note(owner, survey, s
     [
         ({"segments": []}, "Choose at least one segment, or target everyone."),
         ({"trigger_event": ""}, "An event trigger needs the event&#x27;s name."),
-        ({"ends_at": "2026-06-01T00:00"}, "Must be after starts_at."),
-        ({"starts_at": "next tuesday"}, "Must be an ISO-8601 date or datetime, or null."),
+        ({"ends_at": "2026-06-01T00:00"}, "Must be after the start."),
+        ({"starts_at": "next tuesday"}, "Must be a date, or a date and time, or left empty."),
         ({"delay_seconds": "soon"}, "Enter a whole number."),
         ({"delay_seconds": "-1"}, "Must be a whole number from 0 to 86400."),
         ({"sample_percent": "150"}, "Must be a number from 0 to 100."),

@@ -300,6 +300,10 @@ DASHBOARD = {
     "response-list": None,
     "response-export": None,
     "survey-targeting": None,
+    "survey-rename": None,
+    "survey-duplicate": None,
+    "survey-delete": None,
+    "survey-results": None,
     "demo": None,
 }
 # Pages anyone may open: signing in, and the widget's demo host page (dev only, see below).

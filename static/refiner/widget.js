@@ -141,7 +141,7 @@ var CSS = [
   ".scale{display:grid;gap:4px;grid-template-columns:repeat(11,minmax(0,1fr))}",
   ".scale.rating{grid-template-columns:repeat(5,minmax(0,1fr))}",
   ".opt{height:36px;" + LINE + "background:#f7f8fa;",
-  "text-align:center;font-size:14px;line-height:34px;color:#1f2330}",
+  "text-align:center;line-height:34px}",
   ".opt:hover{background:#e8ebff}",
   ".legend{display:flex;justify-content:space-between;margin:6px 0 0}",
   ".choice{display:flex;align-items:center;gap:8px;margin:0 0 6px;padding:8px 10px;cursor:pointer;" + LINE + "}",
@@ -187,6 +187,7 @@ function header(card, progress) {
 
 function step(card) {
   var questions = card.survey.questions, q = questions[card.step], type = q.type;
+  card.last = !questions[card.step + 1];
   header(card, card.step + 1 + " / " + questions.length);
   var form = el("form", { novalidate: "" }, null, card.box);
   el("p", { "class": "q", id: "q" }, q.text, form);
@@ -212,7 +213,7 @@ function scale(form, nps, submit) {
 }
 
 function nextButton(form, ready, value) {
-  var next = el("button", { type: "submit", "class": "next", disabled: "" }, "Next", form);
+  var next = el("button", { type: "submit", "class": "next", disabled: "" }, state.card.last ? "Submit" : "Next", form);
   form.addEventListener("input", function () { next.disabled = !ready(); });
   next.addEventListener("click", function (event) {
     event.preventDefault();
@@ -243,7 +244,7 @@ function text(form, submit) {
 
 function answer(card, q, value) {
   if (state.card !== card || card.done) return;
-  var last = card.step === card.survey.questions.length - 1, body = withUser({ completed: last });
+  var last = card.last, body = withUser({ completed: last });
   body.answers = {};
   body.answers[q.key] = card.answers[q.key] = value;
   later(function () {

@@ -199,7 +199,7 @@ def test_a_user_in_the_segment_answers_after_the_trigger_event(host, page, surve
     expect_progress = page.get_by_text("2 / 2")
     expect_progress.wait_for()
     page.get_by_label("Reports").check()
-    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Submit").click()
     page.get_by_text("Thank you!").wait_for()
     page.wait_for_function("window.seen.completed.length === 1")
 
@@ -240,7 +240,7 @@ def test_every_question_type_is_saved_as_it_is_answered(host, page, workspace):
     assert partial.completed is False
 
     page.get_by_role("textbox").fill("  More charts, please.  ")
-    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Submit").click()
     page.wait_for_function("window.seen.completed.length === 1")
     response = Response.objects.get(survey=survey)
     assert response.completed is True
