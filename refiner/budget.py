@@ -1,12 +1,13 @@
 """Time budgets (SPEC §5): no request's queries run past 1 s (widget) or 10 s (the rest).
 
-PostgreSQL stops a statement itself with `statement_timeout`. Connections open
-with the widget's budget (settings.py puts it in the connection options), so a
-widget call on a fresh connection needs no `SET`; a `SET` is sent only when a
-request of the other class is the first to use the connection, and the value is
+PostgreSQL stops a statement itself with `statement_timeout`, set to what the
+request has left. Connections open with the widget's budget (settings.py puts it
+in the connection options), so a widget call on a fresh connection needs no `SET`;
+a `SET` is sent only when a request of the other class uses the connection, or when
+a request's earlier statements used up part of its budget, and the value is
 remembered per connection. Connections opened outside a request (commands,
-migrations) drop the limit at once. SQLite has no such setting: a progress handler, called
-every few thousand virtual machine steps, interrupts the statement once the
+migrations) drop the limit at once. SQLite has no such setting: a progress handler,
+called every few thousand virtual machine steps, interrupts the statement once the
 request's deadline has passed. On both, a query started after the deadline is
 refused before it reaches the database.
 """
@@ -23,6 +24,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 # How many SQLite virtual machine steps between two looks at the clock.
 PROGRESS_STEPS = 5000
+# A statement may run only as long as its request has left. A SET costs a round trip,
+# so the connection's limit is moved only when it is this far from what is left.
+TIMEOUT_SLACK_MS = 100
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for statement_timeout
 
 
@@ -57,6 +61,9 @@ class Budget:
     def past(self) -> bool:
         return time.monotonic() > self.deadline
 
+    def remaining_ms(self) -> int:
+        return max(1, round((self.deadline - time.monotonic()) * 1000))
+
     @contextmanager
     def applied(self):
         wrapper = connection
@@ -72,7 +79,7 @@ class Budget:
             raise TimeBudgetExceeded("The request's time budget is spent.")
         wrapper = context["connection"]
         if wrapper.vendor == "postgresql":
-            _statement_timeout(wrapper, self.milliseconds)
+            _statement_timeout(wrapper, self.remaining_ms())
         elif wrapper.vendor == "sqlite":
             _progress_handler(wrapper)
         return execute(sql, params, many, context)
@@ -90,17 +97,25 @@ def unlimited_outside_requests(sender, connection: BaseDatabaseWrapper, **kwargs
     connection.refiner_timeout = (connection.connection, 0)
 
 
-def _statement_timeout(wrapper: BaseDatabaseWrapper, milliseconds: int) -> None:
+def _statement_timeout(wrapper: BaseDatabaseWrapper, remaining_ms: int) -> None:
+    """Let the next statement run no longer than the request has left.
+
+    A request's first queries find the limit it needs already set (a connection opens
+    with the widget's budget; the last request of the same class left its own), so
+    only a request of the other class, or one whose earlier statements used up a
+    good part of its budget, sends a SET.
+    """
     raw = wrapper.connection
     held = getattr(wrapper, "refiner_timeout", None)
     if held is None or held[0] is not raw:
         held = wrapper.refiner_timeout = (raw, opening_timeout_ms(wrapper))
-    if held[1] == milliseconds:
+    # 0 is no limit at all (a connection opened outside a request), never close enough.
+    if held[1] and abs(held[1] - remaining_ms) <= TIMEOUT_SLACK_MS:
         return
     # Straight on the driver's connection: a setting, not one of the request's queries.
-    raw.execute(f"SET statement_timeout = {int(milliseconds)}")
+    raw.execute(f"SET statement_timeout = {int(remaining_ms)}")
     # Inside a transaction the SET goes away with a rollback: then trust nothing.
-    wrapper.refiner_timeout = (raw, None if wrapper.in_atomic_block else milliseconds)
+    wrapper.refiner_timeout = (raw, None if wrapper.in_atomic_block else remaining_ms)
 
 
 def _progress_handler(wrapper: BaseDatabaseWrapper) -> None:
