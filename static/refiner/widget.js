@@ -8,7 +8,7 @@ if (w._refiner && w._refiner.loaded) return; // the snippet pasted twice
 var SRC = "/static/refiner/widget.js", TIMEOUT_MS = 10000, THANKS_MS = 4000;
 var state = { api: scriptOrigin(), waiting: [] };
 var callbacks = { onShow: [], onComplete: [], onDismiss: [], onError: [] };
-var chain = Promise.resolve(); // network calls run in the order the page made them
+var chain = Promise.resolve(); // network calls run in the page's order
 
 function scriptOrigin() {
   var el = d.currentScript;
@@ -16,7 +16,7 @@ function scriptOrigin() {
   try { return new URL(el.src, location.href).origin; } catch (e) { return location.origin; }
 }
 
-// Timers, listeners, callbacks: what they throw never reaches the page.
+// What timers, listeners and callbacks throw never reaches the page.
 function safe(fn) {
   return function () { try { return fn.apply(null, arguments); } catch (e) { warn("error: " + e); } };
 }
@@ -25,7 +25,7 @@ function guard(fn) { safe(fn)(); }
 
 function warn(message) {
   if (state.warned || !w.console) return;
-  state.warned = true; // once: a dead server must not flood the console
+  state.warned = true; // once: a dead server must not flood it
   console.warn("Refiner: " + message);
 }
 
@@ -72,8 +72,8 @@ function withUser(body) {
   return body;
 }
 
-// Ask which survey to show (or get the previewed one), one at a time: a check made while
-// one waits or shows is kept for when it closes.
+// Ask which survey to show (or get a preview), one at a time: a check made while one
+// waits or shows is kept for when it closes.
 function check(extra) {
   var user = state.user; // for this user only
   later(function () {
@@ -85,7 +85,7 @@ function check(extra) {
     return (extra.preview ? post("preview", { token: extra.preview })
       : post("eligibility", body)).then(function (r) {
       var data = r.ok ? r.data : {}, survey = data.survey || (data.surveys || [])[0];
-      if (!survey || !(survey.questions || []).length || user !== state.user) return;
+      if (!survey || !(survey.questions || []).length || !extra.preview && user !== state.user) return;
       state.busy = extra; // its turn
       var delay = extra.now || extra.preview ? 0 : survey.delay_seconds * 1000;
       state.timer = setTimeout(safe(open), delay, survey, body, extra);
@@ -105,7 +105,7 @@ function open(survey, asked, turn) {
   post("displays", asked).then(function (r) { show(r.ok && String(r.data.display)); });
 }
 
-// forget: the user changed, so their waiting checks go.
+// forget: another user; their waiting checks go.
 function close(dismiss, forget) {
   var card = state.card, waiting = forget ? [] : state.waiting;
   clearTimeout(state.timer);
@@ -257,7 +257,7 @@ var commands = {
   identifyUser: function (user, signed) {
     signed = signed || {};
     if (!user || user.id == null || user.id === "") return void fail("identifyUser", 0, "no_user_id", "needs an id");
-    if (String(user.id) !== state.user) close(false, true);
+    if (state.user && String(user.id) !== state.user) close(false, true); // a preview stays
     state.user = String(user.id);
     state.signature = signed.signature || null;
     state.blocked = false;
@@ -316,10 +316,10 @@ var queued = w._refinerQueue || [];
 w._refiner = function () { run(arguments); };
 w._refiner.loaded = true;
 w._refinerQueue = { push: run }; // for a kept reference
-[].forEach.call(queued, run);
-// A preview link from the survey editor (docs/widget.md).
+// A preview link (docs/widget.md) goes first.
 guard(function () {
   var token = new URLSearchParams(location.search).get("refiner_preview");
   if (token) run(["previewForm", token]);
 });
+[].forEach.call(queued, run);
 })();

@@ -592,12 +592,15 @@ def test_a_preview_link_shows_a_draft_on_the_demo_page_and_saves_nothing(
         questions=QUESTIONS,
         targeting={"trigger": "event", "trigger_event": "report_exported", "delay_seconds": 30},
     )
+    # A live survey u-42 would see on this page load: the preview must not wait behind it.
+    SurveyFactory(workspace=workspace, questions=[{"key": "q", "type": "rating", "text": "Live?"}])
     calls = _widget_calls(page)
     page.set_viewport_size({"width": 1280, "height": 760})
     page.goto(f"{live_server.url}/demo/?key=wk_demo&refiner_preview={preview_token(draft)}")
 
     card(page).wait_for(timeout=3000)  # at once: no 30 s delay, no trigger event
     page.get_by_text("Preview: answers are not saved").wait_for()
+    assert page.get_by_text("Live?").count() == 0
     page.get_by_role("button", name="10 of 10").wait_for()
     page.mouse.move(0, 0)
     PREVIEW_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -646,3 +649,20 @@ def test_a_bad_preview_token_shows_nothing_and_reports_it(host, page, workspace)
     assert host.seen()["errors"][0]["code"] == "bad_preview_token"
     assert host.seen()["errors"][0]["call"] == "preview"
     assert card(page).count() == 0
+
+
+def test_a_preview_stays_open_when_the_page_signs_its_user_in_afterwards(host, page, workspace):
+    draft = SurveyFactory(workspace=workspace, status=Survey.DRAFT, questions=QUESTIONS)
+    calls = f"_refiner('setProject', {json.dumps(workspace.widget_key)});"
+    html = HOST_PAGE.replace("%CSS%", "").replace("%CALLS%", calls)
+    HOST_PAGES["late"] = html.replace("%WIDGET%", host.widget_url)
+    page.goto(f"{host.origin}/host/late?refiner_preview={preview_token(draft)}")
+    page.get_by_text("Preview: answers are not saved").wait_for()
+
+    with page.expect_response(lambda r: r.url.endswith("/widget/identify")):
+        page.evaluate("_refiner('identifyUser', {id: 'u-pm'})")  # the app signs in later
+
+    assert card(page).count() == 1
+    page.get_by_role("button", name="7 of 10").click()
+    page.get_by_text("2 / 2").wait_for()
+    assert not Display.objects.exists()
