@@ -1,6 +1,7 @@
 """Preview on my site: signed, expiring tokens and POST /api/v1/widget/preview (no writes)."""
 
 import json
+import re
 import time
 
 import pytest
@@ -191,7 +192,7 @@ def test_the_editor_offers_a_link_and_a_snippet(owner, workspace, draft):
     page = editor_page(owner, draft, preview_url="https://app.example.com/reports?x=1")
 
     assert "Preview on my site" in page
-    link = page.split('id="preview-link" readonly value="')[1].split('"')[0]
+    link = re.search(r'id="preview-link"[^>]* value="([^"]*)"', page).group(1)
     assert link.startswith("https://app.example.com/reports?x=1&amp;refiner_preview=")
     token = link.split("refiner_preview=")[1].replace("%3A", ":")
     assert previewed_survey_id(token, workspace.pk) == draft.pk
