@@ -70,6 +70,11 @@ class Contact(models.Model):
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
+    is_test = models.BooleanField(
+        "test contact",
+        default=False,
+        help_text="A teammate trying surveys out: left out of results unless asked for.",
+    )
 
     class Meta:
         ordering = ["workspace", "user_id"]

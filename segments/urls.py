@@ -21,5 +21,6 @@ urlpatterns = [
         name="segment-members-remove",
     ),
     path("contacts/", views.contact_list, name="contact-list"),
+    path("test-contacts/", views.contact_test, name="contact-test"),
     path("contacts/<path:user_id>/", views.contact_detail, name="contact-detail"),
 ]

@@ -435,6 +435,27 @@ def _explanations(
 
 
 @login_required
+@require_POST
+def contact_test(request: HttpRequest) -> HttpResponse:
+    """Mark a contact as a test contact (a teammate), or back as a real one.
+
+    The user id travels in the body: a route under contacts/<path:user_id>/ would
+    shadow contacts whose id ends like it.
+    """
+    membership = require_membership(request, edit=True)
+    contact = Contact.objects.filter(
+        workspace=membership.workspace, user_id=request.POST.get("user_id", "")
+    ).first()
+    if contact is None:
+        raise Http404("There is no such contact in this workspace.")
+    contact.is_test = request.POST.get("is_test") == "1"
+    contact.save(update_fields=["is_test"])
+    note = "left out of results" if contact.is_test else "counted in results again"
+    messages.success(request, f"{contact.user_id} is {note}.")
+    return redirect("contact-detail", user_id=contact.user_id)
+
+
+@login_required
 @require_GET
 def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     contact = _get_contact_for_user(request, user_id)

@@ -41,13 +41,17 @@ def filtered_responses(
     segment: Segment | None = None,
     start: date | None = None,
     end: date | None = None,
+    include_test: bool = False,
     now: datetime,
 ) -> QuerySet[Response]:
     """The workspace's responses, narrowed by survey, current segment members and UTC days.
 
-    `end` is inclusive: the whole of that day counts.
+    `end` is inclusive: the whole of that day counts. Test contacts' answers are left
+    out unless `include_test`: a PM trying a survey must not move its results.
     """
     responses = Response.objects.filter(workspace_id=workspace_id)
+    if not include_test:
+        responses = responses.filter(contact__is_test=False)
     if survey is not None:
         responses = responses.filter(survey=survey)
     if segment is not None:

@@ -317,6 +317,7 @@ def _responses(request: HttpRequest, form: ResponseFilterForm, membership: Membe
         segment=data.get("segment"),
         start=data.get("start"),
         end=data.get("end"),
+        include_test=request.GET.get("include_test") == "1",
         now=timezone.now(),
     )
 

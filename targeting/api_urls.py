@@ -18,6 +18,7 @@ urlpatterns = [
         widget_api.dismiss,
         name="widget-display-dismiss",
     ),
+    path("widget/preview", widget_api.preview, name="widget-preview"),
     # REST (SPEC §5.2): secret key
     path("surveys", api.surveys, name="api-surveys"),
     path("surveys/<int:survey_id>", api.survey, name="api-survey"),

@@ -19,8 +19,9 @@ from segments import services as contacts
 from segments.models import Account, Contact
 from surveys import services
 from surveys.models import Display, Survey
-from targeting.eligibility import Reason, display_decision, eligible_surveys
+from targeting.eligibility import Reason, SurveyDefinition, display_decision, eligible_surveys
 from targeting.models import Targeting
+from targeting.preview import MAX_TOKEN, PreviewRefused, previewed_survey_id
 
 PREFLIGHT_MAX_AGE = 86_400
 MAX_URL = 2000
@@ -354,3 +355,31 @@ def dismiss(request: HttpRequest, display_id: UUID) -> JsonResponse:
         display=_display(request, data, display_id), now=timezone.now()
     )
     return JsonResponse({"display": str(display.pk), "dismissed": display.dismissed_at is not None})
+
+
+@cors
+@api(["POST"])
+def preview(request: HttpRequest) -> JsonResponse:
+    """One survey, any status, for a preview token of this workspace: writes nothing.
+
+    The token is the proof (signed, expiring, naming the workspace); no contact is
+    named, so no display, response or pacing can follow from it.
+    """
+    data = json_body(request)
+    workspace = _workspace(request, data)
+    token = data.get("token")
+    if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN:
+        raise invalid({"token": f"Must be a preview token of 1 to {MAX_TOKEN} characters."})
+    try:
+        survey_id = previewed_survey_id(token, workspace.pk)
+    except PreviewRefused as refused:
+        raise ApiError(refused.code, refused.message, 403) from None
+    survey = (
+        Survey.objects.filter(workspace=workspace, pk=survey_id)
+        .select_related("targeting")
+        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
+        .first()
+    )
+    if survey is None:
+        raise ApiError("not_found", "The previewed survey no longer exists.", 404)
+    return JsonResponse({"survey": SurveyDefinition.of(survey).to_widget_dict()})

@@ -291,6 +291,7 @@ DASHBOARD = {
     "segment-members-remove": "manual",
     "contact-list": None,
     "contact-detail": None,
+    "contact-test": None,
     "survey-list": None,
     "survey-create": None,
     "survey-questions": None,
@@ -339,6 +340,7 @@ def attack_form(world: World) -> dict:
         "key": "secret",
         "user_ids": world.contact.user_id,
         "user_id": world.contact.user_id,
+        "is_test": "1",
         "status": Survey.LIVE,
         "type": "text",
         "text": "Hacked?",
@@ -483,6 +485,7 @@ API = {
     "widget-displays": ["POST"],
     "widget-display-answers": ["POST"],
     "widget-display-dismiss": ["POST"],
+    "widget-preview": ["POST"],
 }
 # Object-specific REST endpoints: B's secret key must get a 404 for A's object.
 API_SEGMENT_ID = {"api-segment-members": "manual"}

@@ -12,6 +12,7 @@ from django.urls import get_resolver
 
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
+from targeting.preview import preview_token
 from tests.factories import AccountFactory, ContactFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
@@ -464,6 +465,7 @@ def test_no_widget_endpoint_returns_stored_contact_account_or_answer_data(widget
         "widget-displays": ("displays", {"user_id": "u-1", "survey": survey.pk}),
         "widget-display-answers": (f"displays/{first}/answers", {"answers": {"nps": 7}}),
         "widget-display-dismiss": (f"displays/{first}/dismiss", {"user_id": "u-1"}),
+        "widget-preview": ("preview", {"token": preview_token(survey)}),
     }
     assert set(calls) == set(widget_routes())
     for name, (path, body) in calls.items():

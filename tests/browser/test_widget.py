@@ -16,7 +16,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from segments.models import Account
-from surveys.models import Display, Response
+from surveys.models import Display, Response, Survey
+from targeting.preview import preview_token
 from targeting.widget_api import signature_of
 from tests.browser.urls import HOST_PAGES
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, WorkspaceFactory
@@ -494,3 +495,174 @@ def test_the_demo_page_shows_the_card(page, page_errors, live_server, settings, 
     assert page.get_by_text("onShow").count() == 1
     assert Display.objects.filter(contact__user_id="u-42").count() == 1
     assert page_errors == []
+
+
+# Events that come while a survey is pending or open (docs/widget.md, "One at a time") ----
+
+
+def _eligibility_events(page) -> list:
+    """The `event` of every eligibility check the page makes from now on, in order."""
+    events: list = []
+
+    def asked(request) -> None:
+        if request.url.endswith("/widget/eligibility"):
+            events.append(json.loads(request.post_data).get("event"))
+
+    page.on("request", asked)
+    return events
+
+
+def test_an_event_during_another_surveys_delay_is_checked_when_it_closes(host, page, survey):
+    waiting = SurveyFactory(
+        workspace=survey.workspace, name="Welcome", targeting={"delay_seconds": 1}
+    )
+    host.open(survey.workspace, enterprise_user())
+    assert card(page).count() == 0, "Welcome waits for its delay"
+    events = _eligibility_events(page)
+
+    page.click("#export")  # tracked while Welcome is pending
+    card(page).wait_for(timeout=3000)
+    assert host.seen()["shown"][0]["survey"] == waiting.pk
+    assert events == [], "no check while a survey is pending"
+
+    with page.expect_response(_eligibility("report_exported")) as checked:
+        page.get_by_role("button", name="Close survey").click()
+    assert [s["id"] for s in checked.value.json()["surveys"]] == [survey.pk]
+    page.wait_for_function("window.seen.shown.length === 2")
+    assert host.seen()["shown"][1]["survey"] == survey.pk
+    assert Display.objects.filter(survey=survey, contact__user_id="u-42").count() == 1
+
+
+def test_events_and_page_changes_while_a_card_is_open_are_checked_in_order(host, page, survey):
+    workspace = survey.workspace
+    opened = SurveyFactory(workspace=workspace, name="Open first", questions=QUESTIONS[:1])
+    host.open(workspace, enterprise_user())
+    card(page).wait_for()
+    events = _eligibility_events(page)
+
+    page.evaluate("history.pushState({}, '', '/host/pricing')")
+    page.evaluate("_refiner('trackEvent', 'alert_created')")
+    page.click("#export")
+    page.wait_for_timeout(300)
+    assert events == [], "nothing is asked while the card is open"
+
+    with page.expect_response(_eligibility("report_exported")):
+        page.get_by_role("button", name="9 of 10").click()  # completes Open first
+    page.wait_for_function("window.seen.shown.length === 2", timeout=8000)
+    assert events == [None, "alert_created", "report_exported"]
+    assert [s["survey"] for s in host.seen()["shown"]] == [opened.pk, survey.pk]
+    assert Response.objects.get(survey=opened).completed is True
+
+
+def test_a_new_user_does_not_inherit_the_last_ones_waiting_events(host, page, survey):
+    SurveyFactory(workspace=survey.workspace, questions=QUESTIONS[:1])
+    host.open(survey.workspace, enterprise_user())
+    card(page).wait_for()
+    page.click("#export")
+    events = _eligibility_events(page)
+
+    with page.expect_response(_eligibility()):
+        page.evaluate(f"_refiner('identifyUser', {json.dumps(enterprise_user('u-43'))})")
+    page.wait_for_timeout(300)
+    assert events == [None], "u-43's own first check only, not u-42's report_exported"
+    assert not Display.objects.filter(survey=survey).exists()
+
+
+# Preview on my site ---------------------------------------------------------------------
+
+PREVIEW_SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "preview.png"
+
+
+def _widget_calls(page) -> list[str]:
+    calls: list[str] = []
+    page.on(
+        "request", lambda r: "/api/v1/widget/" in r.url and calls.append(r.url.split("/widget/")[1])
+    )
+    return calls
+
+
+def test_a_preview_link_shows_a_draft_on_the_demo_page_and_saves_nothing(
+    page, page_errors, live_server, settings, transactional_db
+):
+    settings.DEMO_PAGE_ENABLED = True
+    workspace = WorkspaceFactory(name="Acme Analytics", widget_key="wk_demo")
+    draft = SurveyFactory(
+        workspace=workspace,
+        status=Survey.DRAFT,
+        questions=QUESTIONS,
+        targeting={"trigger": "event", "trigger_event": "report_exported", "delay_seconds": 30},
+    )
+    # A live survey u-42 would see on this page load: the preview must not wait behind it.
+    SurveyFactory(workspace=workspace, questions=[{"key": "q", "type": "rating", "text": "Live?"}])
+    calls = _widget_calls(page)
+    page.set_viewport_size({"width": 1280, "height": 760})
+    page.goto(f"{live_server.url}/demo/?key=wk_demo&refiner_preview={preview_token(draft)}")
+
+    card(page).wait_for(timeout=3000)  # at once: no 30 s delay, no trigger event
+    page.get_by_text("Preview: answers are not saved").wait_for()
+    assert page.get_by_text("Live?").count() == 0
+    page.get_by_role("button", name="10 of 10").wait_for()
+    page.mouse.move(0, 0)
+    PREVIEW_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(PREVIEW_SCREENSHOT))
+
+    page.get_by_role("button", name="8 of 10").click()
+    page.get_by_label("Alerts").check()
+    page.get_by_role("button", name="Next").click()
+    page.get_by_text("Thank you!").wait_for()
+    page.wait_for_timeout(300)
+
+    assert "preview" in calls
+    assert not [c for c in calls if c.startswith("displays")], calls
+    assert Display.objects.count() == 0 and Response.objects.count() == 0
+    assert page.get_by_text("onShow").count() == 0, "a preview is not the product's display"
+    assert page_errors == []
+
+
+def test_preview_form_from_the_console_shows_it_and_closing_it_records_nothing(
+    host, page, workspace
+):
+    paused = SurveyFactory(workspace=workspace, status=Survey.PAUSED, questions=QUESTIONS)
+    host.open(workspace, {"id": "u-pm"})
+    calls = _widget_calls(page)
+
+    with page.expect_response(lambda r: r.url.endswith("/widget/preview")) as previewed:
+        page.evaluate(f"_refiner('previewForm', {json.dumps(preview_token(paused))})")
+    assert previewed.value.status == 200
+    card(page).wait_for()
+    page.get_by_role("button", name="Close survey").click()
+    page.wait_for_timeout(300)
+
+    assert card(page).count() == 0
+    assert calls == ["preview"], "no display, no dismissal"
+    assert host.seen() == {"shown": [], "completed": [], "dismissed": [], "errors": []}
+    assert not Display.objects.exists()
+
+
+def test_a_bad_preview_token_shows_nothing_and_reports_it(host, page, workspace):
+    theirs = SurveyFactory(workspace=WorkspaceFactory(name="Another"))
+    host.open(workspace, {"id": "u-pm"})
+
+    page.evaluate(f"_refiner('previewForm', {json.dumps(preview_token(theirs))})")
+    page.wait_for_function("window.seen.errors.length === 1")
+
+    assert host.seen()["errors"][0]["code"] == "bad_preview_token"
+    assert host.seen()["errors"][0]["call"] == "preview"
+    assert card(page).count() == 0
+
+
+def test_a_preview_stays_open_when_the_page_signs_its_user_in_afterwards(host, page, workspace):
+    draft = SurveyFactory(workspace=workspace, status=Survey.DRAFT, questions=QUESTIONS)
+    calls = f"_refiner('setProject', {json.dumps(workspace.widget_key)});"
+    html = HOST_PAGE.replace("%CSS%", "").replace("%CALLS%", calls)
+    HOST_PAGES["late"] = html.replace("%WIDGET%", host.widget_url)
+    page.goto(f"{host.origin}/host/late?refiner_preview={preview_token(draft)}")
+    page.get_by_text("Preview: answers are not saved").wait_for()
+
+    with page.expect_response(lambda r: r.url.endswith("/widget/identify")):
+        page.evaluate("_refiner('identifyUser', {id: 'u-pm'})")  # the app signs in later
+
+    assert card(page).count() == 1
+    page.get_by_role("button", name="7 of 10").click()
+    page.get_by_text("2 / 2").wait_for()
+    assert not Display.objects.exists()
