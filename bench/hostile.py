@@ -26,8 +26,9 @@ import time
 from common import Server, ensure_database, load, load_bench_module, setup_django, table
 
 WIDGET_BUDGET, REST_BUDGET = 1.0, 10.0
-# Measured from the client over loopback: the server's budget plus the answer's trip.
-SLACK = 0.25
+# Measured from the client over loopback: the server's budget, plus the answer's trip
+# and PostgreSQL's reaction to a cancel, within 5 % of the budget (a quarter second at least).
+SLACK_SHARE, SLACK_MIN = 0.05, 0.25
 VICTIM_RATE = 20
 URL_LENGTH = 2000
 EVENT_NAMES = ["page_viewed", "feature_used", "report_exported", "csv_exported", "invite_sent"]
@@ -245,8 +246,8 @@ def hostile_workspace(contacts: int, name: str | None, log) -> tuple[object, lis
     return workspace, users
 
 
-def latency(result: dict) -> str:
-    return f"p50 {result['p50'] * 1000:.1f} ms, p99 {result['p99'] * 1000:.1f} ms"
+def slack(budget: float) -> float:
+    return max(SLACK_MIN, SLACK_SHARE * budget)
 
 
 def run(contacts: int, seconds: float, log=print, name: str | None = None) -> dict:
@@ -279,7 +280,7 @@ def run(contacts: int, seconds: float, log=print, name: str | None = None) -> di
             attack_round(attacker, rounds, users)
             rounds += 1
         thread.join()
-    late = [r for r in attacker.rows if r["seconds"] > r["budget"] + SLACK]
+    late = [r for r in attacker.rows if r["seconds"] > r["budget"] + slack(r["budget"])]
     broken = [r for r in attacker.rows if r["status"] >= 500 and r["code"] != "timeout"]
     return {
         "rows": attacker.rows,
