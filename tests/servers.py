@@ -285,23 +285,28 @@ def check_nginx_available() -> None:
 
 
 @contextmanager
-def nginx(directory: Path, app_port: int) -> Iterator[Nginx]:
-    """Debian's nginx with deploy/'s site in front of the gunicorn on `app_port`."""
+def behind_nginx(directory: Path, database_url: str, static_root: Path, *, workers: int = 1,
+                 settings: dict | None = None) -> Iterator[Nginx]:  # fmt: skip
+    """gunicorn (as `gunicorn` starts it) behind Debian's nginx with deploy/'s site."""
     check_nginx_available()
-    http_port, https_port = free_port(), free_port()
-    cert, key = self_signed_certificate(directory)
-    site = directory / "refiner-site.conf"
-    site.write_text(site_config(http_port, https_port, app_port, cert, key))
-    main = directory / "nginx.conf"
-    main.write_text(nginx_config(directory, site))
-    log = directory / "error.log"
-    process = subprocess.Popen(
-        [NGINX, "-p", str(directory), "-c", str(main), "-e", str(log)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(https_port, process, "nginx", log)
-        yield Nginx(http_port, https_port)
-    finally:
-        stop(process)
+    front = Nginx(http_port=free_port(), https_port=free_port())
+    # nginx passes the Host without its port, so the browser's Origin, which has the
+    # test's port, must be trusted by name, as a deployment on another port would be.
+    settings = {"CSRF_TRUSTED_ORIGINS": front.url} | (settings or {})
+    with gunicorn(directory, database_url, static_root, workers=workers, settings=settings) as app:
+        cert, key = self_signed_certificate(directory)
+        site = directory / "refiner-site.conf"
+        site.write_text(site_config(front.http_port, front.https_port, app, cert, key))
+        main = directory / "nginx.conf"
+        main.write_text(nginx_config(directory, site))
+        log = directory / "error.log"
+        process = subprocess.Popen(
+            [NGINX, "-p", str(directory), "-c", str(main), "-e", str(log)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(front.https_port, process, "nginx", log)
+            yield front
+        finally:
+            stop(process)

@@ -45,14 +45,11 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path, request, static_root: Path) -> Iterator[Stack]:
     """nginx (deploy/'s site) in front of one gunicorn worker on the test database."""
-    servers.check_nginx_available()
+    servers.check_nginx_available()  # before the database is made
     url, keys = servers.served_database(tmp_path, request)
     # One worker: the test's minute-long counters all live in its memory.
     limit = {"RATE_LIMIT_WIDGET_PER_MINUTE": str(WIDGET_LIMIT)}
-    with (
-        servers.gunicorn(tmp_path, url, static_root, settings=limit) as app_port,
-        servers.nginx(tmp_path, app_port) as nginx,
-    ):
+    with servers.behind_nginx(tmp_path, url, static_root, settings=limit) as nginx:
         yield Stack(nginx, keys["widget_key"], keys["secret_key"])
 
 

@@ -14,7 +14,6 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +41,7 @@ class Refiner:
     """A running Refiner at the address its users reach, and a workspace's keys in it."""
 
     url: str
+    database_url: str
     widget_key: str
     secret_key: str
 
@@ -56,37 +56,30 @@ class Refiner:
         return json.loads(answer)
 
 
-@contextmanager
-def two_workers(tmp_path: Path, request, **overrides: str) -> Iterator[tuple[int, dict]]:
-    """gunicorn as deployed: two workers whose metrics add up; its port and the keys."""
-    url, keys = servers.served_database(tmp_path, request)
+def metrics(tmp_path: Path) -> dict:
+    """The settings for /metrics: the two workers' counts add up in one directory."""
     (tmp_path / "metrics").mkdir()
-    overrides |= {
-        "METRICS_TOKEN": METRICS_TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    static_root = request.getfixturevalue("static_root")
-    with servers.gunicorn(tmp_path, url, static_root, workers=2, settings=overrides) as port:
-        yield port, keys
+    return {"METRICS_TOKEN": METRICS_TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
 
 
 @pytest.fixture
-def production(tmp_path, request) -> Iterator[Refiner]:
+def production(tmp_path, request, static_root) -> Iterator[Refiner]:
     """gunicorn on its own, on plain HTTP; stopped after the test."""
+    url, keys = servers.served_database(tmp_path, request)
     # Behind nginx the proxy says X-Forwarded-Proto: https; here nothing does.
-    with two_workers(tmp_path, request, SECURE_SSL_REDIRECT="false") as (port, keys):
-        yield Refiner(f"http://localhost:{port}", keys["widget_key"], keys["secret_key"])
+    plain = metrics(tmp_path) | {"SECURE_SSL_REDIRECT": "false"}
+    with servers.gunicorn(tmp_path, url, static_root, workers=2, settings=plain) as port:
+        yield Refiner(f"http://localhost:{port}", url, keys["widget_key"], keys["secret_key"])
 
 
 @pytest.fixture
-def behind_nginx(tmp_path, request) -> Iterator[Refiner]:
+def behind_nginx(tmp_path, request, static_root) -> Iterator[Refiner]:
     """deploy/'s nginx site over HTTPS in front of gunicorn; stopped after the test."""
-    servers.check_nginx_available()
-    with (
-        two_workers(tmp_path, request) as (port, keys),
-        servers.nginx(tmp_path, port) as nginx,
-    ):
-        yield Refiner(nginx.url, keys["widget_key"], keys["secret_key"])
+    servers.check_nginx_available()  # before the database is made
+    url, keys = servers.served_database(tmp_path, request)
+    options = {"workers": 2, "settings": metrics(tmp_path)}
+    with servers.behind_nginx(tmp_path, url, static_root, **options) as nginx:
+        yield Refiner(nginx.url, url, keys["widget_key"], keys["secret_key"])
 
 
 @pytest.fixture(params=["production", "behind_nginx"])
@@ -200,17 +193,46 @@ def test_the_widget_flow_on_gunicorn_with_debug_off(refiner, customer_site, page
     )
 
 
+def owner_with_a_password(refiner: Refiner) -> tuple[str, str]:
+    """The owner of a new workspace, made by the commands an operator runs; (email, password)."""
+    email, password = "owner@example.com", secrets.token_urlsafe(12)
+    servers.manage(refiner.database_url, "create_workspace", "Signed in", "--owner", email)
+    servers.manage(
+        refiner.database_url,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        f"user = get_user_model().objects.get(email={email!r}); "
+        f"user.set_password({password!r}); user.save()",
+    )
+    return email, password
+
+
 def test_the_dashboard_is_served_styled_through_nginx(behind_nginx, page, page_errors):
     shown = page.goto(f"{behind_nginx.url}/login/")
 
     assert shown.status == 200
-    assert page.get_by_label("Password").count() == 1
     sheets = page.evaluate("[...document.styleSheets].map((s) => s.href)")
     assert any(s.startswith(f"{behind_nginx.url}/static/refiner/dashboard.") for s in sheets)
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == DASHBOARD_BACKGROUND
     assert page.evaluate("getComputedStyle(document.body).marginTop") == "0px"
     assert page_errors == []
+
+
+def test_an_owner_signs_in_to_the_dashboard_through_nginx(behind_nginx, page):
+    email, password = owner_with_a_password(behind_nginx)
+    page.goto(f"{behind_nginx.url}/login/")
+
+    page.get_by_label("Email or username").fill(email)
+    page.get_by_label("Password").fill(password)
+    # The form's CSRF check passes over HTTPS, and the secure session cookie comes back.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert "/login/" not in page.url
+    assert page.get_by_text("Signed in").count() >= 1
+    [session] = [c for c in page.context.cookies() if c["name"] == "sessionid"]
+    assert session["secure"] is True
 
 
 def test_the_widget_has_a_stable_short_lived_cross_origin_address(production):
