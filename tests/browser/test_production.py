@@ -1,144 +1,119 @@
 """The widget flow against the production configuration, in a real browser.
 
-A gunicorn with two workers, DEBUG off, a real SECRET_KEY and the static files collected
-(hashed names, WhiteNoise) into a temporary STATIC_ROOT, on a free loopback port and on
-the suite's test database. The customer's page is on another origin, a small server on
-loopback (Chromium keeps pages of other address spaces away from loopback), so the
-widget's script and its API calls are all cross-origin.
-
-PostgreSQL only: on SQLite the suite's test database lives in this process's memory,
-out of gunicorn's reach.
+tests/servers.py starts gunicorn with two workers, DEBUG off, a real SECRET_KEY and the
+static files collected (hashed names, WhiteNoise), on the suite's test database (on
+SQLite a file copy, which gunicorn's processes can open). The flow runs twice: on
+gunicorn itself, and as docs/deploy.md deploys it, behind deploy/'s nginx site over
+HTTPS (a self-signed certificate, which the browser context accepts). The customer's
+page is on another origin, a small server on loopback (Chromium keeps pages of other
+address spaces away from loopback), so the widget's script and its API calls are all
+cross-origin. The survey is made through the REST API, as a customer would.
 """
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
-from surveys.models import Response
-from tests.browser.test_widget import ENTERPRISE, HOST_PAGE, QUESTIONS, card, closed_port
-from tests.factories import SegmentFactory, SurveyFactory, WorkspaceFactory
+from tests import servers
+from tests.browser.conftest import TIMEOUT_MS
+from tests.browser.test_widget import ENTERPRISE, HOST_PAGE, QUESTIONS, card
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 BASE_DIR = Path(settings.BASE_DIR)
-BIN = Path(sys.executable).parent
 METRICS_TOKEN = secrets.token_urlsafe(24)
+# dashboard.css's page background (--bg); without the stylesheet the body is transparent.
+DASHBOARD_BACKGROUND = "rgb(246, 247, 251)"
+
+sqlite_template = servers.sqlite_template
+static_root = servers.static_root
 
 
-def database_url() -> str:
-    db = connection.settings_dict  # during the test: the test database
-    user = db["USER"] or "postgres"
-    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
-    host = db["HOST"] or "127.0.0.1"
-    return f"postgres://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+@dataclass
+class Refiner:
+    """A running Refiner at the address its users reach, and a workspace's keys in it."""
+
+    url: str
+    database_url: str
+    widget_key: str
+    secret_key: str
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        return servers.call(f"{self.url}{path}", headers=headers)
+
+    def api(self, method: str, path: str, body=None) -> dict:
+        """A REST call with the secret key; the JSON it answered, once it succeeded."""
+        auth = {"Authorization": f"Bearer {self.secret_key}"}
+        status, _, answer = servers.call(f"{self.url}{path}", method, body=body, headers=auth)
+        assert status in (200, 201), answer
+        return json.loads(answer)
 
 
-def get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
-
-
-@pytest.fixture
-def production(tmp_path, transactional_db) -> Iterator[str]:
-    """The URL of a production gunicorn on the test database; stopped after the test."""
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "needs PostgreSQL (DATABASE_URL): the SQLite test database is in memory, "
-            "which gunicorn's processes cannot open"
-        )
-    port = closed_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "refiner.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        # Plain HTTP on loopback; behind nginx the proxy sends X-Forwarded-Proto instead.
-        "SECURE_SSL_REDIRECT": "false",
-        "DATABASE_URL": database_url(),
-        # No connection outlives a request, so the test database can be dropped afterwards.
-        "CONN_MAX_AGE": "0",
-        "STATIC_ROOT": str(tmp_path / "static"),
-        "METRICS_TOKEN": METRICS_TOKEN,
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "LOG_LEVEL": "WARNING",
-    }
+def metrics(tmp_path: Path) -> dict:
+    """The settings for /metrics: the two workers' counts add up in one directory."""
     (tmp_path / "metrics").mkdir()
-    collected = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput"],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert collected.returncode == 0, collected.stderr
-    log = (tmp_path / "gunicorn.log").open("w")
-    server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "refiner.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            try:
-                if get(f"{url}/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not become ready"
-            time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    return {"METRICS_TOKEN": METRICS_TOKEN, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
 
 
 @pytest.fixture
-def survey():
-    workspace = WorkspaceFactory(name="Acme Analytics")
-    enterprise = SegmentFactory(
-        workspace=workspace,
-        name="Enterprise",
-        rules={"type": "group", "match": "all", "conditions": [ENTERPRISE]},
-    )
-    survey = SurveyFactory(
-        workspace=workspace,
-        questions=QUESTIONS,
-        targeting={"audience": "segments", "trigger": "event", "trigger_event": "report_exported"},
-    )
-    survey.targeting.segments.add(enterprise)
-    return survey
+def production(tmp_path, request, static_root) -> Iterator[Refiner]:
+    """gunicorn on its own, on plain HTTP; stopped after the test."""
+    url, keys = servers.served_database(tmp_path, request)
+    # Behind nginx the proxy says X-Forwarded-Proto: https; here nothing does.
+    plain = metrics(tmp_path) | {"SECURE_SSL_REDIRECT": "false"}
+    with servers.gunicorn(tmp_path, url, static_root, workers=2, settings=plain) as port:
+        yield Refiner(f"http://localhost:{port}", url, keys["widget_key"], keys["secret_key"])
 
 
-def customer_page(workspace, widget_url: str) -> str:
+@pytest.fixture
+def behind_nginx(tmp_path, request, static_root) -> Iterator[Refiner]:
+    """deploy/'s nginx site over HTTPS in front of gunicorn; stopped after the test."""
+    servers.check_nginx_available()  # before the database is made
+    url, keys = servers.served_database(tmp_path, request)
+    options = {"workers": 2, "settings": metrics(tmp_path)}
+    with servers.behind_nginx(tmp_path, url, static_root, **options) as nginx:
+        yield Refiner(nginx.url, url, keys["widget_key"], keys["secret_key"])
+
+
+@pytest.fixture(params=["production", "behind_nginx"])
+def refiner(request) -> Refiner:
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def page(browser) -> Iterator:
+    """A fresh page that accepts the test nginx's self-signed certificate."""
+    context = browser.new_context(ignore_https_errors=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
+
+
+def enterprise_survey(refiner: Refiner) -> int:
+    """A live survey for the Enterprise segment, shown after "report_exported"; its id."""
+    rules = {"type": "group", "match": "all", "conditions": [ENTERPRISE]}
+    segment = refiner.api("POST", "/api/v1/segments", {"name": "Enterprise", "rules": rules})
+    targeting = {
+        "audience": "segments",
+        "segments": [segment["id"]],
+        "trigger": "event",
+        "trigger_event": "report_exported",
+    }
+    survey = {"name": "NPS", "status": "live", "questions": QUESTIONS, "targeting": targeting}
+    return refiner.api("POST", "/api/v1/surveys", survey)["id"]
+
+
+def customer_page(widget_key: str, widget_url: str) -> str:
     calls = "\n  ".join(
         [
-            f"_refiner('setProject', {json.dumps(workspace.widget_key)});",
+            f"_refiner('setProject', {json.dumps(widget_key)});",
             '_refiner(\'identifyUser\', {"id": "u-42", "plan": "enterprise"});',
         ]
     )
@@ -156,7 +131,10 @@ def eligibility_answered(event: str | None):
 
 @pytest.fixture
 def customer_site() -> Iterator[tuple[str, dict]]:
-    """A customer's site on http://localhost:PORT, answering PAGES["/app"] for any path."""
+    """A customer's site on http://127.0.0.1:PORT, answering PAGES["/app"] for any path.
+
+    Refiner is at http(s)://localhost:ITS_PORT: another origin, on loopback too.
+    """
     pages: dict[str, str] = {}
 
     class Site(BaseHTTPRequestHandler):
@@ -174,23 +152,23 @@ def customer_site() -> Iterator[tuple[str, dict]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Site)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://localhost:{server.server_address[1]}", pages
+    yield f"http://127.0.0.1:{server.server_address[1]}", pages
     server.shutdown()
     server.server_close()
 
 
-def test_the_widget_flow_on_gunicorn_with_debug_off(
-    production, customer_site, page, survey, page_errors
-):
+def test_the_widget_flow_on_gunicorn_with_debug_off(refiner, customer_site, page, page_errors):
+    survey = enterprise_survey(refiner)
     site, pages = customer_site
-    pages["/app"] = customer_page(survey.workspace, f"{production}/static/refiner/widget.js")
+    pages["/app"] = customer_page(refiner.widget_key, f"{refiner.url}/static/refiner/widget.js")
 
     with page.expect_response(eligibility_answered(None)) as first:
         page.goto(f"{site}/app")
+    assert first.value.url.startswith(refiner.url)
     assert first.value.json() == {"surveys": []}, "the survey waits for its trigger event"
     with page.expect_response(eligibility_answered("report_exported")) as checked:
         page.click("#export")
-    assert [s["id"] for s in checked.value.json()["surveys"]] == [survey.pk]
+    assert [s["id"] for s in checked.value.json()["surveys"]] == [survey]
     card(page).wait_for()
     page.get_by_role("button", name="9 of 10").click()
     page.get_by_text("2 / 2").wait_for()
@@ -199,15 +177,15 @@ def test_the_widget_flow_on_gunicorn_with_debug_off(
     page.get_by_text("Thank you!").wait_for()
     page.wait_for_function("window.seen.completed.length === 1")
 
-    response = Response.objects.get(survey=survey)
-    assert response.contact.user_id == "u-42"
-    assert response.completed is True
-    assert response.answers == {"nps": 9, "used": "Reports"}
+    [response] = refiner.api("GET", f"/api/v1/responses?survey={survey}")["results"]
+    assert response["user_id"] == "u-42"
+    assert response["completed"] is True
+    assert response["answers"] == {"nps": 9, "used": "Reports"}
     assert page.evaluate("window.seen.errors") == []
     assert page_errors == []
 
     # Both workers' counts, summed through PROMETHEUS_MULTIPROC_DIR.
-    status, _, body = get(f"{production}/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    status, _, body = refiner.get("/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert status == 200
     assert (
         'refiner_eligibility_decisions_total{reason="offered",route="widget-eligibility"} 1.0'
@@ -215,8 +193,50 @@ def test_the_widget_flow_on_gunicorn_with_debug_off(
     )
 
 
+def owner_with_a_password(refiner: Refiner) -> tuple[str, str]:
+    """The owner of a new workspace, made by the commands an operator runs; (email, password)."""
+    email, password = "owner@example.com", secrets.token_urlsafe(12)
+    servers.manage(refiner.database_url, "create_workspace", "Signed in", "--owner", email)
+    servers.manage(
+        refiner.database_url,
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        f"user = get_user_model().objects.get(email={email!r}); "
+        f"user.set_password({password!r}); user.save()",
+    )
+    return email, password
+
+
+def test_the_dashboard_is_served_styled_through_nginx(behind_nginx, page, page_errors):
+    shown = page.goto(f"{behind_nginx.url}/login/")
+
+    assert shown.status == 200
+    sheets = page.evaluate("[...document.styleSheets].map((s) => s.href)")
+    assert any(s.startswith(f"{behind_nginx.url}/static/refiner/dashboard.") for s in sheets)
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == DASHBOARD_BACKGROUND
+    assert page.evaluate("getComputedStyle(document.body).marginTop") == "0px"
+    assert page_errors == []
+
+
+def test_an_owner_signs_in_to_the_dashboard_through_nginx(behind_nginx, page):
+    email, password = owner_with_a_password(behind_nginx)
+    page.goto(f"{behind_nginx.url}/login/")
+
+    page.get_by_label("Email or username").fill(email)
+    page.get_by_label("Password").fill(password)
+    # The form's CSRF check passes over HTTPS, and the secure session cookie comes back.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert "/login/" not in page.url
+    assert page.get_by_text("Signed in").count() >= 1
+    [session] = [c for c in page.context.cookies() if c["name"] == "sessionid"]
+    assert session["secure"] is True
+
+
 def test_the_widget_has_a_stable_short_lived_cross_origin_address(production):
-    status, headers, body = get(f"{production}/static/refiner/widget.js")
+    status, headers, body = production.get("/static/refiner/widget.js")
 
     assert status == 200
     assert body == (BASE_DIR / "static" / "refiner" / "widget.js").read_bytes()
@@ -224,13 +244,13 @@ def test_the_widget_has_a_stable_short_lived_cross_origin_address(production):
     assert headers["Access-Control-Allow-Origin"] == "*"
     assert headers["Content-Type"].startswith("text/javascript")
     etag = headers["ETag"]
-    assert get(f"{production}/static/refiner/widget.js", {"If-None-Match": etag})[0] == 304
-    _, zipped, _ = get(f"{production}/static/refiner/widget.js", {"Accept-Encoding": "gzip"})
+    assert production.get("/static/refiner/widget.js", {"If-None-Match": etag})[0] == 304
+    _, zipped, _ = production.get("/static/refiner/widget.js", {"Accept-Encoding": "gzip"})
     assert zipped["Content-Encoding"] == "gzip"
 
 
 def test_the_dashboard_links_hashed_assets_cached_for_good(production):
-    status, _, body = get(f"{production}/login/")
+    status, _, body = production.get("/login/")
     assert status == 200
     page = body.decode()
 
@@ -238,6 +258,6 @@ def test_the_dashboard_links_hashed_assets_cached_for_good(production):
         start = page.index(prefix)
         asset = page[start : page.index('"', start)]
         assert asset.count(".") >= 2, f"{asset} has a content hash in its name"
-        status, headers, _ = get(f"{production}{asset}")
+        status, headers, _ = production.get(asset)
         assert status == 200, asset
         assert "immutable" in headers["Cache-Control"]
