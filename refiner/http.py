@@ -167,12 +167,25 @@ def authorize(view: Callable) -> Callable:
     return wrapper
 
 
-def page_number(request: HttpRequest) -> int:
-    raw = request.GET.get("page", "1")
-    # isascii: "²" is a digit to isdigit() but not to int().
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise invalid({"page": "Must be a whole number from 1."})
+LARGEST_ID = 2**63 - 1
+
+
+def parse_id(raw: str) -> int | None:
+    """A database id written in a path or query string, or None when it cannot be one.
+
+    ASCII digits only ("²" is a digit to isdigit() but not to int()), and no larger than
+    a 64-bit column holds (SQLite raises on a larger integer parameter).
+    """
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > LARGEST_ID:
+        return None
     return int(raw)
+
+
+def page_number(request: HttpRequest) -> int:
+    number = parse_id(request.GET.get("page", "1"))
+    if not number:
+        raise invalid({"page": "Must be a whole number from 1."})
+    return number
 
 
 def paginated(request: HttpRequest, queryset, to_dict: Callable) -> JsonResponse:

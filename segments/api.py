@@ -4,7 +4,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from refiner.http import ApiError, api, authorize, invalid, json_body, paginated
+from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
 from segments import services
 from segments.models import Contact, Segment
 from segments.rules import TOO_COMPLEX, referenced_segments
@@ -31,9 +31,10 @@ def _segment_filter(request: HttpRequest) -> Segment | None:
     raw = request.GET.get("segment")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    segment_id = parse_id(raw)
+    if segment_id is None:
         raise invalid({"segment": "Must be a segment id."})
-    segment = Segment.objects.filter(workspace=request.workspace, pk=int(raw)).first()
+    segment = Segment.objects.filter(workspace=request.workspace, pk=segment_id).first()
     if segment is None:
         raise invalid({"segment": f"There is no segment {raw} in this workspace."})
     return segment

@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 
+from refiner.http import parse_id
 from segments.models import Segment
 from segments.rules import (
     CASE_OPERATORS,
@@ -235,7 +236,8 @@ def _show_list_item(value: Any) -> str:
 
 def _whole_number(text: str) -> Any:
     text = text.strip()
-    return int(text) if text.isdigit() and len(text) < 12 else text
+    number = parse_id(text)
+    return number if number is not None and len(text) < 12 else text
 
 
 def _typed_value(node: ConditionNode) -> Any:
@@ -268,7 +270,8 @@ def _shown_value(operator: str, value: Any) -> str:
 
 def _id_or_text(text: str) -> Any:
     text = text.strip()
-    return int(text) if text.isdigit() and len(text) < 12 else text
+    number = parse_id(text)
+    return number if number is not None and len(text) < 12 else text
 
 
 # Form fields -> tree --------------------------------------------------------

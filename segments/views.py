@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from refiner.fragments import render_fragment
-from refiner.http import safe_next
+from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
 from segments import forms, services
@@ -259,7 +259,7 @@ def segment_preview(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     tree, problem = _posted_tree(request)
     raw_id = request.POST.get("segment_id", "")
-    segment_id = int(raw_id) if raw_id.isascii() and raw_id.isdigit() else None
+    segment_id = parse_id(raw_id)
     if segment_id is not None:
         segment_id = _get_segment_for_user(request, segment_id).pk
     if problem:
@@ -380,9 +380,9 @@ def _filtered_contacts(
     request: HttpRequest, workspace: Workspace
 ) -> tuple[QuerySet, Segment | None]:
     segment = None
-    raw = request.GET.get("segment", "")
-    if raw.isascii() and raw.isdigit():
-        segment = Segment.objects.filter(workspace=workspace, pk=int(raw)).first()
+    segment_id = parse_id(request.GET.get("segment", ""))
+    if segment_id is not None:
+        segment = Segment.objects.filter(workspace=workspace, pk=segment_id).first()
     if segment is None:
         contacts = Contact.objects.filter(workspace=workspace)
     else:

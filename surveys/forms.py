@@ -10,6 +10,7 @@ from datetime import date
 
 from django import forms
 
+from refiner.http import parse_id
 from segments.models import Segment
 from surveys.models import Question, Survey
 from surveys.services import CHOICE_TYPES
@@ -93,11 +94,9 @@ class ResponseFilterForm(forms.Form):
 class SegmentsField(forms.ModelMultipleChoiceField):
     """Segments by id; an id that is not a whole number in the database's range is unknown."""
 
-    LARGEST_ID = 2**63 - 1
-
     def _check_values(self, value):
         for pk in value:
-            if not str(pk).isdigit() or int(pk) > self.LARGEST_ID:
+            if parse_id(str(pk)) is None:
                 raise forms.ValidationError("There is no such segment in this workspace.")
         return super()._check_values(value)
 

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from refiner.http import ApiError, api, authorize, invalid, json_body, paginated
+from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
 from refiner.models import Workspace
 from segments.models import Contact, Segment
 from segments.services import segment_contacts
@@ -187,8 +187,8 @@ def _id_filter(request: HttpRequest, key: str, model) -> Any:
     if raw is None:
         return None
     found = None
-    if raw.isascii() and raw.isdigit():
-        found = model.objects.filter(workspace=request.workspace, pk=int(raw)).first()
+    if (pk := parse_id(raw)) is not None:
+        found = model.objects.filter(workspace=request.workspace, pk=pk).first()
     if found is None:
         raise invalid({key: f"There is no {key} {raw[:50]} in this workspace."})
     return found

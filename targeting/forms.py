@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from refiner.http import ApiError
+from refiner.http import ApiError, parse_id
 from refiner.models import Workspace
 from surveys.forms import plain_words
 from targeting.models import Targeting
@@ -36,7 +36,7 @@ def _number_input(value: Any) -> str:
 
 
 def _ids(raw: list[str]) -> list[Any]:
-    return [int(item) if item.isdigit() else item for item in raw]
+    return [item if parse_id(item) is None else parse_id(item) for item in raw]
 
 
 class TargetingForm:
@@ -89,11 +89,11 @@ class TargetingForm:
         key, _, index = rest.partition(":")
         if key not in PAGE_LISTS:
             return False
-        rows = self.values[key]
+        rows, position = self.values[key], parse_id(index)
         if verb == "add" and len(rows) < MAX_ROWS:
             rows.append({"match": "starts_with", "value": ""})
-        elif verb == "remove" and index.isdigit() and int(index) < len(rows):
-            del rows[int(index)]
+        elif verb == "remove" and position is not None and position < len(rows):
+            del rows[position]
         else:
             return verb in ("add", "remove")
         return True
@@ -156,8 +156,9 @@ class TargetingForm:
             prefix = f"{key}["
             if field.startswith(prefix) and "]" in field:
                 index = field[len(prefix) : field.index("]")]
-                if index.isdigit() and int(index) < len(origins[key]):
-                    return f"{key}-{origins[key][int(index)]}"
+                position = parse_id(index)
+                if position is not None and position < len(origins[key]):
+                    return f"{key}-{origins[key][position]}"
         return field
 
     def rows(self, key: str) -> list[dict]:

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from refiner.http import invalid
+from refiner.http import invalid, parse_id
 from refiner.models import Workspace
 from segments.models import Contact, Segment
 from segments.services import segment_contacts, segment_count
@@ -92,8 +92,8 @@ def _segment_ids(data: dict, key: str, workspace: Workspace, errors: dict) -> li
         return []
     ids = []
     for item in raw:
-        if isinstance(item, str) and item.isdigit():
-            item = int(item)
+        if isinstance(item, str) and parse_id(item) is not None:
+            item = parse_id(item)
         if not _is_int(item):
             errors[key] = "Must be a list of segment ids."
             return []
