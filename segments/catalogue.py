@@ -129,9 +129,7 @@ def unknown_names(workspace: Workspace, rule: Any) -> list[str]:
         .distinct()
     )
     warnings = [f"No contact has the trait `{k}`." for k in sorted(contact_keys - known_traits)]
-    warnings += [
-        f"No account has the trait `{k}`." for k in sorted(account_keys - known_account)
-    ]
+    warnings += [f"No account has the trait `{k}`." for k in sorted(account_keys - known_account)]
     warnings += [
         f"No event `{name}` was ever tracked." for name in sorted(event_names - known_events)
     ]

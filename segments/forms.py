@@ -410,7 +410,7 @@ def blank_values(group: GroupNode, path: str = "") -> dict[str, str]:
         if child.is_group:
             errors.update(blank_values(child, f"{where}."))
         elif child.takes_value and not child.value.strip():
-            errors[f"{where}.value"] = "Enter a value (type \"\" for the empty text)."
+            errors[f"{where}.value"] = 'Enter a value (type "" for the empty text).'
     return errors
 
 

@@ -67,7 +67,10 @@ def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, lis
                     }  # fmt: skip
                 )
     surveys = Survey.objects.filter(workspace=workspace)
-    for field, role in (("targeting__segments", "targets"), ("targeting__excluded_segments", "excludes")):
+    for field, role in (
+        ("targeting__segments", "targets"),
+        ("targeting__excluded_segments", "excludes"),
+    ):
         rows = surveys.filter(**{f"{field}__isnull": False}).values_list(
             field, "pk", "name", "status"
         )

@@ -141,3 +141,65 @@ def test_the_list_counts_each_segment_after_the_page_shows(page, page_errors, li
     page.get_by_role("link", name="6").click()
     page.wait_for_url(f"{live_server.url}/contacts/?segment=*")
     assert page_errors == []
+
+
+def test_leaving_with_unsaved_conditions_asks_first_but_saving_does_not(
+    page, page_errors, live_server, owner
+):
+    from playwright.sync_api import expect
+
+    dialogs: list[str] = []
+
+    def stay(dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/segments/new/")
+    editor_url = page.url
+    page.fill("#id_name", "Enterprise")
+    page.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "plan")
+    page.fill("#c-0-value", "enterprise")
+    expect(page.get_by_test_id("preview-count")).to_have_text("3")
+
+    page.locator(".breadcrumb").get_by_role("link", name="Segments").click()
+    page.wait_for_timeout(300)
+    assert dialogs == ["beforeunload"]
+    assert page.url == editor_url  # dismissed: the work is still there
+    expect(page.locator("#c-0-value")).to_have_value("enterprise")
+
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.locator(".message.success")).to_contain_text("Saved segment")
+    assert dialogs == ["beforeunload"]
+    page.locator(".breadcrumb").get_by_role("link", name="Segments").click()
+    page.wait_for_url(f"{live_server.url}/segments/")
+    assert dialogs == ["beforeunload"]
+    assert Segment.objects.get().name == "Enterprise"
+    assert page_errors == []
+
+
+def test_the_json_panel_and_the_date_picker_follow_the_edit(page, page_errors, live_server, owner):
+    from playwright.sync_api import expect
+
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/segments/new/")
+    page.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "plan")
+    page.fill("#c-0-value", "enterprise")
+    expect(page.get_by_test_id("preview-count")).to_have_text("3")
+    page.get_by_text("Rule as JSON").click()
+    expect(page.locator("#rule-json")).to_contain_text('"value": "enterprise"')
+
+    page.fill("#c-0-attribute", "signed_up_at")
+    page.select_option("#c-0-operator", "after")
+    page.wait_for_load_state("networkidle")
+    page.fill("#c-0-date", "2024-03-01")
+    expect(page.locator("#c-0-value")).to_have_value("2024-03-01")
+    expect(page.locator("#rule-json")).to_contain_text('"value": "2024-03-01"')
+    expect(page.locator("#rule-json")).to_contain_text('"operator": "after"')
+    expect(page.get_by_test_id("name-warning")).to_contain_text(
+        "No contact has the trait `signed_up_at`."
+    )
+    assert page_errors == []
