@@ -236,7 +236,8 @@ def test_another_workspaces_names_do_not_count_as_known(owner_client, workspace,
 def test_the_preview_carries_the_rule_being_edited_as_json(owner_client, workspace, people):
     segment = SegmentFactory(workspace=workspace, rules=plan_is("free"))
     fields = {"segment_id": segment.pk, "c-match": "all", "c-0-kind": "attribute",
-              "c-0-attribute": "plan", "c-0-operator": "equals", "c-0-value": "enterprise"}  # fmt: skip
+              "c-0-attribute": "plan", "c-0-operator": "equals",
+              "c-0-value": "enterprise"}  # fmt: skip
 
     text = owner_client.post("/segments/preview/", fields, headers=HX).content.decode()
 
