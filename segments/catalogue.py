@@ -2,8 +2,11 @@
 
 The catalogue feeds the rule editor's suggestions, its warning about names no
 contact has, and a page that lists them. Each list is one GROUP BY over a table
-indexed by (workspace, key) or (workspace, name), cut at `LIMIT` rows, so a
-workspace with millions of values still answers in one bounded query.
+whose indexes lead with (workspace, key) or (workspace, name), cut at `LIMIT`
+rows. The editor, opened often, asks only for names (`names`), which the
+indexes answer alone; the page adds counts, types and dates, which read every
+value row of the workspace (about half a second for 2 million on PostgreSQL).
+The unknown-name warning asks only about the names in the rule.
 """
 
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ class Entry:
 
     name: str
     kind: str  # what the values are: "text", "number", "date", "true/false", or a mix
-    contacts: int
+    contacts: int  # contacts (accounts) that have the trait; for an event, times tracked
     last_seen: datetime | None
 
 
@@ -80,14 +83,32 @@ def account_traits(workspace: Workspace, *, limit: int = LIMIT) -> list[Entry]:
 
 
 def events(workspace: Workspace, *, limit: int = LIMIT) -> list[Entry]:
-    """Event names with how many contacts did each and when it last happened."""
+    """Event names with how often each was tracked and when it last happened.
+
+    Times, not distinct contacts: the (workspace, name, occurred_at) index alone
+    answers this, where counting contacts would read every event row.
+    """
     rows = (
         Event.objects.filter(workspace=workspace)
         .values("name")
-        .annotate(contacts=Count("contact", distinct=True), last_seen=Max("occurred_at"))
-        .order_by("-contacts", "name")[:limit]
+        .annotate(times=Count("*"), last_seen=Max("occurred_at"))
+        .order_by("-times", "name")[:limit]
     )
-    return [Entry(r["name"], "event", r["contacts"], r["last_seen"]) for r in rows]
+    return [Entry(r["name"], "event", r["times"], r["last_seen"]) for r in rows]
+
+
+def names(workspace: Workspace, *, limit: int = LIMIT) -> dict[str, list[str]]:
+    """Only the names, in order: the editor's suggestions, cheap enough for every page."""
+
+    def distinct(queryset, field: str) -> list[str]:
+        return list(queryset.values_list(field, flat=True).distinct().order_by(field)[:limit])
+
+    traits = ContactValue.objects.filter(workspace=workspace).exclude(key__in=BUILTIN_FIELDS)
+    return {
+        "traits": distinct(traits, "key"),
+        "account_traits": distinct(AccountValue.objects.filter(workspace=workspace), "key"),
+        "events": distinct(Event.objects.filter(workspace=workspace), "name"),
+    }
 
 
 def _names_in(rule: Any, kind: str, field: str) -> set[str]:

@@ -113,9 +113,7 @@ def _suggestions(workspace: Workspace) -> dict:
 
     return {
         "builtin_fields": BUILTIN_FIELDS,
-        "traits": catalogue.traits(workspace, limit=SUGGESTIONS),
-        "account_traits": catalogue.account_traits(workspace, limit=SUGGESTIONS),
-        "events": catalogue.events(workspace, limit=SUGGESTIONS),
+        **catalogue.names(workspace, limit=SUGGESTIONS),
         "question_keys": distinct(Question.objects.filter(survey__workspace=workspace), "key"),
         "surveys": list(Survey.objects.filter(workspace=workspace).values_list("pk", "name")),
     }
@@ -467,7 +465,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "trait": request.GET.get("trait", ""),
         "value": request.GET.get("value", ""),
         "trait_problem": trait_problem,
-        "trait_keys": [t.name for t in catalogue.traits(membership.workspace, limit=SUGGESTIONS)],
+        "trait_keys": catalogue.names(membership.workspace, limit=SUGGESTIONS)["traits"],
         "segment": segment,
         "segments": Segment.objects.filter(workspace=membership.workspace),
         "querystring": query.urlencode(),
