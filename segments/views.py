@@ -399,16 +399,17 @@ def _trait_filter(request: HttpRequest, workspace: Workspace) -> tuple[QuerySet 
     """Contacts whose trait equals the value asked for, with the rule language's `equals`.
 
     The value is read as the editor reads it (`12` a number, `"12"` text), so the
-    list shows exactly who a rule "trait equals value" would match.
+    list shows exactly who a rule "trait equals value" would match. Without a
+    value, the contacts that have the trait (what the catalogue links to).
     """
     key = request.GET.get("trait", "").strip()
     if not key:
         return None, ""
-    node = forms.ConditionNode(attribute=key, operator="equals", value=request.GET.get("value", ""))
+    value = request.GET.get("value", "")
+    operator = "equals" if value.strip() else "is_set"
+    node = forms.ConditionNode(attribute=key, operator=operator, value=value)
     rule = forms.to_rule(forms.GroupNode(children=[node]))
-    errors = {**forms.blank_values(forms.GroupNode(children=[node])), **services.check_rule(
-        rule, workspace_id=workspace.pk
-    )}  # fmt: skip
+    errors = services.check_rule(rule, workspace_id=workspace.pk)
     if errors:
         return None, " ".join(errors.values())
     return services.rule_contacts(workspace.pk, rule, timezone.now()), ""

@@ -330,8 +330,13 @@ def test_a_bad_trait_filter_says_why_and_filters_nothing(owner_client, workspace
     assert response.status_code == 400
     assert b"Trait filter not applied" in response.content
     assert contact_ids(response) == ["ada", "bob", "cy"]
-    response = owner_client.get("/contacts/", {"trait": "plan", "value": ""})
-    assert response.status_code == 400 and b"Enter a value" in response.content
+
+
+def test_a_trait_without_a_value_lists_the_contacts_that_have_it(owner_client, workspace, people):
+    response = owner_client.get("/contacts/", {"trait": "seats", "value": ""})
+    assert response.status_code == 200
+    assert contact_ids(response) == ["ada", "bob"]
+    assert contact_ids(owner_client.get("/contacts/", {"trait": "beta"})) == ["cy"]
 
 
 def test_the_trait_filter_never_finds_another_workspaces_contacts(

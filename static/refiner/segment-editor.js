@@ -28,6 +28,14 @@
     event.returnValue = "";  // Chromium shows its prompt only when this is set.
   });
 
+  // A date typed in the box moves the picker to it (a time after the date is kept in the box).
+  form.addEventListener("input", function (event) {
+    var box = event.target;
+    var picker = box.id && document.querySelector('.date-pick[data-value="' + box.id + '"]');
+    var date = picker && /^\d{4}-\d{2}-\d{2}/.exec(box.value);
+    if (date) picker.value = date[0];
+  });
+
   form.addEventListener("change", function (event) {
     var picker = event.target;
     if (!picker.classList || !picker.classList.contains("date-pick") || !picker.value) return;

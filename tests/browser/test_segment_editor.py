@@ -199,6 +199,9 @@ def test_the_json_panel_and_the_date_picker_follow_the_edit(page, page_errors, l
     expect(page.locator("#c-0-value")).to_have_value("2024-03-01")
     expect(page.locator("#rule-json")).to_contain_text('"value": "2024-03-01"')
     expect(page.locator("#rule-json")).to_contain_text('"operator": "after"')
+    page.fill("#c-0-value", "2024-04-05T10:30:00Z")  # a date and time typed by hand
+    expect(page.locator("#c-0-date")).to_have_value("2024-04-05")
+    expect(page.locator("#rule-json")).to_contain_text('"value": "2024-04-05T10:30:00Z"')
     expect(page.get_by_test_id("name-warning")).to_contain_text(
         "No contact has the trait `signed_up_at`."
     )
