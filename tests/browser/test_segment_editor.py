@@ -42,6 +42,18 @@ def owner(live_server):
     return membership
 
 
+def settled(page) -> None:
+    """Wait until htmx has swapped and bound the rows it just added.
+
+    `wait_for_load_state("networkidle")` returns at once once the page has been
+    idle before, so it cannot wait for a row added later; a select changed before
+    htmx binds it sends nothing (a person is never that fast).
+    """
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
+
+
 def sign_in(page, live_server, membership) -> None:
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", membership.user.username)
@@ -69,8 +81,8 @@ def test_it_builds_a_nested_segment_and_saves_it(page, page_errors, live_server,
     expect(count).to_have_text("4")
 
     root_actions.get_by_role("button", name="+ Group").click()
-    # htmx binds the new row's triggers once the swap settles; a person is never faster.
-    page.wait_for_load_state("networkidle")
+    page.locator("#c-1-0-kind").wait_for()
+    settled(page)
     page.select_option("#c-1-0-kind", "event")
     page.fill("#c-1-0-event", "report_exported")
     page.fill("#c-1-0-value", "5")
@@ -193,8 +205,10 @@ def test_the_json_panel_and_the_date_picker_follow_the_edit(page, page_errors, l
     expect(page.locator("#rule-json")).to_contain_text('"value": "enterprise"')
 
     page.fill("#c-0-attribute", "signed_up_at")
+    settled(page)
     page.select_option("#c-0-operator", "after")
-    page.wait_for_load_state("networkidle")
+    page.locator("#c-0-date").wait_for()
+    settled(page)
     page.fill("#c-0-date", "2024-03-01")
     expect(page.locator("#c-0-value")).to_have_value("2024-03-01")
     expect(page.locator("#rule-json")).to_contain_text('"value": "2024-03-01"')
