@@ -8,8 +8,9 @@ let the two drift apart, so they are read-only (deleting stays possible).
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -183,8 +184,17 @@ class SegmentAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["used_by", "created_at", "updated_at"]
     inlines = [SegmentMemberInline]
+
+    @admin.display(description="used by")
+    def used_by(self, segment: Segment):
+        users = segment_users(segment) if segment.pk else []
+        if not users:
+            return "Nothing: it can be deleted."
+        return format_html(
+            "{}<br><small>It cannot be deleted while these use it.</small>", ", ".join(users)
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # Moving a segment to another workspace would break the rules and surveys using it.
@@ -200,6 +210,20 @@ class SegmentAdmin(admin.ModelAdmin):
         if obj is not None and segment_users(obj):
             return False
         return super().has_delete_permission(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django answers a refused deletion with a bare 403; say what holds the segment instead.
+        segment = self.get_object(request, object_id)
+        users = segment_users(segment) if segment is not None else []
+        if users and super().has_delete_permission(request, segment):
+            self.message_user(
+                request,
+                f"“{segment.name}” cannot be deleted: it is used by {', '.join(users)}. "
+                "Remove those uses first.",
+                messages.ERROR,
+            )
+            return redirect(reverse("admin:segments_segment_change", args=[segment.pk]))
+        return super().delete_view(request, object_id, extra_context)
 
 
 @admin.register(SegmentMember)

@@ -154,6 +154,16 @@ class ConditionNode:
         return self.kind in ("event", "survey")
 
     @property
+    def takes_date(self) -> bool:
+        return self.takes_value and self.operator in DATE_OPERATORS
+
+    @property
+    def picked_date(self) -> str:
+        """The date part of the value, for the date picker beside the box ("" if none)."""
+        found = re.match(r"^\d{4}-\d{2}-\d{2}", self.value.strip())
+        return found.group(0) if found else ""
+
+    @property
     def value_hint(self) -> str:
         if self.kind == "event":
             return "times"
@@ -389,6 +399,23 @@ def _with_days(rule: dict, node: ConditionNode) -> dict:
     if node.within_days.strip():
         rule["within_days"] = _whole_number(node.within_days)
     return rule
+
+
+def blank_values(group: GroupNode, path: str = "") -> dict[str, str]:
+    """Rows whose value box was left empty, as rule errors (`conditions[0].value`).
+
+    The rule language accepts the empty text, so without this "plan equals"
+    with nothing typed would save and match only contacts whose plan is "".
+    Typing `""` still asks for the empty text on purpose.
+    """
+    errors = {}
+    for index, child in enumerate(group.children):
+        where = f"{path}conditions[{index}]"
+        if child.is_group:
+            errors.update(blank_values(child, f"{where}."))
+        elif child.takes_value and not child.value.strip():
+            errors[f"{where}.value"] = 'Enter a value (type "" for the empty text).'
+    return errors
 
 
 # Rule -> tree ---------------------------------------------------------------

@@ -20,6 +20,7 @@ urlpatterns = [
         views.segment_members_remove,
         name="segment-members-remove",
     ),
+    path("catalogue/", views.trait_catalogue, name="catalogue"),
     path("contacts/", views.contact_list, name="contact-list"),
     path("test-contacts/", views.contact_test, name="contact-test"),
     path("contacts/<path:user_id>/", views.contact_detail, name="contact-detail"),

@@ -12,15 +12,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from refiner.fragments import render_fragment
 from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
-from segments import forms, services
+from segments import catalogue, forms, services
 from segments.api import segment_users
-from segments.models import AccountValue, Contact, ContactValue, Event, Segment
+from segments.models import BUILTIN_FIELDS, Contact, Segment
 from segments.rules import referenced_segments
 from targeting.explanations import WhatIfForm, explain_contact
 
@@ -56,23 +56,30 @@ def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, lis
     from surveys.models import Survey
 
     uses: dict[int, list[dict]] = {s.pk: [] for s in segments}
-    for other in segments:
-        if other.kind == Segment.RULES:
-            for referenced in referenced_segments(other.rules):
-                if referenced in uses and referenced != other.pk:
-                    uses[referenced].append(
-                        {
-                            "kind": "segment",
-                            "name": other.name,
-                            "url": reverse("segment-edit", args=[other.pk]),
-                        }  # fmt: skip
-                    )
+    for other in Segment.objects.filter(workspace=workspace, kind=Segment.RULES):
+        for referenced in referenced_segments(other.rules):
+            if referenced in uses and referenced != other.pk:
+                uses[referenced].append(
+                    {
+                        "kind": "segment",
+                        "name": other.name,
+                        "url": reverse("segment-edit", args=[other.pk]),
+                    }  # fmt: skip
+                )
     surveys = Survey.objects.filter(workspace=workspace)
-    for field in ("targeting__segments", "targeting__excluded_segments"):
-        rows = surveys.filter(**{f"{field}__isnull": False}).values_list(field, "pk", "name")
-        for segment_id, survey_id, name in rows:
+    for field, role in (
+        ("targeting__segments", "targets"),
+        ("targeting__excluded_segments", "excludes"),
+    ):
+        rows = surveys.filter(**{f"{field}__isnull": False}).values_list(
+            field, "pk", "name", "status"
+        )
+        for segment_id, survey_id, name, status in rows:
             if segment_id in uses:
-                uses[segment_id].append({"kind": "survey", "name": name, "id": survey_id})
+                uses[segment_id].append(
+                    {"kind": "survey", "name": name, "id": survey_id, "role": role,
+                     "live": status == Survey.LIVE, "status": status}
+                )  # fmt: skip
     return uses
 
 
@@ -105,9 +112,8 @@ def _suggestions(workspace: Workspace) -> dict:
         return list(queryset.values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
 
     return {
-        "trait_keys": distinct(ContactValue.objects.filter(workspace=workspace), "key"),
-        "account_keys": distinct(AccountValue.objects.filter(workspace=workspace), "key"),
-        "event_names": distinct(Event.objects.filter(workspace=workspace), "name"),
+        "builtin_fields": BUILTIN_FIELDS,
+        **catalogue.names(workspace, limit=SUGGESTIONS),
         "question_keys": distinct(Question.objects.filter(survey__workspace=workspace), "key"),
         "surveys": list(Survey.objects.filter(workspace=workspace).values_list("pk", "name")),
     }
@@ -128,15 +134,21 @@ def _choices(workspace: Workspace, segment: Segment | None) -> dict:
 
 
 def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime) -> dict:
-    """Count and sample of the contacts a rule matches now, or the rule's problems."""
+    """Count and sample of the contacts a rule matches now, or the rule's problems.
+
+    Also the rule as JSON, so the editor's JSON panel follows the rule being
+    edited, and warnings about names nothing in the workspace has.
+    """
     errors = services.check_rule(rule, workspace_id=workspace.pk, segment_id=segment_id)
     total = Contact.objects.filter(workspace=workspace).count()
+    shown = {"rule_json": json.dumps(rule, indent=2, ensure_ascii=False), "total": total}
     if errors:
-        return {"errors": errors, "total": total}
+        return {"errors": errors, **shown}
     contacts = services.rule_contacts(workspace.pk, rule, now)
     sample = contacts.order_by("-last_seen_at", "user_id")[:PREVIEW_SAMPLE]
     count = services.rule_count(workspace.pk, rule, now)
-    return {"count": count, "sample": list(sample), "total": total, "errors": {}}
+    warnings = catalogue.unknown_names(workspace, rule)
+    return {"count": count, "sample": list(sample), "errors": {}, "warnings": warnings, **shown}
 
 
 def _posted_tree(request: HttpRequest) -> tuple[forms.GroupNode, str | None]:
@@ -158,12 +170,14 @@ def _render_editor(request, membership: Membership, segment, form, tree, errors,
     rule = forms.to_rule(tree)
     loose = forms.attach_errors(tree, errors)
     segment_id = getattr(segment, "pk", None)
+    uses = segment_uses(membership.workspace, [segment])[segment_id] if segment_id else []
     context = {
         "segment": segment,
         "form_action": reverse("segment-edit", args=[segment_id])
         if segment_id
         else reverse("segment-new"),
-        "rule_json": json.dumps(rule, indent=2, ensure_ascii=False),
+        "uses": uses,
+        "live_uses": [u for u in uses if u.get("live")],
         "form": form,
         "tree": tree,
         "rule_errors": loose,
@@ -201,6 +215,9 @@ def _save_rules_segment(request, membership: Membership, segment: Segment | None
     rule = _rule_of(request, tree)
     with transaction.atomic():
         errors = _rule_problems(membership.workspace, rule, segment, problem)
+        if "rules" not in request.POST:
+            # A blank box is a forgotten value, not the empty text (typed as "").
+            errors = {**forms.blank_values(tree), **errors}
         valid = form.is_valid() and not errors
         if valid:
             saved = form.save(commit=False)
@@ -263,19 +280,28 @@ def segment_preview(request: HttpRequest) -> HttpResponse:
     if segment_id is not None:
         segment_id = _get_segment_for_user(request, segment_id).pk
     if problem:
-        preview = {"errors": {"rules": problem}, "total": 0}
+        preview = {"errors": {"rules": problem}, "total": 0, "rule_json": None}
     else:
         preview = preview_of(
             membership.workspace, _rule_of(request, tree), segment_id, timezone.now()
         )
-    context = {"preview": preview, "segment": None}
+    context = {"preview": preview, "segment": None, "live_json": True}
     return render(request, "segments/segment_editor.html#preview", context)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def segment_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page that names what would go (GET), then the deletion itself (POST)."""
     segment = _get_segment_for_user(request, pk, edit=True)
+    membership = require_membership(request)
+    if request.method == "GET":
+        context = {
+            "segment": segment,
+            "uses": segment_uses(membership.workspace, [segment])[segment.pk],
+            "size": services.segment_count(segment, timezone.now()),
+        }
+        return render(request, "segments/segment_delete.html", context)
     with transaction.atomic():
         users = segment_users(segment)
         if users:
@@ -376,9 +402,29 @@ def segment_members_remove(request: HttpRequest, pk: int) -> HttpResponse:
 # Contacts ---------------------------------------------------------------------
 
 
+def _trait_filter(request: HttpRequest, workspace: Workspace) -> tuple[QuerySet | None, str]:
+    """Contacts whose trait equals the value asked for, with the rule language's `equals`.
+
+    The value is read as the editor reads it (`12` a number, `"12"` text), so the
+    list shows exactly who a rule "trait equals value" would match. Without a
+    value, the contacts that have the trait (what the catalogue links to).
+    """
+    key = request.GET.get("trait", "").strip()
+    if not key:
+        return None, ""
+    value = request.GET.get("value", "")
+    operator = "equals" if value.strip() else "is_set"
+    node = forms.ConditionNode(attribute=key, operator=operator, value=value)
+    rule = forms.to_rule(forms.GroupNode(children=[node]))
+    errors = services.check_rule(rule, workspace_id=workspace.pk)
+    if errors:
+        return None, " ".join(errors.values())
+    return services.rule_contacts(workspace.pk, rule, timezone.now()), ""
+
+
 def _filtered_contacts(
     request: HttpRequest, workspace: Workspace
-) -> tuple[QuerySet, Segment | None]:
+) -> tuple[QuerySet, Segment | None, str]:
     segment = None
     segment_id = parse_id(request.GET.get("segment", ""))
     if segment_id is not None:
@@ -392,25 +438,48 @@ def _filtered_contacts(
         contacts = contacts.filter(
             Q(user_id__icontains=query) | Q(email__icontains=query) | Q(name__icontains=query)
         )
-    return contacts.select_related("account").order_by("-last_seen_at", "user_id"), segment
+    with_trait, problem = _trait_filter(request, workspace)
+    if with_trait is not None:
+        contacts = contacts.filter(pk__in=with_trait.values("pk"))
+    ordered = contacts.select_related("account").order_by("-last_seen_at", "user_id")
+    return ordered, segment, problem
+
+
+@login_required
+@require_GET
+def trait_catalogue(request: HttpRequest) -> HttpResponse:
+    """The traits and events seen in the workspace: the names rules can use."""
+    workspace = require_membership(request).workspace
+    context = {
+        "traits": catalogue.traits(workspace),
+        "account_traits": catalogue.account_traits(workspace),
+        "events": catalogue.events(workspace),
+        "limit": catalogue.LIMIT,
+    }
+    return render(request, "segments/catalogue.html", context)
 
 
 @login_required
 @require_GET
 def contact_list(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
-    contacts, segment = _filtered_contacts(request, membership.workspace)
+    contacts, segment, trait_problem = _filtered_contacts(request, membership.workspace)
     page = Paginator(contacts, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
         "page": page,
         "q": request.GET.get("q", ""),
+        "trait": request.GET.get("trait", ""),
+        "value": request.GET.get("value", ""),
+        "trait_problem": trait_problem,
+        "trait_keys": catalogue.names(membership.workspace, limit=SUGGESTIONS)["traits"],
         "segment": segment,
         "segments": Segment.objects.filter(workspace=membership.workspace),
         "querystring": query.urlencode(),
     }
-    return render_fragment(request, "segments/contact_list.html", "results", context)
+    status = 400 if trait_problem else 200
+    return render_fragment(request, "segments/contact_list.html", "results", context, status=status)
 
 
 def _explanations(

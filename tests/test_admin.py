@@ -141,6 +141,41 @@ def test_contact_traits_are_shown_readably_and_escaped(staff, world):
     assert "report_exported" in page
 
 
+def test_segment_change_page_names_what_uses_it(staff, world):
+    beta = Segment.objects.get(name="Beta")
+    page = staff.get(admin_url("segments.segment", "change", beta.pk)).content.decode()
+    assert "survey" in page and "(NPS)" in page and "cannot be deleted while these use it" in page
+
+
+def test_question_choices_and_page_rules_are_indented_in_the_admin(staff, world):
+    survey = Survey.objects.get(name="NPS")
+    Question.objects.create(
+        survey=survey, key="why", type="multiple_choice", text="Why?", choices=["Speed", "Price"]
+    )
+    survey.targeting.allowed_pages = [{"match": "starts_with", "value": "/app"}]
+    survey.targeting.save()
+    page = staff.get(admin_url("surveys.survey", "change", survey.pk)).content.decode()
+    assert "[\n  &quot;Speed&quot;,\n  &quot;Price&quot;\n]" in page
+    assert "&quot;match&quot;: &quot;starts_with&quot;" in page
+    question = Question.objects.get(key="why")
+    page = staff.get(admin_url("surveys.question", "change", question.pk)).content.decode()
+    assert "[\n  &quot;Speed&quot;" in page
+
+
+def test_indented_choices_save_back_unchanged(staff, world):
+    question = Question.objects.create(
+        survey=Survey.objects.get(name="NPS"), key="why", type="multiple_choice", text="Why?",
+        choices=["Speed", "Price"],
+    )  # fmt: skip
+    data = {"survey": question.survey_id, "position": 0, "key": "why",
+            "type": "multiple_choice", "text": "Why?",
+            "choices": '[\n  "Speed",\n  "Price",\n  "Support"\n]'}  # fmt: skip
+    response = staff.post(admin_url("surveys.question", "change", question.pk), data)
+    assert response.status_code == 302, response.context["errors"] if response.context else ""
+    question.refresh_from_db()
+    assert question.choices == ["Speed", "Price", "Support"]
+
+
 def test_response_answers_are_shown_readably(staff, world):
     response = Response.objects.get()
     page = staff.get(admin_url("surveys.response", "change", response.pk)).content.decode()
@@ -250,8 +285,15 @@ def test_segment_admin_refuses_rules_on_a_manual_segment(staff, workspace):
 
 def test_a_segment_in_use_cannot_be_deleted_from_the_admin(staff, world):
     beta = Segment.objects.get(name="Beta")  # targeted by the NPS survey
-    response = staff.post(admin_url("segments.segment", "delete", beta.pk), {"post": "yes"})
-    assert response.status_code == 403
+    survey = Survey.objects.get(name="NPS")
+    for method in ("get", "post"):
+        response = getattr(staff, method)(
+            admin_url("segments.segment", "delete", beta.pk), {"post": "yes"}, follow=True
+        )
+        # Not a bare 403: back on the segment's page, told what holds it.
+        assert response.redirect_chain[-1][0] == admin_url("segments.segment", "change", beta.pk)
+        text = response.content.decode()
+        assert f"“Beta” cannot be deleted: it is used by survey {survey.pk} (NPS)" in text
     assert Segment.objects.filter(pk=beta.pk).exists()
     changelist = staff.get(admin_url("segments.segment", "changelist"))
     assert "delete_selected" not in changelist.content.decode()

@@ -147,8 +147,8 @@ def test_new_editor_renders_with_suggestions(owner_client, workspace, contacts):
     response = owner_client.get("/segments/new/")
     assert response.status_code == 200
     suggestions = response.context["suggestions"]
-    assert "plan" in suggestions["trait_keys"]
-    assert suggestions["event_names"] == ["report_exported"]
+    assert suggestions["traits"] == ["plan"]
+    assert suggestions["events"] == ["report_exported"]
     assert [name for _, name in suggestions["surveys"]] == ["Onboarding"]
     assert response.context["preview"]["count"] == 3
     assert b'<datalist id="trait-keys">' in response.content

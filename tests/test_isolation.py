@@ -289,6 +289,7 @@ DASHBOARD = {
     "segment-members-add": "manual",
     "segment-members-import": "manual",
     "segment-members-remove": "manual",
+    "catalogue": None,
     "contact-list": None,
     "contact-detail": None,
     "contact-test": None,

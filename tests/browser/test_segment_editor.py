@@ -42,6 +42,18 @@ def owner(live_server):
     return membership
 
 
+def settled(page) -> None:
+    """Wait until htmx has swapped and bound the rows it just added.
+
+    `wait_for_load_state("networkidle")` returns at once once the page has been
+    idle before, so it cannot wait for a row added later; a select changed before
+    htmx binds it sends nothing (a person is never that fast).
+    """
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
+
+
 def sign_in(page, live_server, membership) -> None:
     page.goto(f"{live_server.url}/login/")
     page.fill("#id_username", membership.user.username)
@@ -69,8 +81,8 @@ def test_it_builds_a_nested_segment_and_saves_it(page, page_errors, live_server,
     expect(count).to_have_text("4")
 
     root_actions.get_by_role("button", name="+ Group").click()
-    # htmx binds the new row's triggers once the swap settles; a person is never faster.
-    page.wait_for_load_state("networkidle")
+    page.locator("#c-1-0-kind").wait_for()
+    settled(page)
     page.select_option("#c-1-0-kind", "event")
     page.fill("#c-1-0-event", "report_exported")
     page.fill("#c-1-0-value", "5")
@@ -140,4 +152,71 @@ def test_the_list_counts_each_segment_after_the_page_shows(page, page_errors, li
         expect(row.get_by_test_id("segment-size")).to_have_text(size)
     page.get_by_role("link", name="6").click()
     page.wait_for_url(f"{live_server.url}/contacts/?segment=*")
+    assert page_errors == []
+
+
+def test_leaving_with_unsaved_conditions_asks_first_but_saving_does_not(
+    page, page_errors, live_server, owner
+):
+    from playwright.sync_api import expect
+
+    dialogs: list[str] = []
+
+    def stay(dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/segments/new/")
+    editor_url = page.url
+    page.fill("#id_name", "Enterprise")
+    page.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "plan")
+    page.fill("#c-0-value", "enterprise")
+    expect(page.get_by_test_id("preview-count")).to_have_text("3")
+
+    page.locator(".breadcrumb").get_by_role("link", name="Segments").click()
+    page.wait_for_timeout(300)
+    assert dialogs == ["beforeunload"]
+    assert page.url == editor_url  # dismissed: the work is still there
+    expect(page.locator("#c-0-value")).to_have_value("enterprise")
+
+    page.get_by_role("button", name="Save segment").click()
+    expect(page.locator(".message.success")).to_contain_text("Saved segment")
+    assert dialogs == ["beforeunload"]
+    page.locator(".breadcrumb").get_by_role("link", name="Segments").click()
+    page.wait_for_url(f"{live_server.url}/segments/")
+    assert dialogs == ["beforeunload"]
+    assert Segment.objects.get().name == "Enterprise"
+    assert page_errors == []
+
+
+def test_the_json_panel_and_the_date_picker_follow_the_edit(page, page_errors, live_server, owner):
+    from playwright.sync_api import expect
+
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/segments/new/")
+    page.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "plan")
+    page.fill("#c-0-value", "enterprise")
+    expect(page.get_by_test_id("preview-count")).to_have_text("3")
+    page.get_by_text("Rule as JSON").click()
+    expect(page.locator("#rule-json")).to_contain_text('"value": "enterprise"')
+
+    page.fill("#c-0-attribute", "signed_up_at")
+    settled(page)
+    page.select_option("#c-0-operator", "after")
+    page.locator("#c-0-date").wait_for()
+    settled(page)
+    page.fill("#c-0-date", "2024-03-01")
+    expect(page.locator("#c-0-value")).to_have_value("2024-03-01")
+    expect(page.locator("#rule-json")).to_contain_text('"value": "2024-03-01"')
+    expect(page.locator("#rule-json")).to_contain_text('"operator": "after"')
+    page.fill("#c-0-value", "2024-04-05T10:30:00Z")  # a date and time typed by hand
+    expect(page.locator("#c-0-date")).to_have_value("2024-04-05")
+    expect(page.locator("#rule-json")).to_contain_text('"value": "2024-04-05T10:30:00Z"')
+    expect(page.get_by_test_id("name-warning")).to_contain_text(
+        "No contact has the trait `signed_up_at`."
+    )
     assert page_errors == []
