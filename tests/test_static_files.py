@@ -1,6 +1,6 @@
 """Static files once collected (refiner/staticfiles.py), through WhiteNoise, on any database.
 
-tests/browser/test_production.py checks the same on a real gunicorn (PostgreSQL only).
+tests/browser/test_production.py checks the same on a real gunicorn, straight and behind nginx.
 """
 
 import pytest
