@@ -3,7 +3,9 @@
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -16,6 +18,25 @@ def pretty_json(value: Any) -> SafeString:
         '<pre style="margin:0;white-space:pre-wrap">{}</pre>',
         json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True),
     )
+
+
+class IndentedJSONField(forms.JSONField):
+    """JSON shown indented, one item a line, so rules, choices and page rules can be read."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+MONOSPACE = {"style": "font-family:monospace"}
+# `formfield_overrides` for an admin whose model has JSON fields to edit.
+READABLE_JSON = {
+    models.JSONField: {
+        "form_class": IndentedJSONField,
+        "widget": forms.Textarea(attrs={"rows": 6, "cols": 60, **MONOSPACE}),
+    }
+}
 
 
 class MembershipInline(admin.TabularInline):

@@ -5,8 +5,6 @@ track together with the parsed value rows SQL compares; editing them here would
 let the two drift apart, so they are read-only (deleting stays possible).
 """
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -14,7 +12,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from refiner.admin import pretty_json
+from refiner.admin import MONOSPACE, IndentedJSONField, pretty_json
 from segments.api import segment_users
 from segments.models import (
     Account,
@@ -117,19 +115,10 @@ class EventAdmin(ReadOnlyAdmin):
     date_hierarchy = "occurred_at"
 
 
-class RuleField(forms.JSONField):
-    """The rule document, indented so that it can be read and edited."""
-
-    def prepare_value(self, value):
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False)
-
-
 class SegmentForm(forms.ModelForm):
-    rules = RuleField(
+    rules = IndentedJSONField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 20, "cols": 80, "style": "font-family:monospace"}),
+        widget=forms.Textarea(attrs={"rows": 20, "cols": 80, **MONOSPACE}),
         help_text="The rule document (SPEC §3); leave empty for a manual segment.",
     )
 

@@ -3,36 +3,11 @@
 Displays, responses and parsed answers are what the widget recorded: read-only.
 """
 
-import json
-
-from django import forms
 from django.contrib import admin
-from django.db import models
 
-from refiner.admin import pretty_json
+from refiner.admin import READABLE_JSON, pretty_json
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.admin import TargetingInline
-
-
-class IndentedJSONField(forms.JSONField):
-    """JSON shown indented, one item a line, so choices and page rules can be read and edited."""
-
-    def prepare_value(self, value):
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False)
-
-
-READABLE_JSON = {
-    models.JSONField: {
-        "form_class": IndentedJSONField,
-        "widget": forms.Textarea(attrs={"rows": 6, "cols": 60, "style": "font-family:monospace"}),
-    }
-}
-
-
-class ReadableTargetingInline(TargetingInline):
-    formfield_overrides = READABLE_JSON
 
 
 class RecordedAdmin(admin.ModelAdmin):
@@ -60,7 +35,7 @@ class SurveyAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
     readonly_fields = ["updated_at"]
-    inlines = [QuestionInline, ReadableTargetingInline]
+    inlines = [QuestionInline, TargetingInline]
 
     def get_readonly_fields(self, request, obj=None):
         # Its displays, responses and targeted segments stay in the workspace it began in.

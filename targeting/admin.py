@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin
 
+from refiner.admin import READABLE_JSON
 from targeting.models import Targeting
 from targeting.services import FIELDS
 
@@ -33,11 +34,13 @@ class TargetingInline(admin.StackedInline):
     form = TargetingForm
     can_delete = False
     autocomplete_fields = list(SEGMENT_FIELDS)
+    formfield_overrides = READABLE_JSON
 
 
 @admin.register(Targeting)
 class TargetingAdmin(admin.ModelAdmin):
     form = TargetingForm
+    formfield_overrides = READABLE_JSON
     list_display = [
         "survey",
         "audience",

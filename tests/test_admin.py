@@ -162,6 +162,14 @@ def test_question_choices_and_page_rules_are_indented_in_the_admin(staff, world)
     assert "[\n  &quot;Speed&quot;" in page
 
 
+def test_page_rules_are_indented_on_the_targeting_admin_page_too(staff, world):
+    targeting = Survey.objects.get(name="NPS").targeting
+    targeting.excluded_pages = [{"match": "contains", "value": "/billing"}]
+    targeting.save()
+    page = staff.get(admin_url("targeting.targeting", "change", targeting.pk)).content.decode()
+    assert "[\n  {\n    &quot;match&quot;: &quot;contains&quot;" in page
+
+
 def test_indented_choices_save_back_unchanged(staff, world):
     question = Question.objects.create(
         survey=Survey.objects.get(name="NPS"), key="why", type="multiple_choice", text="Why?",
