@@ -134,6 +134,8 @@ _PLAIN_WORDS = [
     (re.compile(r", or null\b"), ", or left empty"),
     (re.compile(r"\bstarts_at\b"), "the start"),
     (re.compile(r"\bends_at\b"), "the end"),
+    # The choices a select offers, as the select names them.
+    (re.compile(r"\b(starts_with|page_load|every_trigger)\b"), lambda m: m[1].replace("_", " ")),
     (
         re.compile(r"\b(question|condition)s\[(\d+)\]\.(\w+)"),
         lambda m: f"the {m[3].replace('_', ' ')} of {m[1]} {int(m[2]) + 1}",

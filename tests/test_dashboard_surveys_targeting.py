@@ -259,7 +259,10 @@ def test_saving_through_htmx_returns_the_form_with_a_saved_note(owner, survey, s
         ({"frequency": "hourly"}, "Must be one of"),
         ({"audience": "vips"}, "Must be one of"),
         ({"segments": ["abc"]}, "Must be a list of segment ids."),
-        ({"allowed_pages-match": ["regex", "equals"]}, "Must be one of equals, starts_with"),
+        (
+            {"allowed_pages-match": ["regex", "equals"]},
+            "Must be one of equals, starts with, contains",
+        ),
     ],
 )
 def test_invalid_targeting_shows_the_error_and_saves_nothing(
