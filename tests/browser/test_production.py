@@ -173,7 +173,7 @@ def test_the_widget_flow_on_gunicorn_with_debug_off(refiner, customer_site, page
     page.get_by_role("button", name="9 of 10").click()
     page.get_by_text("2 / 2").wait_for()
     page.get_by_label("Reports").check()
-    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Submit").click()
     page.get_by_text("Thank you!").wait_for()
     page.wait_for_function("window.seen.completed.length === 1")
 

@@ -608,7 +608,7 @@ def test_a_preview_link_shows_a_draft_on_the_demo_page_and_saves_nothing(
 
     page.get_by_role("button", name="8 of 10").click()
     page.get_by_label("Alerts").check()
-    page.get_by_role("button", name="Next").click()
+    page.get_by_role("button", name="Submit").click()
     page.get_by_text("Thank you!").wait_for()
     page.wait_for_timeout(300)
 
