@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import OperationalError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg import pq
 
 # How many SQLite virtual machine steps between two looks at the clock.
 PROGRESS_STEPS = 5000
@@ -111,6 +112,10 @@ def _statement_timeout(wrapper: BaseDatabaseWrapper, remaining_ms: int) -> None:
         held = wrapper.refiner_timeout = (raw, opening_timeout_ms(wrapper))
     # 0 is no limit at all (a connection opened outside a request), never close enough.
     if held[1] and abs(held[1] - remaining_ms) <= TIMEOUT_SLACK_MS:
+        return
+    # After a failed statement only the rollback may run (to a savepoint, as an
+    # IntegrityError retry does); a SET then would fail the request itself.
+    if raw.info.transaction_status == pq.TransactionStatus.INERROR:
         return
     # Straight on the driver's connection: a setting, not one of the request's queries.
     raw.execute(f"SET statement_timeout = {int(remaining_ms)}")
