@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 
 from refiner.models import Workspace
 from segments.models import BUILTIN_FIELDS, AccountValue, ContactValue, Event
@@ -45,41 +45,33 @@ def _kind(row: dict) -> str:
     return " or ".join(found) or "list or object"
 
 
-def traits(workspace: Workspace, *, limit: int = LIMIT) -> list[Entry]:
-    """Contact traits (built-in fields left out), most used first."""
+def _value_keys(values: QuerySet, last_seen: str, limit: int) -> list[Entry]:
+    """Keys of parsed-value rows with how many owners have each and the kinds of values."""
     rows = (
-        ContactValue.objects.filter(workspace=workspace)
-        .exclude(key__in=BUILTIN_FIELDS)
-        .values("key")
+        values.values("key")
         .annotate(
             total=Count("id"),
             texts=Count("text"),
             numbers=Count("num"),
             dates=Count("date"),
             booleans=Count("boolean"),
-            last_seen=Max("contact__last_seen_at"),
+            last_seen=Max(last_seen),
         )
         .order_by("-total", "key")[:limit]
     )
     return [Entry(r["key"], _kind(r), r["total"], r["last_seen"]) for r in rows]
+
+
+def traits(workspace: Workspace, *, limit: int = LIMIT) -> list[Entry]:
+    """Contact traits (built-in fields left out), most used first."""
+    values = ContactValue.objects.filter(workspace=workspace).exclude(key__in=BUILTIN_FIELDS)
+    return _value_keys(values, "contact__last_seen_at", limit)
 
 
 def account_traits(workspace: Workspace, *, limit: int = LIMIT) -> list[Entry]:
     """Account traits (`account.<key>` in rules), counted in accounts, most used first."""
-    rows = (
-        AccountValue.objects.filter(workspace=workspace)
-        .values("key")
-        .annotate(
-            total=Count("id"),
-            texts=Count("text"),
-            numbers=Count("num"),
-            dates=Count("date"),
-            booleans=Count("boolean"),
-            last_seen=Max("account__updated_at"),
-        )
-        .order_by("-total", "key")[:limit]
-    )
-    return [Entry(r["key"], _kind(r), r["total"], r["last_seen"]) for r in rows]
+    values = AccountValue.objects.filter(workspace=workspace)
+    return _value_keys(values, "account__updated_at", limit)
 
 
 def events(workspace: Workspace, *, limit: int = LIMIT) -> list[Entry]:
