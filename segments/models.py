@@ -70,9 +70,11 @@ class Contact(models.Model):
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
+    # db_default too: bulk loads and raw inserts that name their columns need not know it.
     is_test = models.BooleanField(
         "test contact",
         default=False,
+        db_default=False,
         help_text="A teammate trying surveys out: left out of results unless asked for.",
     )
 

@@ -4,6 +4,7 @@ import csv
 import io
 
 import pytest
+from django.db import connection
 
 from segments.models import Contact
 from surveys.models import Response, Survey
@@ -136,3 +137,15 @@ def test_the_csv_export_leaves_test_contacts_out_unless_asked(owner, answered):
 def test_the_export_link_keeps_the_choice(owner, answered):
     page = owner.get("/responses/", {"include_test": "1"}).content.decode()
     assert "/responses/export.csv?include_test=1" in page
+
+
+def test_a_contact_loaded_without_the_flag_is_not_a_test_contact(workspace):
+    """Bulk loads (bench/seed.py's COPY) and raw inserts name their columns, not this one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO segments_contact (workspace_id, user_id, traits, first_seen_at, "
+            "last_seen_at) VALUES (%s, 'loaded', '{}', %s, %s)",
+            [workspace.pk, NOW, NOW],
+        )
+
+    assert Contact.objects.get(user_id="loaded").is_test is False
