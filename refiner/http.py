@@ -24,15 +24,33 @@ TIMEOUT_MESSAGE = "The request took longer than its time budget and was stopped.
 
 
 class ApiError(Exception):
-    """Raised anywhere under an @api view; becomes the SPEC §5 error body."""
+    """Raised anywhere under an @api view; becomes the SPEC §5 error body.
 
-    def __init__(self, code: str, message: str, status: int = 400, fields: dict | None = None):
+    `details` are further keys of the error object, such as the eligibility
+    engine's `reasons` for a refused display.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        fields: dict | None = None,
+        details: dict | None = None,
+    ):
         super().__init__(message)
         self.code, self.message, self.status, self.fields = code, message, status, fields
+        self.details = details or {}
 
 
-def error(code: str, message: str, status: int = 400, fields: dict | None = None) -> JsonResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+def error(
+    code: str,
+    message: str,
+    status: int = 400,
+    fields: dict | None = None,
+    details: dict | None = None,
+) -> JsonResponse:
+    body: dict[str, Any] = {"code": code, "message": message, **(details or {})}
     if fields:
         body["fields"] = fields
     return JsonResponse({"error": body}, status=status)
@@ -116,7 +134,7 @@ def api(methods: list[str]) -> Callable:
             try:
                 return view(request, *args, **kwargs)
             except ApiError as e:
-                return error(e.code, e.message, e.status, e.fields)
+                return error(e.code, e.message, e.status, e.fields, e.details)
             except (OperationalError, InterfaceError) as e:
                 if is_timeout(e):
                     log.warning("time budget spent: %s %s", request.method, request.path_info)

@@ -19,7 +19,7 @@ from segments import services as contacts
 from segments.models import Account, Contact
 from surveys import services
 from surveys.models import Display, Survey
-from targeting.eligibility import Reason, SurveyDefinition, display_decision, eligible_surveys
+from targeting.eligibility import SurveyDefinition, display_decision, eligible_surveys
 from targeting.models import Targeting
 from targeting.preview import MAX_TOKEN, PreviewRefused, previewed_survey_id
 
@@ -240,24 +240,6 @@ def eligibility(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
 
 
-class NotEligible(Exception):
-    """The display is refused; raised inside the transaction so that it writes nothing."""
-
-    def __init__(self, reasons: list[Reason]):
-        super().__init__("not eligible")
-        self.reasons = reasons
-
-
-def _not_eligible(reasons: list[Reason]) -> JsonResponse:
-    # The SPEC §5 error body, with the engine's reasons in the error object.
-    body = {
-        "code": "not_eligible",
-        "message": "The survey is not eligible for this contact now.",
-        "reasons": [reason.to_dict() for reason in reasons],
-    }
-    return JsonResponse({"error": body}, status=409)
-
-
 def _record_if_eligible(
     *, workspace: Workspace, survey: Survey, contact: Contact, event: str | None, url: str | None
 ) -> Display:
@@ -278,7 +260,13 @@ def _record_if_eligible(
         if decision is None:
             raise ApiError("not_found", f"There is no live survey {survey.pk}.", 404)
         if not decision.eligible:
-            raise NotEligible(decision.reasons)
+            # Raised inside the transaction, so that a refused display writes nothing.
+            raise ApiError(
+                "not_eligible",
+                "The survey is not eligible for this contact now.",
+                409,
+                details={"reasons": [reason.to_dict() for reason in decision.reasons]},
+            )
         return services.record_display(survey=survey, contact=contact, now=now)
 
 
@@ -297,12 +285,9 @@ def displays(request: HttpRequest) -> JsonResponse:
     survey = Survey.objects.filter(workspace=workspace, pk=survey_id, status=Survey.LIVE).first()
     if survey is None:
         raise ApiError("not_found", f"There is no live survey {survey_id}.", 404)
-    try:
-        display = _record_if_eligible(
-            workspace=workspace, survey=survey, contact=contact, event=event, url=url
-        )
-    except NotEligible as refused:
-        return _not_eligible(refused.reasons)
+    display = _record_if_eligible(
+        workspace=workspace, survey=survey, contact=contact, event=event, url=url
+    )
     return JsonResponse({"display": str(display.pk)}, status=201)
 
 
