@@ -573,13 +573,18 @@ def display_decision(
     return Decision(survey, not reasons, reasons)
 
 
-def _decisions(surveys, *, workspace, contact, now, event, url, survey_id) -> list[Decision]:
+def segment_names(workspace: Workspace) -> dict[int, str]:
+    """The workspace's segment names by id, for explanations (never for the widget)."""
+    return dict(Segment.objects.filter(workspace=workspace).values_list("pk", "name"))
+
+
+def _decisions(
+    surveys, *, workspace, contact, now, event, url, survey_id, names=None
+) -> list[Decision]:
     found = definitions(workspace.pk)
     check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
                    event=event, url=url, survey_id=survey_id)  # fmt: skip
-    check.segment_names = dict(
-        Segment.objects.filter(workspace=workspace).values_list("pk", "name")
-    )
+    check.segment_names = segment_names(workspace) if names is None else names
     return [_explained(survey, check) for survey in surveys]
 
 
@@ -637,8 +642,12 @@ def explain_all(
     now: datetime,
     event: str | None = None,
     url: str | None = None,
+    names: dict[int, str] | None = None,
 ) -> list[Decision]:
-    """`explain` for every survey of the workspace except archived ones, on one snapshot."""
+    """`explain` for every survey of the workspace except archived ones, on one snapshot.
+
+    `names` are the workspace's `segment_names`, when the caller has read them already.
+    """
     surveys = [s for s in _survey_definitions(workspace) if s.status != Survey.ARCHIVED]
     return _decisions(surveys, workspace=workspace, contact=contact, now=now, event=event,
-                      url=url, survey_id=None)  # fmt: skip
+                      url=url, survey_id=None, names=names)  # fmt: skip

@@ -13,8 +13,8 @@ from datetime import datetime
 from django import forms
 
 from refiner.models import Workspace
-from segments.models import Contact, Segment
-from targeting.eligibility import Decision, SurveyDefinition, explain_all
+from segments.models import Contact
+from targeting.eligibility import Decision, SurveyDefinition, explain_all, segment_names
 from targeting.models import Targeting
 
 # How each page rule reads after "pages that …".
@@ -121,6 +121,8 @@ def explain_contact(
     *, workspace: Workspace, contact: Contact, now: datetime, event: str | None, url: str | None
 ) -> list[Explanation]:
     """Every survey of the workspace but archived ones, explained for the contact."""
-    decisions = explain_all(workspace=workspace, contact=contact, now=now, event=event, url=url)
-    names = dict(Segment.objects.filter(workspace=workspace).values_list("pk", "name"))
+    names = segment_names(workspace)
+    decisions = explain_all(
+        workspace=workspace, contact=contact, now=now, event=event, url=url, names=names
+    )
     return [explanation_of(d, event=event, url=url, names=names) for d in decisions]
