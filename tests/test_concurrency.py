@@ -19,13 +19,15 @@ from segments.models import Account, Contact, ContactValue, Event
 from surveys.models import Answer, Display, Response
 from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
 
-pytestmark = [
+# Races need real threads waiting on real row locks: the marks of every race test module.
+RACES = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql",
         reason="needs PostgreSQL: SQLite's in-memory test database cannot wait for locks",
     ),
 ]
+pytestmark = RACES
 
 THREADS = 50
 

@@ -6,21 +6,14 @@ Skipped on SQLite for the reason given in tests/test_concurrency.py.
 import json
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from segments.memory import find_unusable
 from segments.services import segment_definitions
 from tests.factories import SegmentFactory, WorkspaceFactory
-from tests.test_concurrency import at_once
+from tests.test_concurrency import RACES, at_once
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: SQLite's in-memory test database cannot wait for locks",
-    ),
-]
+pytestmark = RACES
 
 
 @pytest.fixture(autouse=True)

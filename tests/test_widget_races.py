@@ -7,20 +7,13 @@ why SQLite is skipped).
 import json
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from surveys.models import Display, Response
 from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
-from tests.test_concurrency import at_once
+from tests.test_concurrency import RACES, at_once
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: SQLite's in-memory test database cannot wait for locks",
-    ),
-]
+pytestmark = RACES
 
 THREADS = 20
 
