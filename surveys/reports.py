@@ -115,13 +115,11 @@ class ScoreSummary:
     @property
     def score(self) -> int | None:
         """Net Promoter Score: % promoters − % detractors, rounded to a whole number."""
-        return nps_score(self.promoters, self.detractors, self.total)
+        return nps_of(self.counts)
 
     @property
     def average(self) -> float | None:
-        if not self.total:
-            return None
-        return round(sum(score * n for score, n in self.counts.items()) / self.total, 2)
+        return average_of(self.counts)
 
     def share(self, part: int) -> int:
         return round(100 * part / self.total) if self.total else 0
@@ -147,6 +145,21 @@ def nps_score(promoters: int, detractors: int, total: int) -> int | None:
     if total <= 0:
         return None
     return (200 * (promoters - detractors) + total) // (2 * total)
+
+
+def nps_of(counts: dict[int, int]) -> int | None:
+    """The NPS of {score: how many}: promoters score 9–10, detractors 0–6."""
+    promoters = sum(n for score, n in counts.items() if score >= 9)
+    detractors = sum(n for score, n in counts.items() if score <= 6)
+    return nps_score(promoters, detractors, sum(counts.values()))
+
+
+def average_of(counts: dict[int, int]) -> float | None:
+    """The mean score of {score: how many}, to two places; None without answers."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    return round(sum(score * n for score, n in counts.items()) / total, 2)
 
 
 def _tone(kind: str, score: int) -> str:
@@ -369,13 +382,10 @@ class QuestionFigures:
 
 def _figure(kind: str, counts: dict[Any, int]) -> float | int | None:
     """NPS for an NPS question, the average for a rating, nothing for the others."""
-    total = sum(counts.values())
     if kind == Question.NPS:
-        promoters = sum(n for score, n in counts.items() if score >= 9)
-        detractors = sum(n for score, n in counts.items() if score <= 6)
-        return nps_score(promoters, detractors, total)
-    if kind == Question.RATING and total:
-        return round(sum(score * n for score, n in counts.items()) / total, 2)
+        return nps_of(counts)
+    if kind == Question.RATING:
+        return average_of(counts)
     return None
 
 
