@@ -11,9 +11,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from refiner.fragments import render_fragment
 from refiner.http import ApiError, safe_next
 from refiner.models import Membership
 from refiner.workspaces import require_membership
@@ -43,10 +43,6 @@ def survey_for(request: HttpRequest, survey_id: int, *, edit: bool = False):
     return membership, get_object_or_404(surveys, pk=survey_id, workspace=membership.workspace)
 
 
-def _fragment(request: HttpRequest, template: str, fragment: str) -> str:
-    return f"{template}#{fragment}" if request.htmx else template
-
-
 # Surveys --------------------------------------------------------------------
 
 
@@ -67,9 +63,7 @@ def _survey_list(request: HttpRequest, membership: Membership, form: SurveyCreat
         "form": form,
         "can_edit": membership.can_edit,
     }
-    response = render(request, _fragment(request, "surveys/list.html", "survey-table"), context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return render_fragment(request, "surveys/list.html", "survey-table", context)
 
 
 @login_required
@@ -136,7 +130,7 @@ def _questions_page(
         "can_edit": membership.can_edit,
         "tab": "questions",
     }
-    return render(request, _fragment(request, "surveys/questions.html", "questions"), context)
+    return render_fragment(request, "surveys/questions.html", "questions", context)
 
 
 @login_required
@@ -335,9 +329,7 @@ def response_list(request: HttpRequest) -> HttpResponse:
         context["page"] = Paginator(listed, RESPONSES_PER_PAGE).get_page(request.GET.get("page"))
         context["summaries"] = reports.score_summaries(responses, survey)
         _attach_answer_rows(context["page"])
-    response = render(request, _fragment(request, "responses/list.html", "results"), context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return render_fragment(request, "responses/list.html", "results", context)
 
 
 def _answer_text(value) -> str:

@@ -8,11 +8,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods
 
+from refiner.fragments import render_fragment
 from refiner.models import Membership
 from segments.models import Contact, Event, Segment
 from surveys.models import Survey
@@ -106,7 +106,6 @@ def _render(
     request: HttpRequest, survey: Survey, membership: Membership, form: TargetingForm, **extra
 ) -> HttpResponse:
     fragment = "estimate" if request.method == "GET" else "targeting-form"
-    template = "targeting/tab.html" + (f"#{fragment}" if request.htmx else "")
     segments = {s.pk: s for s in Segment.objects.filter(workspace_id=survey.workspace_id)}
     context = {
         "survey": survey,
@@ -119,9 +118,7 @@ def _render(
         "tab": "targeting",
         **extra,
     }
-    response = render(request, template, context)
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return render_fragment(request, "targeting/tab.html", fragment, context)
 
 
 def _targeting_of(survey: Survey) -> Targeting:
