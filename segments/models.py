@@ -57,11 +57,31 @@ class Account(models.Model):
         return {"id": self.external_id, "name": self.name, "traits": self.traits}
 
 
+class IdentifiedContacts(models.Manager):
+    """Contacts with a user id: what segments, counts, lists and the REST API see.
+
+    Anonymous visitors (docs/decisions.md) are rows of the same table, so that their
+    displays and responses need no second home, but no rule matches them and no list
+    shows them: being the default manager, this filter is where every such query starts.
+    """
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(user_id__isnull=False)
+
+
 class Contact(models.Model):
-    """An identified user of the customer's product."""
+    """A user of the customer's product: identified, or an anonymous visitor of the widget."""
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="contacts")
-    user_id = models.CharField(max_length=200)
+    # NULL for an anonymous visitor, whose id lives in its own column: a user id and
+    # an anonymous id can never name the same row, whatever their texts.
+    user_id = models.CharField(max_length=200, null=True, blank=True)
+    anonymous_id = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="The widget's id of a visitor who is not signed in (user id empty).",
+    )
     email = models.CharField(max_length=320, blank=True, null=True)
     name = models.CharField(max_length=200, blank=True, null=True)
     traits = models.JSONField(default=dict, blank=True)
@@ -78,15 +98,33 @@ class Contact(models.Model):
         help_text="A teammate trying surveys out: left out of results unless asked for.",
     )
 
+    objects = IdentifiedContacts()
+    # Anonymous visitors included: the widget's own lookups, locks and merges.
+    all_contacts = models.Manager()
+
     class Meta:
         ordering = ["workspace", "user_id"]
+        # Related lookups (display.contact) must reach anonymous visitors too.
+        base_manager_name = "all_contacts"
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "user_id"], name="unique_contact_user_id")
+            models.UniqueConstraint(fields=["workspace", "user_id"], name="unique_contact_user_id"),
+            models.UniqueConstraint(
+                fields=["workspace", "anonymous_id"], name="unique_contact_anonymous_id"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user_id__isnull=False, anonymous_id__isnull=True)
+                | models.Q(user_id__isnull=True, anonymous_id__isnull=False),
+                name="contact_user_or_anonymous",
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "-last_seen_at"], name="contact_recent")]
 
     def __str__(self) -> str:
-        return self.email or self.user_id
+        return self.email or self.user_id or "Anonymous visitor"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
 
     def attributes(self) -> dict:
         """Built-in fields and traits, as rules see them (missing keys left out)."""
