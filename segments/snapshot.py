@@ -20,9 +20,9 @@ from segments.models import Contact
 
 EVENT, DISPLAY, ANSWER, MEMBERSHIP = 1, 2, 3, 4
 
-# Columns of every branch: kind, text, number, three moments, JSON.
+# Columns of every branch: kind, text (a display's session), number, three moments, JSON.
 _DISPLAYS = """
-    SELECT 2, NULL, survey_id, shown_at, dismissed_at, completed_at, NULL
+    SELECT 2, session, survey_id, shown_at, dismissed_at, completed_at, NULL
     FROM surveys_display WHERE contact_id = %s"""
 _ANSWERS = """
     SELECT 3, a.key, a.survey_id, NULL, NULL, NULL, CAST(r.answers AS TEXT)
@@ -81,7 +81,7 @@ def load_snapshot(contact: Contact, event_names: Iterable[str] | None = None) ->
             snapshot.events.setdefault(text, []).append(_moment(first))
         elif kind == DISPLAY:
             snapshot.displays.append(
-                DisplayFacts(number, _moment(first), _moment(second), _moment(third))
+                DisplayFacts(number, _moment(first), _moment(second), _moment(third), text)
             )
         elif kind == ANSWER:
             answers = responses.get(document)

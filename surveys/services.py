@@ -148,9 +148,15 @@ def clean_answers(survey: Survey, answers: Any) -> dict:
     return dict(answers)
 
 
-def record_display(*, survey: Survey, contact: Contact, now: datetime) -> Display:
+def record_display(
+    *, survey: Survey, contact: Contact, now: datetime, session: str | None = None
+) -> Display:
     return Display.objects.create(
-        workspace_id=survey.workspace_id, survey=survey, contact=contact, shown_at=now
+        workspace_id=survey.workspace_id,
+        survey=survey,
+        contact=contact,
+        shown_at=now,
+        session=session,
     )
 
 
@@ -214,9 +220,17 @@ def _closed_elsewhere(display: Display) -> bool:
 
 
 def record_answers(
-    *, display: Display, answers: dict, completed: bool, now: datetime, once: bool = False
+    *,
+    display: Display,
+    answers: dict,
+    completed: bool,
+    now: datetime,
+    once: bool = False,
+    extra: dict | None = None,
 ) -> Response:
     """Merge cleaned answers into the display's response; mark it completed when asked.
+
+    `extra` (see `surveys.extra`), when not None, replaces the response's extra fields.
 
     Concurrent calls for one display are serialized by row locks, so none is lost.
     A dismissed display takes no answers; a completed one only a harmless repeat.
@@ -228,7 +242,7 @@ def record_answers(
             # Completions of one contact's displays queue on the contact's row (as
             # recording a display does), so two displays of a `once` survey, answered
             # at the same moment, cannot both see the other one still open.
-            Contact.objects.select_for_update().filter(pk=display.contact_id).first()
+            Contact.all_contacts.select_for_update().filter(pk=display.contact_id).first()
         display = Display.objects.select_for_update().get(pk=display.pk)
         if display.dismissed_at is not None:
             raise ApiError("display_closed", "This display was dismissed.", 409)
@@ -244,6 +258,8 @@ def record_answers(
             return response
         changed = {k: v for k, v in answers.items() if response.answers.get(k, object()) != v}
         response.answers = {**response.answers, **answers}
+        if extra is not None:
+            response.extra = extra
         response.updated_at = now
         if completed:
             response.completed, response.completed_at = True, now

@@ -203,7 +203,7 @@ def clean_targeting(data: Any, *, workspace: Workspace) -> dict:
         errors["ends_at"] = "Must be after starts_at."
     if errors:
         raise invalid(errors)
-    if cleaned["audience"] == Targeting.EVERYONE:
+    if cleaned["audience"] != Targeting.SEGMENTS:
         cleaned["segments"] = []
     return cleaned
 

@@ -286,6 +286,7 @@ def test_csv_has_one_column_per_question_and_one_row_per_response(owner, nps_sur
         "why",
         "uses",
         "other_answers",
+        "extra",
     ]
     assert rows[1] == [
         str(first.pk),
@@ -300,9 +301,10 @@ def test_csv_has_one_column_per_question_and_one_row_per_response(owner, nps_sur
         "Speed",
         "A; B",
         "",
+        "",
     ]
     assert rows[2][3] == "u-2" and rows[2][6] == "false" and rows[2][7] == ""
-    assert rows[2][8:] == ["4", "", "", ""]
+    assert rows[2][8:] == ["4", "", "", "", ""]
     assert len(rows) == 3
 
 
