@@ -329,7 +329,7 @@ def test_csv_keeps_answers_to_removed_questions(owner, nps_survey):
     rows = read_csv(owner.get("/responses/export.csv"))
 
     assert "why" not in rows[0]
-    assert rows[1][-1] == '{"why": "Kept"}'
+    assert rows[1][-2] == '{"why": "Kept"}'
 
 
 def test_csv_neutralises_formulas_typed_by_end_users(owner, nps_survey):
