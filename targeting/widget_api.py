@@ -261,7 +261,7 @@ def track(request: HttpRequest) -> JsonResponse:
 @api(["POST"])
 def eligibility(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
-    workspace, contact, _ = _identified(request, data)
+    workspace, contact, user_id = _identified(request, data)
     event = _optional_string(data, "event", 200)
     url = _optional_string(data, "url", MAX_URL)
     survey_id = data.get("survey")
@@ -278,7 +278,11 @@ def eligibility(request: HttpRequest) -> JsonResponse:
         version=workspace.definitions_version,
         session=session,
     )
-    return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
+    found = {"surveys": [s.to_widget_dict() for s in surveys]}
+    if user_id is None:
+        # The widget stops asking for this visitor while no survey is for visitors.
+        found["visitors"] = anonymous.welcomes_visitors(workspace)
+    return JsonResponse(found)
 
 
 def _record_if_eligible(
