@@ -95,8 +95,10 @@ def test_a_visitor_never_sees_a_survey_with_segments(widget, workspace):
 
 
 def test_pages_triggers_sampling_and_pacing_apply_to_a_visitor(widget, workspace):
-    on_pricing = SurveyFactory(workspace=workspace, targeting={
-        "audience": "anyone", "allowed_pages": [{"match": "starts_with", "value": "/pricing"}]})  # fmt: skip
+    pricing = [{"match": "starts_with", "value": "/pricing"}]
+    on_pricing = SurveyFactory(
+        workspace=workspace, targeting={"audience": "anyone", "allowed_pages": pricing}
+    )
     on_event = SurveyFactory(workspace=workspace, targeting={
         "audience": "anyone", "trigger": "event", "trigger_event": "signup_clicked"})  # fmt: skip
     SurveyFactory(workspace=workspace, targeting={"audience": "anyone", "sample_percent": 0})
@@ -138,9 +140,7 @@ def test_a_visitors_first_display_records_it_and_a_refused_one_writes_nothing(
     "anonymous_id",
     ["short", "x" * 65, "0123456789abcdef/..", "0123456789abcdef 1", 12345678901234567890, True],
 )
-def test_a_malformed_anonymous_id_is_refused_and_writes_nothing(
-    widget, for_anyone, anonymous_id
-):
+def test_a_malformed_anonymous_id_is_refused_and_writes_nothing(widget, for_anyone, anonymous_id):
     for path, body in [
         ("eligibility", {}),
         ("displays", {"survey": for_anyone.pk}),
@@ -200,9 +200,10 @@ def test_a_visitors_events_are_kept_only_while_a_survey_is_for_visitors(widget, 
 def test_visitors_are_in_no_segment_count_list_or_rule(widget, api, workspace, for_anyone, now):
     ContactFactory(workspace=workspace, user_id="u-1")
     show(widget, for_anyone, anonymous_id=VISITOR)
-    no_email = SegmentFactory(workspace=workspace, rules={
-        "type": "group", "match": "all",
-        "conditions": [{"type": "attribute", "attribute": "email", "operator": "is_not_set"}]})  # fmt: skip
+    missing = {"type": "attribute", "attribute": "email", "operator": "is_not_set"}
+    no_email = SegmentFactory(
+        workspace=workspace, rules={"type": "group", "match": "all", "conditions": [missing]}
+    )
     everyone = SegmentFactory(workspace=workspace)
 
     assert segment_count(no_email, now) == 0
