@@ -242,7 +242,10 @@ def record_answers(
             # Completions of one contact's displays queue on the contact's row (as
             # recording a display does), so two displays of a `once` survey, answered
             # at the same moment, cannot both see the other one still open.
-            Contact.all_contacts.select_for_update().filter(pk=display.contact_id).first()
+            # OF self: the model's ordering joins the workspace, whose row must stay free.
+            Contact.all_contacts.select_for_update(of=("self",)).filter(
+                pk=display.contact_id
+            ).first()
         display = Display.objects.select_for_update().get(pk=display.pk)
         if display.dismissed_at is not None:
             raise ApiError("display_closed", "This display was dismissed.", 409)

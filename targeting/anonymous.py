@@ -56,27 +56,37 @@ def welcomes_visitors(workspace: Workspace) -> bool:
     return any(survey.audience == Targeting.ANYONE for survey in found.surveys)
 
 
-def recorded_visitor(workspace: Workspace, anonymous_id: str, now: datetime) -> Contact:
-    """The visitor's row, created once even under concurrent calls."""
-    visitors = Contact.all_contacts.filter(workspace=workspace, anonymous_id=anonymous_id)
+def locked_visitor(workspace: Workspace, anonymous_id: str, now: datetime) -> Contact:
+    """The visitor's row, locked for update inside the caller's transaction; created if
+    missing (and rolled back with the caller's transaction)."""
+    # OF self: the model's ordering joins the workspace, whose row must stay unlocked.
+    visitors = Contact.all_contacts.select_for_update(of=("self",)).filter(
+        workspace=workspace, anonymous_id=anonymous_id
+    )
     visitor = visitors.first()
-    if visitor is not None:
-        return visitor
-    try:
-        with transaction.atomic():
-            return Contact.all_contacts.create(
-                workspace=workspace, anonymous_id=anonymous_id, first_seen_at=now, last_seen_at=now
-            )
-    except IntegrityError:
-        return visitors.get()
+    if visitor is None:
+        try:
+            with transaction.atomic():
+                Contact.all_contacts.create(
+                    workspace=workspace,
+                    anonymous_id=anonymous_id,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+        except IntegrityError:
+            pass  # created by a concurrent call: locked below
+        visitor = visitors.get()
+    visitor.workspace = workspace
+    return visitor
 
 
 def record_visitor_event(*, workspace: Workspace, anonymous_id: str, event: str, now) -> bool:
     """Store an event of a visitor when some survey is for visitors; True when stored."""
     if not welcomes_visitors(workspace):
         return False
-    visitor = recorded_visitor(workspace, anonymous_id, now)
-    Event.objects.create(workspace=workspace, contact=visitor, name=event, occurred_at=now)
+    with transaction.atomic():  # a merge cannot take the row between the two
+        visitor = locked_visitor(workspace, anonymous_id, now)
+        Event.objects.create(workspace=workspace, contact=visitor, name=event, occurred_at=now)
     return True
 
 
@@ -94,27 +104,32 @@ def merge_visitor(*, contact: Contact, anonymous_id: str) -> int:
     """Give the visitor's displays, responses, answers and events to `contact`.
 
     One transaction; the identified contact's row is locked first, then the
-    visitor's, the order every other writer of either row follows, so a display
-    being recorded for the visitor finishes before or starts after the merge. The
-    visitor's row is deleted, so a repeat (the same identify again, a second tab)
-    finds nothing and merges nothing. Returns the number of displays moved.
+    visitor's, so a display being recorded for the visitor (which locks its row)
+    finishes before the merge, and is moved, or starts after it, and waits for the
+    next identify. The visitor's row is left empty, so a repeat (the same identify
+    again, a second tab) finds nothing to move. Returns the number of displays moved.
     """
     with transaction.atomic():
-        Contact.all_contacts.select_for_update().filter(pk=contact.pk).first()
+        Contact.all_contacts.select_for_update(of=("self",)).filter(pk=contact.pk).first()
+        # NO KEY: an answer being saved for one of the visitor's displays holds that
+        # display's lock and needs a key-share lock on the visitor's row to insert its
+        # response; a full lock here would wait for it while it waits for us.
         visitor = (
-            Contact.all_contacts.select_for_update()
+            Contact.all_contacts.select_for_update(no_key=True, of=("self",))
             .filter(workspace_id=contact.workspace_id, anonymous_id=anonymous_id)
             .first()
         )
         if visitor is None or visitor.pk == contact.pk:
             return 0
+        # Moving the displays waits for answers in flight, so the rows read next are all.
+        displays = Display.objects.filter(contact=visitor).update(contact=contact)
         moved = set(
             Answer.objects.filter(contact=visitor).values_list("survey_id", "key").distinct()
         )
-        displays = Display.objects.filter(contact=visitor).update(contact=contact)
         Response.objects.filter(contact=visitor).update(contact=contact)
         Answer.objects.filter(contact=visitor).update(contact=contact)
         Event.objects.filter(contact=visitor).update(contact=contact)
         _latest_answers_again(contact, moved)
-        visitor.delete()
+        # The visitor's row stays, empty: deleting it would need a stronger lock than
+        # the one held, and upgrading it while displays queue for the row deadlocks.
     return displays

@@ -302,13 +302,11 @@ def _record_if_eligible(
     """
     now = timezone.now()
     with transaction.atomic():
-        if contact.pk is None:
-            # A visitor's first display: its row, rolled back with a refused display.
-            contact = anonymous.recorded_visitor(workspace, contact.anonymous_id, now)
-        locked = Contact.all_contacts.select_for_update(of=("self",)).select_related("account")
-        contact = locked.filter(pk=contact.pk).first()
-        if contact is None:
-            raise ApiError("not_found", "The contact no longer exists; identify it again.", 404)
+        if contact.is_anonymous:
+            contact = anonymous.locked_visitor(contact.workspace, contact.anonymous_id, now)
+        else:
+            locked = Contact.objects.select_for_update(of=("self",)).select_related("account")
+            contact = locked.get(pk=contact.pk)
         contact.workspace = workspace
         decision = display_decision(
             workspace=workspace,
@@ -372,7 +370,9 @@ def _named_contact(data: dict, contact: Contact) -> bool:
     if data.get("user_id") is not None:
         return str(data["user_id"]) == contact.user_id
     if data.get("anonymous_id") is not None:
-        return data["anonymous_id"] == contact.anonymous_id
+        # Or the contact the visitor became since (another tab signed in): the display
+        # id is the capability, the name only a consistency check.
+        return contact.anonymous_id in (None, data["anonymous_id"])
     return True
 
 
