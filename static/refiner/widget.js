@@ -298,7 +298,7 @@ var commands = {
       return post("identify", body).then(function (r) {
         // Refused again if retried: quiet until the next identify.
         if (!r.ok && (r.error.status === 401 || r.error.status === 403)) state.blocked = true;
-        if (r.ok && visitor) forget();
+        if (r.ok && visitor) forgetVisitor();
       });
     });
     check({});
@@ -321,7 +321,7 @@ var commands = {
   },
   resetUser: function () {
     close(false, true);
-    forget(); // the next visitor of this browser is someone else
+    forgetVisitor(); // the next visitor of this browser is someone else
     state.user = state.signature = state.blocked = null;
   },
   dismissForm: function (surveyId) { if (showing(surveyId)) close(true); },
@@ -336,7 +336,7 @@ var commands = {
 // Is that survey's card shown, or waiting for its delay?
 function showing(surveyId) { return state.busy && String(state.busy.id) === String(surveyId); }
 
-function forget() {
+function forgetVisitor() {
   try { localStorage.removeItem("refiner.anonymous"); } catch (e) { /* refused storage */ }
   delete state["refiner.anonymous"];
 }
