@@ -103,25 +103,24 @@ def _latest_answers_again(contact: Contact, moved: set[tuple[int, str]]) -> None
 def merge_visitor(*, contact: Contact, anonymous_id: str) -> int:
     """Give the visitor's displays, responses, answers and events to `contact`.
 
-    One transaction; the identified contact's row is locked first, then the
-    visitor's, so a display being recorded for the visitor (which locks its row)
-    finishes before the merge, and is moved, or starts after it, and waits for the
-    next identify. The visitor's row is left empty, so a repeat (the same identify
-    again, a second tab) finds nothing to move. Returns the number of displays moved.
+    One transaction, taking no lock on either contact's row: on PostgreSQL, an
+    answer being saved checks its response's contact row when it commits, and
+    queues there behind the displays waiting to lock the visitor, so a merge
+    holding that row while it waits for the answer deadlocked. Row locks of the
+    moved rows are enough: moving the displays first waits for the answers in
+    flight (they hold their display), and a second merge of the same visitor waits
+    on those rows, then finds them moved, so each row goes to one contact once. A
+    display being recorded meanwhile is not seen and stays with the visitor. The
+    visitor's row is left, empty: a repeat finds nothing to move. Returns the number
+    of displays moved.
     """
+    visitors = Contact.all_contacts.filter(
+        workspace_id=contact.workspace_id, anonymous_id=anonymous_id
+    )
+    visitor = visitors.first()
+    if visitor is None:
+        return 0
     with transaction.atomic():
-        Contact.all_contacts.select_for_update(of=("self",)).filter(pk=contact.pk).first()
-        # NO KEY: an answer being saved for one of the visitor's displays holds that
-        # display's lock and needs a key-share lock on the visitor's row to insert its
-        # response; a full lock here would wait for it while it waits for us.
-        visitor = (
-            Contact.all_contacts.select_for_update(no_key=True, of=("self",))
-            .filter(workspace_id=contact.workspace_id, anonymous_id=anonymous_id)
-            .first()
-        )
-        if visitor is None or visitor.pk == contact.pk:
-            return 0
-        # Moving the displays waits for answers in flight, so the rows read next are all.
         displays = Display.objects.filter(contact=visitor).update(contact=contact)
         moved = set(
             Answer.objects.filter(contact=visitor).values_list("survey_id", "key").distinct()
@@ -130,6 +129,4 @@ def merge_visitor(*, contact: Contact, anonymous_id: str) -> int:
         Answer.objects.filter(contact=visitor).update(contact=contact)
         Event.objects.filter(contact=visitor).update(contact=contact)
         _latest_answers_again(contact, moved)
-        # The visitor's row stays, empty: deleting it would need a stronger lock than
-        # the one held, and upgrading it while displays queue for the row deadlocks.
     return displays
