@@ -84,7 +84,7 @@ def record_visitor_event(*, workspace: Workspace, anonymous_id: str, event: str,
     """Store an event of a visitor when some survey is for visitors; True when stored."""
     if not welcomes_visitors(workspace):
         return False
-    with transaction.atomic():  # a merge cannot take the row between the two
+    with transaction.atomic():  # the row, made once even by racing first events
         visitor = locked_visitor(workspace, anonymous_id, now)
         Event.objects.create(workspace=workspace, contact=visitor, name=event, occurred_at=now)
     return True
