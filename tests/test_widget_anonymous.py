@@ -279,3 +279,15 @@ def test_identify_with_a_refused_signature_merges_nothing(widget, workspace, for
 
     assert Display.objects.get(pk=display_id).contact.anonymous_id == VISITOR
     assert not Contact.objects.exists()
+
+
+def test_a_new_visitors_check_costs_one_query_and_a_known_ones_two(
+    widget, for_anyone, django_assert_num_queries
+):
+    widget.post("eligibility", {"anonymous_id": VISITOR})  # a warm definitions cache
+
+    with django_assert_num_queries(1):  # the key's workspace, no visitor row to read
+        assert survey_ids(widget.post("eligibility", {"anonymous_id": VISITOR})) == [for_anyone.pk]
+    widget.post("track", {"anonymous_id": VISITOR, "event": "pricing_viewed"})
+    with django_assert_num_queries(2):  # and the visitor's snapshot
+        assert survey_ids(widget.post("eligibility", {"anonymous_id": VISITOR})) == [for_anyone.pk]
