@@ -11,11 +11,14 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.cache import cache
 
+from refiner.models import Membership
 from segments.models import Contact
 from surveys.models import Display, Response
+from targeting.models import Targeting
+from tests.browser.test_targeting_tab import sign_in
 from tests.browser.test_widget import card
 from tests.browser.urls import HOST_PAGES
-from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
+from tests.factories import ContactFactory, MembershipFactory, SurveyFactory, WorkspaceFactory
 
 pytestmark = [
     pytest.mark.browser,
@@ -285,3 +288,27 @@ def test_a_once_per_session_survey_comes_back_in_a_new_tab_only(site, page, work
     card(other_tab).wait_for()
     sessions = set(Display.objects.values_list("session", flat=True))
     assert len(sessions) == 2 and None not in sessions
+
+
+# The Targeting tab -------------------------------------------------------------------------
+
+
+def test_the_targeting_tab_saves_anyone_and_once_per_session(page, live_server, page_errors):
+    from playwright.sync_api import expect  # imported here: the browser tests may skip
+
+    owner = MembershipFactory(role=Membership.OWNER)
+    survey = SurveyFactory(workspace=owner.workspace, status="draft")
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/surveys/{survey.pk}/targeting/")
+
+    page.check("input[name=audience][value=segments]")
+    expect(page.locator(".segment-picker")).to_be_visible()
+    page.check("input[name=audience][value=anyone]")
+    expect(page.locator(".segment-picker")).to_be_hidden()
+    page.select_option("#frequency", "once_per_session")
+    page.locator(".form-bar").get_by_role("button", name="Save targeting").click()
+    expect(page.locator(".saved")).to_be_visible()
+
+    targeting = Targeting.objects.get(survey=survey)
+    assert (targeting.audience, targeting.frequency) == ("anyone", "once_per_session")
+    assert page_errors == []
