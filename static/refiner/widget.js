@@ -330,7 +330,7 @@ var commands = {
     // Sent with each answer from now on (null forgets it); the server checks it.
     state.extra = data && typeof data === "object" ? JSON.parse(JSON.stringify(data)) : null;
   },
-  stopPinging: function () { state.stopped = true; state.waiting = []; }
+  stopPinging: function () { state.stopped = true; }
 };
 
 // Is that survey's card shown, or waiting for its delay?
