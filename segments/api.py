@@ -7,7 +7,8 @@ from django.utils import timezone
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
 from segments import services
 from segments.models import Contact, Segment
-from segments.rules import TOO_COMPLEX, referenced_segments
+from segments.rules import TOO_COMPLEX
+from segments.uses import segment_users
 from segments.values import parse_date
 
 SAMPLE_SIZE = 10
@@ -175,24 +176,6 @@ def segments(request: HttpRequest) -> JsonResponse:
         return JsonResponse(segment_to_dict(segment, now), status=201)
     queryset = Segment.objects.filter(workspace=request.workspace).order_by("id")
     return paginated(request, queryset, lambda s: segment_to_dict(s, now))
-
-
-def segment_users(segment: Segment) -> list[str]:
-    """What stops a segment's deletion: segments that reference it, surveys that target it."""
-    from surveys.models import Survey
-
-    users = [
-        f"segment {other.pk} ({other.name})"
-        for other in Segment.objects.filter(workspace_id=segment.workspace_id, kind=Segment.RULES)
-        if other.pk != segment.pk and segment.pk in referenced_segments(other.rules)
-    ]
-    surveys = Survey.objects.filter(workspace_id=segment.workspace_id).filter(
-        targeting__segments=segment
-    ) | Survey.objects.filter(
-        workspace_id=segment.workspace_id, targeting__excluded_segments=segment
-    )
-    users += [f"survey {s.pk} ({s.name})" for s in surveys.distinct()]
-    return users
 
 
 @api(["GET", "PUT", "DELETE"])

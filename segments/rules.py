@@ -5,13 +5,18 @@ the path to the bad node (`conditions[2].value`). The two evaluators live in
 `segments.sql` (a Django Q over contacts) and `segments.memory` (one contact).
 """
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from segments.models import ACCOUNT_BUILTIN_FIELDS, BUILTIN_FIELDS
 from segments.values import is_json_number, parse_date, parse_number
+
+# Fields every contact (or account) has, that rules read beside its traits.
+BUILTIN_FIELDS = ("user_id", "email", "name", "first_seen_at", "last_seen_at")
+ACCOUNT_BUILTIN_FIELDS = ("id", "name")
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 200
@@ -22,6 +27,8 @@ MAX_EXPANDED_CONDITIONS = 1000
 MAX_EXPANDED_VALUES = 5000
 MAX_REFERENCE_DEPTH = 10
 TOO_COMPLEX = "rule_too_complex"
+
+log = logging.getLogger(__name__)
 
 GROUP_MATCHES = ("all", "any", "none")
 
@@ -53,6 +60,14 @@ NEGATIONS = {
 
 EVENT_OPERATORS = ("at_least", "at_most", "exactly")
 SURVEY_OPERATORS = ("seen", "not_seen", "dismissed", "completed", "not_completed")
+# The moment of a display each survey operator looks at; `not_` ones negate their twin.
+SURVEY_MOMENTS = {
+    "seen": "shown_at",
+    "not_seen": "shown_at",
+    "dismissed": "dismissed_at",
+    "completed": "completed_at",
+    "not_completed": "completed_at",
+}
 SEGMENT_OPERATORS = ("in", "not_in")
 CONDITION_TYPES = ("group", "attribute", "event", "survey", "answer", "segment")
 
@@ -380,6 +395,42 @@ def _expand(cost: RuleCost, costs: Mapping[int, RuleCost | None]) -> RuleCost | 
         values += below.values
         depth = max(depth, below.depth + 1)
     return RuleCost(conditions, values, depth, cost.references)
+
+
+class SegmentDefinitions(dict):
+    """A workspace's segments by id, knowing once which of them cannot be evaluated."""
+
+    @cached_property
+    def unusable(self) -> frozenset[int]:
+        return find_unusable(self)
+
+
+def find_unusable(segments: Mapping[int, Any]) -> frozenset[int]:
+    """Segments no evaluator may expand: on a cycle, naming a missing segment, or beyond
+    the work bound (SPEC §3.1) once references are expanded; also those that name them.
+
+    Saves refuse such definitions, but one may still be stored (written by hand, or by
+    an older version): evaluation then fails closed, identically in both evaluators.
+    """
+    rules = {pk: None if d.kind == "manual" else d.rules for pk, d in segments.items()}
+    costs = expanded_costs(rules)
+    return frozenset(pk for pk, cost in costs.items() if cost is None or cost.problem())
+
+
+def usable_segment(segments: Mapping[int, Any], segment_id: int) -> bool:
+    """Can the segment be evaluated? When not, log it: no contact is then in it."""
+    if isinstance(segments, SegmentDefinitions):
+        unusable = segments.unusable
+    else:
+        unusable = find_unusable(segments)
+    if segment_id in segments and segment_id not in unusable:
+        return True
+    log.warning(
+        "Segment %s is missing, on a cycle of references or beyond the work bound: "
+        "no contact is counted in it.",
+        segment_id,
+    )
+    return False
 
 
 def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int) -> bool:

@@ -10,15 +10,8 @@ from django.db.models import QuerySet
 
 from refiner.http import invalid
 from refiner.models import Workspace
-from segments.memory import (
-    ContactSnapshot,
-    Evaluator,
-    SegmentDefinition,
-    SegmentDefinitions,
-    usable_segment,
-)
+from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import (
-    ACCOUNT_BUILTIN_FIELDS,
     Account,
     AccountValue,
     Contact,
@@ -26,7 +19,15 @@ from segments.models import (
     Segment,
     SegmentMember,
 )
-from segments.rules import Problems, is_trait_key, validate_rule
+from segments.registry import survey_facts
+from segments.rules import (
+    ACCOUNT_BUILTIN_FIELDS,
+    Problems,
+    SegmentDefinitions,
+    is_trait_key,
+    usable_segment,
+    validate_rule,
+)
 from segments.snapshot import load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 from segments.values import iso, parse_value
@@ -376,12 +377,10 @@ def lock_segments(workspace_id: int) -> None:
 def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -> Problems:
     """Errors of a rule in its workspace: references must stay inside it, without cycles,
     within the work bound. Call it after `lock_segments` when the rule is to be saved."""
-    from surveys.models import Survey
-
     definitions = segment_definitions(workspace_id)
     segments = {pk: d.rules for pk, d in definitions.items()}
-    surveys = Survey.objects.filter(workspace_id=workspace_id).values_list("id", flat=True)
-    return validate_rule(rule, segments=segments, surveys=list(surveys), segment_id=segment_id)
+    surveys = survey_facts().survey_ids(workspace_id)
+    return validate_rule(rule, segments=segments, surveys=surveys, segment_id=segment_id)
 
 
 def rule_contacts(

@@ -19,10 +19,10 @@ from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
 from segments import catalogue, forms, services
-from segments.api import segment_users
-from segments.models import BUILTIN_FIELDS, Contact, Segment
-from segments.rules import referenced_segments
-from targeting.explanations import WhatIfForm, explain_contact
+from segments.models import Contact, Segment
+from segments.registry import survey_facts
+from segments.rules import BUILTIN_FIELDS
+from segments.uses import segment_users, segment_uses
 
 PREVIEW_SAMPLE = 8
 CONTACTS_PER_PAGE = 25
@@ -39,7 +39,8 @@ def _get_segment_for_user(request: HttpRequest, pk: int, *, edit: bool = False) 
     return segment
 
 
-def _get_contact_for_user(request: HttpRequest, user_id: str) -> Contact:
+def contact_for(request: HttpRequest, user_id: str) -> Contact:
+    """The contact of the current workspace; 404 for anybody else's."""
     membership = require_membership(request)
     contacts = Contact.objects.select_related("account")
     contact = contacts.filter(workspace=membership.workspace, user_id=user_id).first()
@@ -49,38 +50,6 @@ def _get_contact_for_user(request: HttpRequest, user_id: str) -> Contact:
 
 
 # Segment list -----------------------------------------------------------------
-
-
-def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, list[dict]]:
-    """What uses each segment: surveys that target or exclude it, segments that reference it."""
-    from surveys.models import Survey
-
-    uses: dict[int, list[dict]] = {s.pk: [] for s in segments}
-    for other in Segment.objects.filter(workspace=workspace, kind=Segment.RULES):
-        for referenced in referenced_segments(other.rules):
-            if referenced in uses and referenced != other.pk:
-                uses[referenced].append(
-                    {
-                        "kind": "segment",
-                        "name": other.name,
-                        "url": reverse("segment-edit", args=[other.pk]),
-                    }  # fmt: skip
-                )
-    surveys = Survey.objects.filter(workspace=workspace)
-    for field, role in (
-        ("targeting__segments", "targets"),
-        ("targeting__excluded_segments", "excludes"),
-    ):
-        rows = surveys.filter(**{f"{field}__isnull": False}).values_list(
-            field, "pk", "name", "status"
-        )
-        for segment_id, survey_id, name, status in rows:
-            if segment_id in uses:
-                uses[segment_id].append(
-                    {"kind": "survey", "name": name, "id": survey_id, "role": role,
-                     "live": status == Survey.LIVE, "status": status}
-                )  # fmt: skip
-    return uses
 
 
 @login_required
@@ -106,16 +75,10 @@ def segment_size(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _suggestions(workspace: Workspace) -> dict:
-    from surveys.models import Question, Survey
-
-    def distinct(queryset, field: str) -> list[str]:
-        return list(queryset.values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
-
     return {
         "builtin_fields": BUILTIN_FIELDS,
         **catalogue.names(workspace, limit=SUGGESTIONS),
-        "question_keys": distinct(Question.objects.filter(survey__workspace=workspace), "key"),
-        "surveys": list(Survey.objects.filter(workspace=workspace).values_list("pk", "name")),
+        **survey_facts().editor_choices(workspace, limit=SUGGESTIONS),
     }
 
 
@@ -482,27 +445,6 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     return render_fragment(request, "segments/contact_list.html", "results", context, status=status)
 
 
-def _explanations(
-    request: HttpRequest, workspace: Workspace, contact: Contact, now: datetime
-) -> dict:
-    """The what-if form and, when it is valid, each survey explained for its check."""
-    what_if = WhatIfForm(request.GET)
-    if not what_if.is_valid():
-        return {"what_if": what_if, "explanations": None}
-    event, url = what_if.cleaned_data["event"] or None, what_if.cleaned_data["url"] or None
-    explanations = explain_contact(
-        workspace=workspace, contact=contact, now=now, event=event, url=url
-    )
-    tracked = contact.events.order_by("name").values_list("name", flat=True).distinct()
-    triggers = {e.survey.trigger_event for e in explanations if e.survey.trigger_event}
-    return {
-        "what_if": what_if,
-        "asked": event is not None or url is not None,
-        "explanations": explanations,
-        "event_names": sorted(triggers.union(tracked[:SUGGESTIONS])),
-    }
-
-
 @login_required
 @require_POST
 def contact_test(request: HttpRequest) -> HttpResponse:
@@ -522,32 +464,3 @@ def contact_test(request: HttpRequest) -> HttpResponse:
     note = "left out of results" if contact.is_test else "counted in results again"
     messages.success(request, f"{contact.user_id} is {note}.")
     return redirect("contact-detail", user_id=contact.user_id)
-
-
-@login_required
-@require_GET
-def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
-    contact = _get_contact_for_user(request, user_id)
-    membership = require_membership(request)
-    now = timezone.now()
-    segments = services.contact_segments(contact, now)
-    member_of = {s.pk for s in segments}
-    context = {
-        "contact": contact,
-        "now": now,
-        "segments": segments,
-        "events": contact.events.order_by("-occurred_at")[:100],
-        "event_count": contact.events.count(),
-        "displays": contact.displays.select_related("survey", "response").order_by("-shown_at")[
-            :50
-        ],
-        "manual_segments": [
-            s
-            for s in Segment.objects.filter(workspace=membership.workspace, kind=Segment.MANUAL)
-            if s.pk not in member_of
-        ],
-        "can_edit": membership.can_edit,
-        **_explanations(request, membership.workspace, contact, now),
-    }
-    status = 400 if context["what_if"].errors else 200
-    return render(request, "segments/contact_detail.html", context, status=status)

@@ -18,6 +18,7 @@ from refiner.http import ApiError, safe_next
 from refiner.models import Membership
 from refiner.workspaces import require_membership
 from surveys import reports
+from surveys.editing import clean_survey, save_survey, survey_users
 from surveys.forms import (
     QuestionForm,
     ResponseFilterForm,
@@ -28,7 +29,6 @@ from surveys.forms import (
     question_initial,
 )
 from surveys.models import Question, Survey
-from targeting.api import clean_survey, save_survey, survey_users
 
 RESPONSES_PER_PAGE = 25
 STATUS_FILTERS = [("", "All"), *Survey.STATUSES]
@@ -37,9 +37,7 @@ STATUS_FILTERS = [("", "All"), *Survey.STATUSES]
 def survey_for(request: HttpRequest, survey_id: int, *, edit: bool = False):
     """The membership and one survey of the current workspace; 404 for anybody else's."""
     membership = require_membership(request, edit=edit)
-    surveys = Survey.objects.select_related("targeting").prefetch_related(
-        "targeting__segments", "targeting__excluded_segments"
-    )
+    surveys = Survey.objects.with_parts()
     return membership, get_object_or_404(surveys, pk=survey_id, workspace=membership.workspace)
 
 
@@ -49,9 +47,8 @@ def survey_for(request: HttpRequest, survey_id: int, *, edit: bool = False):
 def _survey_list(request: HttpRequest, membership: Membership, form: SurveyCreateForm):
     status = request.GET.get("status", "")
     surveys = (
-        Survey.objects.filter(workspace=membership.workspace)
-        .select_related("targeting")
-        .prefetch_related("targeting__segments", "targeting__excluded_segments")
+        Survey.objects.with_parts()
+        .filter(workspace=membership.workspace)
         .annotate(completed_responses=Count("responses", filter=Q(responses__completed=True)))
     )
     if status in dict(Survey.STATUSES):

@@ -160,11 +160,7 @@ def _rule_event_names(rule) -> Iterator[str]:
 
 def load_definitions(workspace_id: int) -> Definitions:
     """Read the definitions from the database (a constant number of queries)."""
-    surveys = (
-        Survey.objects.filter(workspace_id=workspace_id, status=Survey.LIVE)
-        .select_related("targeting")
-        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
-    )
+    surveys = Survey.objects.complete().filter(workspace_id=workspace_id, status=Survey.LIVE)
     segments = segment_definitions(workspace_id)
     names = {
         name
@@ -603,11 +599,7 @@ def _explained(survey: SurveyDefinition, check: Check) -> Decision:
 
 
 def _survey_definitions(workspace: Workspace, **filters) -> list[SurveyDefinition]:
-    surveys = (
-        Survey.objects.filter(workspace=workspace, **filters)
-        .select_related("targeting")
-        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
-    )
+    surveys = Survey.objects.complete().filter(workspace=workspace, **filters)
     return sorted((SurveyDefinition.of(s) for s in surveys), key=_offer_order)
 
 

@@ -54,12 +54,9 @@ def competitors(
     if mine is None:
         return []
     others = (
-        Survey.objects.filter(
-            workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False
-        )
+        Survey.objects.with_parts()
+        .filter(workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False)
         .exclude(pk=survey.pk)
-        .select_related("targeting")
-        .prefetch_related("targeting__segments", "targeting__excluded_segments")
         .order_by("-targeting__priority", "created_at")
     )
     found = []

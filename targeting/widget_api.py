@@ -359,12 +359,7 @@ def preview(request: HttpRequest) -> JsonResponse:
         survey_id = previewed_survey_id(token, workspace.pk)
     except PreviewRefused as refused:
         raise ApiError(refused.code, refused.message, 403) from None
-    survey = (
-        Survey.objects.filter(workspace=workspace, pk=survey_id)
-        .select_related("targeting")
-        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
-        .first()
-    )
+    survey = Survey.objects.complete().filter(workspace=workspace, pk=survey_id).first()
     if survey is None:
         raise ApiError("not_found", "The previewed survey no longer exists.", 404)
     return JsonResponse({"survey": SurveyDefinition.of(survey).to_widget_dict()})

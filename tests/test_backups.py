@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from refiner.backups import TABLES
+from workspace_backups.backups import TABLES
 from refiner.models import Membership, Workspace
 from segments.models import Contact, Segment, SegmentMember
 from surveys.services import record_answers, record_display

@@ -17,6 +17,9 @@ from refiner.models import Membership, Workspace
 from segments import services
 from segments.models import Contact, Event, Segment
 from segments.values import iso
+from surveys import services as survey_services
+from surveys.models import Survey
+from targeting.services import apply_targeting, clean_targeting
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo"
@@ -202,12 +205,6 @@ class Command(BaseCommand):
         return s
 
     def surveys(self, workspace, contacts, segments, rng: random.Random, now: datetime) -> int:
-        try:
-            from surveys import services as survey_services
-            from surveys.models import Survey
-            from targeting.services import apply_targeting, clean_targeting
-        except ImportError:  # the survey apps are optional while they are being written
-            return 0
         plans = [
             ("Product NPS", Survey.LIVE,
              [{"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
