@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from workspace_backups.backups import TABLES
 from refiner.models import Membership, Workspace
 from segments.models import Contact, Segment, SegmentMember
 from surveys.services import record_answers, record_display
@@ -23,6 +22,7 @@ from tests.factories import (
     SurveyFactory,
     WorkspaceFactory,
 )
+from workspace_backups.backups import TABLES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
