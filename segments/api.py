@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
-from segments import services
+from segments import ingest, services
 from segments.models import Contact, Segment
 from segments.rules import TOO_COMPLEX
 from segments.uses import segment_users
@@ -55,8 +55,8 @@ def segment_to_dict(segment: Segment, now) -> dict:
 @api(["POST"])
 @authorize
 def identify_user(request: HttpRequest) -> JsonResponse:
-    user = services.clean_user(json_body(request))
-    contact = services.identify_contact(workspace=request.workspace, user=user, now=timezone.now())
+    user = ingest.clean_user(json_body(request))
+    contact = ingest.identify_contact(workspace=request.workspace, user=user, now=timezone.now())
     return JsonResponse({"contact": contact.to_dict()})
 
 
@@ -65,8 +65,8 @@ def identify_user(request: HttpRequest) -> JsonResponse:
 def track_event(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     errors = {}
-    user_id = services._check_id(data.get("user_id"), "user_id", errors)
-    event = services.check_event_name(data.get("event"), "event", errors)
+    user_id = ingest.check_id(data.get("user_id"), "user_id", errors)
+    event = ingest.check_event_name(data.get("event"), "event", errors)
     occurred_at = None
     if data.get("occurred_at") is not None:
         occurred_at = parse_date(data["occurred_at"])
@@ -74,7 +74,7 @@ def track_event(request: HttpRequest) -> JsonResponse:
             errors["occurred_at"] = "Must be an ISO-8601 date or datetime."
     if errors:
         raise invalid(errors)
-    services.track_event(
+    ingest.track_event(
         workspace=request.workspace,
         user_id=user_id,
         event=event,

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from refiner.rows import fast_cursor
+from refiner.raw_sql import fast_cursor
 from segments.memory import ContactSnapshot, DisplayFacts
 from segments.models import Contact
 from segments.registry import survey_facts

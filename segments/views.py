@@ -18,7 +18,7 @@ from refiner.fragments import render_fragment
 from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
-from segments import catalogue, forms, services
+from segments import catalogue, forms, member_import, rule_editor, services
 from segments.models import Contact, Segment
 from segments.registry import survey_facts
 from segments.rules import BUILTIN_FIELDS
@@ -85,14 +85,14 @@ def _suggestions(workspace: Workspace) -> dict:
 def _choices(workspace: Workspace, segment: Segment | None) -> dict:
     others = Segment.objects.filter(workspace=workspace).exclude(pk=getattr(segment, "pk", None))
     return {
-        "kinds": forms.KINDS,
-        "matches": forms.MATCH_LABELS,
-        "attribute_operators": forms.ATTRIBUTE_OPERATOR_GROUPS,
-        "event_operators": forms.EVENT_OPERATOR_LABELS,
-        "survey_operators": forms.SURVEY_OPERATOR_LABELS,
-        "segment_operators": forms.SEGMENT_OPERATOR_LABELS,
+        "kinds": rule_editor.KINDS,
+        "matches": rule_editor.MATCH_LABELS,
+        "attribute_operators": rule_editor.ATTRIBUTE_OPERATOR_GROUPS,
+        "event_operators": rule_editor.EVENT_OPERATOR_LABELS,
+        "survey_operators": rule_editor.SURVEY_OPERATOR_LABELS,
+        "segment_operators": rule_editor.SEGMENT_OPERATOR_LABELS,
         "segments": list(others.values_list("pk", "name")),
-        "max_depth": forms.MAX_DEPTH,
+        "max_depth": rule_editor.MAX_DEPTH,
     }
 
 
@@ -114,24 +114,24 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
     return {"count": count, "sample": list(sample), "errors": {}, "warnings": warnings, **shown}
 
 
-def _posted_tree(request: HttpRequest) -> tuple[forms.GroupNode, str | None]:
+def _posted_tree(request: HttpRequest) -> tuple[rule_editor.GroupNode, str | None]:
     """The rule tree from the editor's fields, or from a `rules` JSON field when posted."""
     if "rules" in request.POST:
-        rule, problem = forms.parse_rules_json(request.POST["rules"])
-        return forms.from_rule(rule), problem
-    return forms.tree_from_post(request.POST), None
+        rule, problem = rule_editor.parse_rules_json(request.POST["rules"])
+        return rule_editor.from_rule(rule), problem
+    return rule_editor.tree_from_post(request.POST), None
 
 
-def _rule_of(request: HttpRequest, tree: forms.GroupNode):
+def _rule_of(request: HttpRequest, tree: rule_editor.GroupNode):
     if "rules" in request.POST:
-        return forms.parse_rules_json(request.POST["rules"])[0]
-    return forms.to_rule(tree)
+        return rule_editor.parse_rules_json(request.POST["rules"])[0]
+    return rule_editor.to_rule(tree)
 
 
 def _render_editor(request, membership: Membership, segment, form, tree, errors, status=200):
     now = timezone.now()
-    rule = forms.to_rule(tree)
-    loose = forms.attach_errors(tree, errors)
+    rule = rule_editor.to_rule(tree)
+    loose = rule_editor.attach_errors(tree, errors)
     segment_id = getattr(segment, "pk", None)
     uses = segment_uses(membership.workspace, [segment])[segment_id] if segment_id else []
     context = {
@@ -173,14 +173,14 @@ def _save_rules_segment(request, membership: Membership, segment: Segment | None
     operation = request.POST.get("op")
     if operation:
         return _render_editor(
-            request, membership, segment, form, forms.apply_operation(tree, operation), {}
+            request, membership, segment, form, rule_editor.apply_operation(tree, operation), {}
         )
     rule = _rule_of(request, tree)
     with transaction.atomic():
         errors = _rule_problems(membership.workspace, rule, segment, problem)
         if "rules" not in request.POST:
             # A blank box is a forgotten value, not the empty text (typed as "").
-            errors = {**forms.blank_values(tree), **errors}
+            errors = {**rule_editor.blank_values(tree), **errors}
         valid = form.is_valid() and not errors
         if valid:
             saved = form.save(commit=False)
@@ -201,7 +201,7 @@ def segment_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _save_rules_segment(request, membership, None)
     form = forms.SegmentForm()
-    return _render_editor(request, membership, None, form, forms.GroupNode(), {})
+    return _render_editor(request, membership, None, form, rule_editor.GroupNode(), {})
 
 
 def _new_manual_segment(request: HttpRequest, membership: Membership) -> HttpResponse:
@@ -229,7 +229,9 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         return _save_rules_segment(request, membership, segment)
     form = forms.SegmentForm(instance=segment)
-    return _render_editor(request, membership, segment, form, forms.from_rule(segment.rules), {})
+    return _render_editor(
+        request, membership, segment, form, rule_editor.from_rule(segment.rules), {}
+    )
 
 
 @login_required
@@ -328,7 +330,7 @@ def _add_user_ids(request: HttpRequest, segment: Segment, user_ids: list[str]) -
 @require_POST
 def segment_members_add(request: HttpRequest, pk: int) -> HttpResponse:
     segment = _manual_segment_for_user(request, pk)
-    user_ids = forms.user_ids_from_text(request.POST.get("user_ids", ""))
+    user_ids = member_import.user_ids_from_text(request.POST.get("user_ids", ""))
     if not user_ids:
         messages.error(request, "Enter at least one user id.")
     else:
@@ -344,7 +346,7 @@ def segment_members_import(request: HttpRequest, pk: int) -> HttpResponse:
     if upload is None:
         messages.error(request, "Choose a CSV file whose first column holds user ids.")
         return redirect("segment-edit", segment.pk)
-    user_ids, problem = forms.user_ids_from_csv(upload)
+    user_ids, problem = member_import.user_ids_from_csv(upload)
     if problem:
         messages.error(request, problem)
     else:
@@ -377,8 +379,8 @@ def _trait_filter(request: HttpRequest, workspace: Workspace) -> tuple[QuerySet 
         return None, ""
     value = request.GET.get("value", "")
     operator = "equals" if value.strip() else "is_set"
-    node = forms.ConditionNode(attribute=key, operator=operator, value=value)
-    rule = forms.to_rule(forms.GroupNode(children=[node]))
+    node = rule_editor.ConditionNode(attribute=key, operator=operator, value=value)
+    rule = rule_editor.to_rule(rule_editor.GroupNode(children=[node]))
     errors = services.check_rule(rule, workspace_id=workspace.pk)
     if errors:
         return None, " ".join(errors.values())

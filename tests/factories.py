@@ -62,7 +62,7 @@ class ContactFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def sync(obj, create, extracted, **kwargs):
-        from segments.services import sync_account_values, sync_contact_values
+        from segments.ingest import sync_account_values, sync_contact_values
 
         if create:
             sync_contact_values(obj)

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from refiner.models import Membership
-from segments import forms
+from segments import rule_editor
 from segments.models import Segment, SegmentMember
 from segments.services import add_members
 from tests.factories import (
@@ -489,10 +489,10 @@ def test_members_of_a_rules_segment_cannot_be_added(owner_client, workspace, con
 def test_stored_rules_survive_the_editor(condition):
     rule = {"type": "group", "match": "any", "conditions": [
         condition, {"type": "group", "match": "none", "conditions": []}]}  # fmt: skip
-    tree = forms.number(forms.from_rule(rule))
+    tree = rule_editor.number(rule_editor.from_rule(rule))
     posted = {}
     collect_fields(tree, posted)
-    assert forms.to_rule(forms.tree_from_post(posted)) == rule
+    assert rule_editor.to_rule(rule_editor.tree_from_post(posted)) == rule
 
 
 def collect_fields(group, posted):

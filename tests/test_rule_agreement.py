@@ -18,6 +18,7 @@ from django.db.models import Q
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from segments.ingest import clean_user, identify_contact
 from segments.memory import matches
 from segments.models import Contact, Event, Segment
 from segments.rules import (
@@ -36,15 +37,7 @@ from segments.rules import (
     STRING_OPERATORS,
     SURVEY_OPERATORS,
 )
-from segments.services import (
-    add_members,
-    check_rule,
-    clean_user,
-    identify_contact,
-    rule_count,
-    segment_definitions,
-    snapshot_of,
-)
+from segments.services import add_members, check_rule, rule_count, segment_definitions, snapshot_of
 from segments.sql import compile_rule
 from surveys.services import clean_answers, dismiss_display, record_answers, record_display
 from tests.conftest import NOW

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from refiner.models import Membership, Workspace
-from segments import services
+from segments import ingest, services
 from segments.models import Contact, Event, Segment
 from segments.values import iso
 from surveys import services as survey_services
@@ -105,7 +105,7 @@ class Command(BaseCommand):
             signed_up = now - timedelta(days=age_days, hours=rng.randint(0, 23))
             account = rng.choice(accounts)
             plan = rng.choices(["free", "pro", "enterprise"], weights=[5, 3, 2])[0]
-            user = services.clean_user({
+            user = ingest.clean_user({
                 "id": f"user-{n + 1:03}",
                 "email": f"{first}.{last}.{n + 1}@{domain}".lower().replace(" ", ""),
                 "name": f"{first} {last}",
@@ -116,11 +116,11 @@ class Command(BaseCommand):
                 "beta_tester": n % 9 == 0,
                 "account": account,
             })  # fmt: skip
-            contact = services.identify_contact(workspace=workspace, user=user, now=now)
+            contact = ingest.identify_contact(workspace=workspace, user=user, now=now)
             contact.first_seen_at = signed_up
             contact.last_seen_at = max(signed_up, now - timedelta(hours=rng.randint(1, 24 * 20)))
             contact.save(update_fields=["first_seen_at", "last_seen_at"])
-            services.sync_contact_values(contact)
+            ingest.sync_contact_values(contact)
             contacts.append(contact)
         return contacts
 

@@ -1,4 +1,4 @@
-"""The Targeting tab's form: browser fields in, the REST API's targeting object out.
+"""The Targeting tab's values: browser fields in, the REST API's targeting object out.
 
 Validation itself is `targeting.services.clean_targeting`, shared with the API; this
 module only reads strings, keeps them for redisplay, and places the errors.
@@ -39,7 +39,7 @@ def _ids(raw: list[str]) -> list[Any]:
     return [item if parse_id(item) is None else parse_id(item) for item in raw]
 
 
-class TargetingForm:
+class TargetingTab:
     """The tab's values as the browser shows them (strings), plus errors by field."""
 
     def __init__(self, values: dict[str, Any]):
@@ -47,7 +47,7 @@ class TargetingForm:
         self.errors: dict[str, str] = {}
 
     @classmethod
-    def from_targeting(cls, targeting: Targeting) -> "TargetingForm":
+    def from_targeting(cls, targeting: Targeting) -> "TargetingTab":
         values: dict[str, Any] = {key: getattr(targeting, key) for key in CHOICES}
         values |= {
             "segments": [s.pk for s in targeting.segments.all()],
@@ -65,7 +65,7 @@ class TargetingForm:
         return cls(values)
 
     @classmethod
-    def from_data(cls, data: QueryDict) -> "TargetingForm":
+    def from_data(cls, data: QueryDict) -> "TargetingTab":
         """From a POST (or the live estimate's GET): page rows come as parallel lists."""
         values: dict[str, Any] = {
             key: data.get(key, str(DEFAULTS[key] if DEFAULTS[key] is not None else ""))
