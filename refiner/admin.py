@@ -52,13 +52,18 @@ class RecordedAdmin(admin.ModelAdmin):
 
 
 class InUseAdmin(admin.ModelAdmin):
-    """Refuses to delete an object while something uses it, and names what does.
+    """For a workspace's object that others use (a segment, a survey): refuses to delete it
+    while something uses it, naming what does, and to move it to another workspace.
 
     `users_of(obj)` lists the users; add "used_by" to `readonly_fields` to show them.
     """
 
     def users_of(self, obj) -> list[str]:
         raise NotImplementedError
+
+    def get_readonly_fields(self, request, obj=None):
+        # Its users, displays and responses stay in its workspace: moving it would break them.
+        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
 
     @admin.display(description="used by")
     def used_by(self, obj):

@@ -168,10 +168,6 @@ class SegmentAdmin(InUseAdmin):
     def users_of(self, segment: Segment) -> list[str]:
         return segment_users(segment)
 
-    def get_readonly_fields(self, request, obj=None):
-        # Moving a segment to another workspace would break the rules and surveys using it.
-        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
-
 
 @admin.register(SegmentMember)
 class SegmentMemberAdmin(admin.ModelAdmin):

@@ -4,11 +4,12 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from refiner.errors import Invalid
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
 from segments import ingest, services
 from segments.models import Contact, Segment
 from segments.rules import TOO_COMPLEX
-from segments.uses import segment_users
+from segments.uses import delete_segment
 from segments.values import parse_date
 
 SAMPLE_SIZE = 10
@@ -115,11 +116,11 @@ def rule_fields(problems: dict[str, str]) -> dict[str, str]:
     return {path if path == "rules" else f"rules.{path}": msg for path, msg in problems.items()}
 
 
-def rule_error(fields: dict[str, str], code: str) -> ApiError:
-    """The 400 for a body with these problems; `code` is the rule's (see `Problems`)."""
+def rule_error(fields: dict[str, str], code: str) -> Invalid:
+    """The refusal of a body with these problems; `code` is the rule's (see `Problems`)."""
     if code == TOO_COMPLEX:
         message = "The rule is beyond the work a rule may cost, with segment references expanded."
-        return ApiError(TOO_COMPLEX, message, 400, fields)
+        return Invalid(fields, message, code=TOO_COMPLEX)
     return invalid(fields)
 
 
@@ -183,15 +184,7 @@ def segments(request: HttpRequest) -> JsonResponse:
 def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
     found = _segment(request, segment_id)
     if request.method == "DELETE":
-        with transaction.atomic():
-            users = segment_users(found)
-            if users:
-                raise ApiError(
-                    "segment_in_use",
-                    f"Segment {found.pk} is used by {', '.join(users)}; remove those uses first.",
-                    409,
-                )
-            found.delete()
+        delete_segment(found)
         return HttpResponse(status=204)
     if request.method == "PUT":
         data = json_body(request)
@@ -209,8 +202,9 @@ def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
 def segment_members(request: HttpRequest, segment_id: int) -> JsonResponse:
     found = _segment(request, segment_id)
     queryset = services.segment_contacts(found, timezone.now())
-    return paginated(request, queryset.select_related("account").order_by("user_id"),
-                     Contact.to_dict)  # fmt: skip
+    return paginated(
+        request, queryset.select_related("account").order_by("user_id"), Contact.to_dict
+    )
 
 
 @api(["POST"])

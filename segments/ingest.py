@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
-from refiner.http import invalid
+from refiner.errors import Invalid
 from refiner.models import Workspace
 from segments.models import Account, AccountValue, Contact, ContactValue
 from segments.rules import ACCOUNT_BUILTIN_FIELDS, is_trait_key
@@ -56,12 +56,12 @@ def _check_optional_string(data: dict, key: str, field: str, errors: dict, size:
 
 
 def clean_user(user: Any, prefix: str = "") -> dict:
-    """Validate an identify payload's `user` object; raise ApiError 400 on any problem.
+    """Validate an identify payload's `user` object; raise `Invalid` on any problem.
 
     `prefix` ("user." in the widget's body) starts the field names of errors.
     """
     if not isinstance(user, dict):
-        raise invalid({prefix.rstrip(".") or "user": "Must be an object with at least an id."})
+        raise Invalid({prefix.rstrip(".") or "user": "Must be an object with at least an id."})
     errors: dict[str, str] = {}
     user_id = check_id(user.get("id"), f"{prefix}id", errors)
     _check_optional_string(user, "email", f"{prefix}email", errors, 320)
@@ -82,7 +82,7 @@ def clean_user(user: Any, prefix: str = "") -> dict:
             if "name" in account:
                 cleaned_account["name"] = account["name"]
     if errors:
-        raise invalid(errors)
+        raise Invalid(errors)
     cleaned = {"id": user_id, "traits": traits, "account": cleaned_account}
     for key in ("email", "name"):
         if key in user:
@@ -274,7 +274,7 @@ def clean_event_name(value: Any, field: str = "event") -> str:
     errors: dict[str, str] = {}
     name = check_event_name(value, field, errors)
     if name is None:
-        raise invalid(errors)
+        raise Invalid(errors)
     return name
 
 

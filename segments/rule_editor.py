@@ -318,8 +318,16 @@ def _group_at(path: tuple[int, ...], raw: dict) -> GroupNode:
 def _condition_from_fields(fields: dict) -> ConditionNode:
     kind = str(fields.get("kind", "attribute"))
     node = ConditionNode(kind=kind if kind in KIND_NAMES else "attribute")
-    for name in ("attribute", "operator", "value", "within_days", "event", "survey",
-                 "question", "segment"):  # fmt: skip
+    for name in (
+        "attribute",
+        "operator",
+        "value",
+        "within_days",
+        "event",
+        "survey",
+        "question",
+        "segment",
+    ):
         setattr(node, name, str(fields.get(name, ""))[:2000])
     node.ignore_case = fields.get("ignore_case") in ("on", "true", "1")
     if not node.operator or node.operator not in dict(operator_choices(node.kind)):
@@ -376,8 +384,11 @@ def _condition_rule(node: ConditionNode) -> dict:
         return _with_days(rule, node)
     if node.kind == "survey":
         survey = node.survey.strip() or "any"
-        rule = {"type": "survey", "survey": survey if survey == "any" else _id_or_text(survey),
-                "operator": node.operator}  # fmt: skip
+        rule = {
+            "type": "survey",
+            "survey": survey if survey == "any" else _id_or_text(survey),
+            "operator": node.operator,
+        }
         return _with_days(rule, node)
     return {"type": "segment", "segment": _id_or_text(node.segment), "operator": node.operator}
 

@@ -7,12 +7,12 @@ the path to the bad node (`conditions[2].value`). The two evaluators live in
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from segments.values import is_json_number, parse_date, parse_number
+from segments.values import is_json_integer, is_json_number, parse_date, parse_number
 
 # Fields every contact (or account) has, that rules read beside its traits.
 BUILTIN_FIELDS = ("user_id", "email", "name", "first_seen_at", "last_seen_at")
@@ -106,7 +106,7 @@ def is_attribute_key(key: Any) -> bool:
 
 
 def is_whole_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_json_integer(value) and value >= 0
 
 
 class _Validator:
@@ -231,8 +231,12 @@ class _Validator:
         elif isinstance(value, str):
             self.check_string(path, value)
         elif not is_json_number(value) or parse_number(value) is None:
-            self.fail(path, "Must be a string, a number or a boolean." if allow_bool
-                      else "Must be a string or a number.")  # fmt: skip
+            self.fail(
+                path,
+                "Must be a string, a number or a boolean."
+                if allow_bool
+                else "Must be a string or a number.",
+            )
 
     def event(self, node: dict, prefix: str) -> None:
         self.unknown_keys(node, {"type", "event", "operator", "value", "within_days"}, prefix)
@@ -253,8 +257,10 @@ class _Validator:
         if allow_any and survey == "any":
             return
         if not is_whole_number(survey):
-            self.fail(f"{prefix}survey", 'Must be a survey id or "any".' if allow_any
-                      else "Must be a survey id.")  # fmt: skip
+            self.fail(
+                f"{prefix}survey",
+                'Must be a survey id or "any".' if allow_any else "Must be a survey id.",
+            )
         elif self.surveys is not None and survey not in self.surveys:
             self.fail(f"{prefix}survey", f"There is no survey {survey} in this workspace.")
 
@@ -327,19 +333,29 @@ class RuleCost:
         return None
 
 
-def _own_cost(rule: Any) -> RuleCost:
-    """The rule's own conditions and list values, and the references it makes (no expansion).
+def rule_nodes(rule: Any) -> Iterator[dict]:
+    """Every group and condition of a rule document, however nested, skipping what is
+    not an object (stored and posted documents are walked before they are validated).
 
-    A loop over a stack rather than recursion: stored rules are walked too, and no
-    document may exhaust the interpreter's stack.
+    A loop over a stack rather than recursion: no document may exhaust the
+    interpreter's stack.
     """
-    conditions = values = 0
-    references: list[int] = []
     stack = [rule]
     while stack:
         node = stack.pop()
         if not isinstance(node, dict):
             continue
+        yield node
+        children = node.get("conditions")
+        if isinstance(children, list):
+            stack.extend(children)
+
+
+def _own_cost(rule: Any) -> RuleCost:
+    """The rule's own conditions and list values, and the references it makes (no expansion)."""
+    conditions = values = 0
+    references: list[int] = []
+    for node in rule_nodes(rule):
         if node.get("type") == "segment" and is_whole_number(node.get("segment")):
             references.append(node["segment"])
         if node.get("operator") in LIST_OPERATORS and isinstance(node.get("value"), list):
@@ -347,7 +363,6 @@ def _own_cost(rule: Any) -> RuleCost:
         children = node.get("conditions")
         if isinstance(children, list):
             conditions += len(children)
-            stack.extend(children)
     return RuleCost(conditions, values, 0, tuple(references))
 
 
@@ -447,8 +462,9 @@ def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int)
     return False
 
 
-def _check_cost(validator: _Validator, rule: Any, segments: Mapping[int, Any],
-                segment_id: int | None) -> None:  # fmt: skip
+def _check_cost(
+    validator: _Validator, rule: Any, segments: Mapping[int, Any], segment_id: int | None
+) -> None:
     """The work bound, for the rule and for every segment that would expand it."""
     others = {pk: other for pk, other in segments.items() if pk != segment_id}
     costs = expanded_costs(others)

@@ -15,9 +15,14 @@ from segments.snapshot import load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 
 
+def definitions_of(rows: Iterable[tuple[int, str, Any]]) -> SegmentDefinitions:
+    """The engine's definitions of segments given as (id, kind, rules)."""
+    return SegmentDefinitions({pk: SegmentDefinition(pk, kind, rules) for pk, kind, rules in rows})
+
+
 def segment_definitions(workspace_id: int) -> SegmentDefinitions:
     rows = Segment.objects.filter(workspace_id=workspace_id).values_list("id", "kind", "rules")
-    return SegmentDefinitions({pk: SegmentDefinition(pk, kind, rules) for pk, kind, rules in rows})
+    return definitions_of(rows)
 
 
 def lock_segments(workspace_id: int) -> None:
@@ -87,9 +92,7 @@ def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> C
 def contact_segments(contact: Contact, now: datetime) -> list[Segment]:
     """The segments of its workspace the contact is in now (in-memory evaluation)."""
     segments = list(Segment.objects.filter(workspace_id=contact.workspace_id))
-    definitions = SegmentDefinitions(
-        {s.pk: SegmentDefinition(s.pk, s.kind, s.rules) for s in segments}
-    )
+    definitions = definitions_of((s.pk, s.kind, s.rules) for s in segments)
     evaluator = Evaluator(snapshot_of(contact), now, definitions)
     return [s for s in segments if evaluator.in_segment(s.pk)]
 

@@ -219,8 +219,12 @@ def _merge_event_counts(conditions: list, match: str) -> list:
     "at least 3" and "at least 5" hold together when "at least 5" holds, and either
     holds when "at least 3" does; "at most" the other way round.
     """
-    strongest = {("all", "at_least"): max, ("all", "at_most"): min,
-                 ("any", "at_least"): min, ("any", "at_most"): max}  # fmt: skip
+    strongest = {
+        ("all", "at_least"): max,
+        ("all", "at_most"): min,
+        ("any", "at_least"): min,
+        ("any", "at_most"): max,
+    }
     kept: list = []
     by_events: dict[tuple, int] = {}
     for condition in conditions:

@@ -6,6 +6,7 @@ and the admin all ask here.
 
 from django.urls import reverse
 
+from refiner.in_use import delete_unless_used
 from refiner.models import Workspace
 from segments.models import Segment
 from segments.registry import segment_users as lent_users
@@ -36,3 +37,9 @@ def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, lis
         for segment_id, found in lent.uses(workspace, segments).items():
             uses[segment_id] += found
     return uses
+
+
+def delete_segment(segment: Segment) -> None:
+    """Delete the segment, unless something uses it."""
+    name = f"Segment {segment.pk}"
+    delete_unless_used(segment, segment_users, name=name, code="segment_in_use")

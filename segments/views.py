@@ -314,9 +314,10 @@ def _manual_segment_for_user(request: HttpRequest, pk: int) -> Segment:
 
 def _add_user_ids(request: HttpRequest, segment: Segment, user_ids: list[str]) -> None:
     known = set(
-        Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids)
-        .values_list("user_id", flat=True)
-    )  # fmt: skip
+        Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids).values_list(
+            "user_id", flat=True
+        )
+    )
     added = services.add_members(segment, [u for u in user_ids if u in known])
     unknown = [u for u in dict.fromkeys(user_ids) if u not in known]
     if added:

@@ -31,10 +31,6 @@ class SurveyAdmin(InUseAdmin):
     def users_of(self, survey: Survey) -> list[str]:
         return survey_users(survey)
 
-    def get_readonly_fields(self, request, obj=None):
-        # Its displays, responses and targeted segments stay in the workspace it began in.
-        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
-
 
 @admin.register(Question)
 class QuestionAdmin(admin.ModelAdmin):

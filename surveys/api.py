@@ -2,14 +2,13 @@
 
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
 from segments.models import Segment
 from segments.services import segment_contacts
-from surveys.editing import clean_survey, save_survey, survey_users
+from surveys.editing import clean_survey, delete_survey, save_survey
 from surveys.models import Response, Survey
 
 
@@ -37,15 +36,7 @@ def surveys(request: HttpRequest) -> JsonResponse:
 def survey(request: HttpRequest, survey_id: int) -> HttpResponse:
     found = survey_of(request, survey_id)
     if request.method == "DELETE":
-        with transaction.atomic():
-            users = survey_users(found)
-            if users:
-                raise ApiError(
-                    "survey_in_use",
-                    f"Survey {found.pk} is used by {', '.join(users)}; remove those uses first.",
-                    409,
-                )
-            found.delete()
+        delete_survey(found)
         return HttpResponse(status=204)
     if request.method == "PUT":
         cleaned = clean_survey(json_body(request), request.workspace, found)

@@ -4,9 +4,11 @@ from typing import Any
 
 from django.db import transaction
 
-from refiner.http import ApiError, invalid
+from refiner.errors import Invalid
+from refiner.in_use import delete_unless_used
 from refiner.models import Workspace
 from segments.models import Segment
+from segments.rules import rule_nodes
 from surveys.models import Survey
 from surveys.parts import survey_parts
 from surveys.services import clean_questions, save_questions
@@ -14,7 +16,7 @@ from surveys.services import clean_questions, save_questions
 STATUSES = [value for value, _ in Survey.STATUSES]
 
 
-def _prefixed(error: ApiError, prefix: str) -> dict:
+def _prefixed(error: Invalid, prefix: str) -> dict:
     return {
         key if key == prefix else f"{prefix}.{key}": message
         for key, message in (error.fields or {}).items()
@@ -22,7 +24,7 @@ def _prefixed(error: ApiError, prefix: str) -> dict:
 
 
 def clean_survey(data: dict, workspace: Workspace, survey: Survey | None = None) -> dict:
-    """Validate a survey body for POST (survey None) or PUT; raise 400 with every problem.
+    """Validate a survey body for POST (survey None) or PUT; raise `Invalid` with every problem.
 
     On PUT, omitted fields keep their value and a `targeting` object changes only the
     keys it names.
@@ -47,7 +49,7 @@ def clean_survey(data: dict, workspace: Workspace, survey: Survey | None = None)
     if "questions" in data:
         try:
             cleaned["questions"] = clean_questions(data["questions"])
-        except ApiError as e:
+        except Invalid as e:
             errors |= e.fields or {}
     questions = cleaned.get("questions", survey.questions.all() if survey else [])
     questions_failed = "questions" in data and "questions" not in cleaned
@@ -57,10 +59,10 @@ def clean_survey(data: dict, workspace: Workspace, survey: Survey | None = None)
         if part.key in data or survey is None:
             try:
                 cleaned[part.key] = part.clean(data, workspace=workspace, survey=survey)
-            except ApiError as e:
+            except Invalid as e:
                 errors |= _prefixed(e, part.key)
     if errors:
-        raise invalid(errors)
+        raise Invalid(errors)
     return cleaned
 
 
@@ -79,17 +81,20 @@ def save_survey(workspace: Workspace, cleaned: dict, survey: Survey | None = Non
     return Survey.objects.complete().get(workspace=workspace, pk=survey.pk)
 
 
-def _rule_surveys(rule: Any) -> set:
-    found = set()
-    if isinstance(rule, dict):
-        if rule.get("type") in ("survey", "answer"):
-            found.add(rule.get("survey"))
-        for condition in rule.get("conditions") or []:
-            found |= _rule_surveys(condition)
-    return found
-
-
 def survey_users(survey: Survey) -> list[str]:
     """Segments whose rules name the survey: they would silently change meaning."""
     segments = Segment.objects.filter(workspace_id=survey.workspace_id, kind=Segment.RULES)
-    return [f"segment {s.pk} ({s.name})" for s in segments if survey.pk in _rule_surveys(s.rules)]
+    return [f"segment {s.pk} ({s.name})" for s in segments if _names_survey(s.rules, survey.pk)]
+
+
+def _names_survey(rule: Any, survey_id: int) -> bool:
+    return any(
+        node.get("type") in ("survey", "answer") and node.get("survey") == survey_id
+        for node in rule_nodes(rule)
+    )
+
+
+def delete_survey(survey: Survey) -> None:
+    """Delete the survey, unless segment rules name it."""
+    name = f"Survey {survey.pk}"
+    delete_unless_used(survey, survey_users, name=name, code="survey_in_use")

@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from refiner.errors import Invalid
 from refiner.fragments import render_fragment
-from refiner.http import ApiError, safe_next
+from refiner.http import safe_next
 from refiner.models import Membership
 from refiner.workspaces import require_membership
 from surveys import reports
@@ -86,7 +87,7 @@ def _apply_questions(survey: Survey, questions: list[dict]) -> dict[str, str]:
     """Save the survey's new question list through the API's own rules; errors if refused."""
     try:
         cleaned = clean_survey({"questions": questions}, survey.workspace, survey)
-    except ApiError as problem:
+    except Invalid as problem:
         return problem.fields or {"questions": problem.message}
     save_survey(survey.workspace, cleaned, survey)
     return {}
@@ -209,7 +210,7 @@ def survey_status(request: HttpRequest, survey_id: int) -> HttpResponse:
     status = request.POST.get("status", "")
     try:
         cleaned = clean_survey({"status": status}, membership.workspace, survey)
-    except ApiError as problem:
+    except Invalid as problem:
         said = " ".join((problem.fields or {}).values()) or problem.message
         messages.error(request, plain_words(said))
     else:
@@ -225,7 +226,7 @@ def survey_rename(request: HttpRequest, survey_id: int) -> HttpResponse:
     membership, survey = survey_for(request, survey_id, edit=True)
     try:
         cleaned = clean_survey({"name": request.POST.get("name", "")}, membership.workspace, survey)
-    except ApiError as problem:
+    except Invalid as problem:
         messages.error(request, plain_words(" ".join((problem.fields or {}).values())))
     else:
         save_survey(membership.workspace, cleaned, survey)

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.http import QueryDict
 
-from refiner.http import ApiError, parse_id
+from refiner.errors import Invalid
+from refiner.http import parse_id
 from refiner.models import Workspace
 from surveys.forms import plain_words
 from targeting.models import Targeting
@@ -143,7 +144,7 @@ class TargetingTab:
         data, origins = self.targeting_data()
         try:
             cleaned = clean_targeting(data, workspace=workspace)
-        except ApiError as problem:
+        except Invalid as problem:
             for field, message in (problem.fields or {}).items():
                 self.errors.setdefault(self._row_field(field, origins), plain_words(message))
             return None

@@ -22,12 +22,6 @@ from targeting.services import apply_targeting, audience_condition, audience_est
 from targeting.tab import TargetingTab
 
 MAX_EVENT_NAMES = 200
-PAGE_MATCHES = [
-    ("equals", "equals"),
-    ("starts_with", "starts with"),
-    ("contains", "contains"),
-    ("pattern", "matches pattern (*)"),
-]
 
 
 @dataclass(frozen=True)
@@ -110,7 +104,7 @@ def _render(
         "estimate": _estimate(survey, form, segments),
         "segments": segments.values(),
         "event_names": [] if request.htmx else _event_names(survey.workspace_id),
-        "page_matches": PAGE_MATCHES,
+        "page_matches": Targeting.PAGE_MATCHES,
         "can_edit": membership.can_edit,
         "tab": "targeting",
         **extra,
