@@ -44,9 +44,3 @@ class Invalid(Refused):
 
 class Conflict(Refused):
     """The request is fine but the current state forbids it: in use, already closed."""
-
-
-class NotFound(Refused):
-    """What the request names does not exist, or not for this caller."""
-
-    code = "not_found"

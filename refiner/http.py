@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
 from refiner.budget import is_timeout
-from refiner.errors import Conflict, Invalid, NotFound, Refused
+from refiner.errors import Conflict, Invalid, Refused
 from refiner.models import Workspace
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def invalid(fields: dict, message: str = "The request has invalid fields.") -> I
 
 
 # The one place where what the product refuses (`refiner.errors`) becomes an HTTP status.
-REFUSAL_STATUSES = ((Invalid, 400), (Conflict, 409), (NotFound, 404))
+REFUSAL_STATUSES = ((Invalid, 400), (Conflict, 409))
 
 
 def refusal_status(refusal: Refused) -> int:
