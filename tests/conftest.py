@@ -3,9 +3,11 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from hypothesis import settings as hypothesis_settings
 
+from targeting import eligibility
 from tests.factories import WorkspaceFactory
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -24,6 +26,14 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 def now():
     """A fixed moment; the engine takes `now` as an argument."""
     return NOW
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts as a new process would: no cached definitions, counters or
+    sessions, and nothing held in memory, so no test passes or fails by what ran before."""
+    cache.clear()
+    eligibility._in_process.clear()
 
 
 @pytest.fixture

@@ -1,17 +1,11 @@
 """REST API for segments (SPEC §5.2): CRUD, contacts, preview, manual members."""
 
 import pytest
-from django.core.cache import cache
 
 from segments.models import Segment, SegmentMember
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 def rule(*conditions, match="all") -> dict:

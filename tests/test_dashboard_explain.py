@@ -8,25 +8,17 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from refiner.models import Membership
 from segments.models import Segment, SegmentMember
 from surveys.models import Display
-from targeting import eligibility
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
 from tests.test_widget_api import Widget
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_definitions():
-    cache.clear()
-    eligibility._in_process.clear()
 
 
 @pytest.fixture

@@ -3,12 +3,10 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 
 from refiner.models import Workspace
 from segments.models import Contact, Segment, SegmentMember
 from surveys.models import Display, Response, Survey
-from targeting import eligibility
 from targeting.eligibility import eligible_surveys, explain, explain_all, sample_position
 from targeting.models import Targeting
 from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
@@ -16,12 +14,6 @@ from tests.factories import ContactFactory, EventFactory, SegmentFactory, Survey
 pytestmark = pytest.mark.django_db
 
 ALL = {"type": "group", "match": "all", "conditions": []}
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    eligibility._in_process.clear()
 
 
 def offered(workspace, contact, now, **check) -> list[int]:

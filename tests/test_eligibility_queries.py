@@ -26,11 +26,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cold_start()
-
-
 def cold_start():
     """As in a new process: nothing cached, nothing held in memory."""
     cache.clear()

@@ -4,7 +4,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, connections
 
 from segments.memory import matches
@@ -19,11 +18,6 @@ QUESTIONS = [
     {"key": "used", "type": "multiple_choice", "text": "Used?", "choices": ["A", "B", "C"]},
     {"key": "why", "type": "text", "text": "Why?"},
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
 from refiner.models import Membership
@@ -18,11 +17,6 @@ from segments.rules import (
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 def group(*conditions, match: str = "all") -> dict:

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from refiner.http import ApiError
@@ -18,11 +17,6 @@ QUESTIONS = [
     {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
     {"key": "plan", "type": "single_choice", "text": "Your plan?", "choices": ["Free", "Pro"]},
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 def fields_of(response) -> dict:

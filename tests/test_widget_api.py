@@ -6,7 +6,6 @@ import json
 import uuid
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import get_resolver
 
@@ -16,11 +15,6 @@ from targeting.preview import preview_token
 from tests.factories import AccountFactory, ContactFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 class Widget:

@@ -3,22 +3,14 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
 from surveys.models import Display, Response
-from targeting import eligibility
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
 from tests.test_widget_api import Widget, error_code
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_definitions():
-    cache.clear()
-    eligibility._in_process.clear()
 
 
 @pytest.fixture
