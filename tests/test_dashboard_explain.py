@@ -10,7 +10,6 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from refiner.models import Membership
 from segments.models import Segment, SegmentMember
 from surveys.models import Display
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
@@ -19,12 +18,6 @@ from tests.test_widget_api import Widget
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-
-
-@pytest.fixture
-def owner(client, workspace):
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import json
 import pytest
 from django.urls import reverse
 
-from refiner.models import Membership
 from segments.models import Segment
 from segments.rules import (
     MAX_EXPANDED_CONDITIONS,
@@ -14,7 +13,7 @@ from segments.rules import (
     expanded_costs,
     validate_rule,
 )
-from tests.factories import ContactFactory, MembershipFactory, SegmentFactory
+from tests.factories import ContactFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -200,31 +199,23 @@ def test_a_stored_segment_beyond_the_bound_counts_no_one_and_the_list_answers(
 # Dashboard ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def owner_client(client, workspace):
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
-
-
-def test_the_editor_refuses_to_save_a_rule_beyond_the_bound(owner_client, workspace):
+def test_the_editor_refuses_to_save_a_rule_beyond_the_bound(owner, workspace):
     links = tenfold_chain(workspace, 1)
     before = Segment.objects.count()
     rules = group(*[reference(links[-1].pk)] * 10, match="any")
 
-    response = owner_client.post(
-        reverse("segment-new"), {"name": "Too much", "rules": json.dumps(rules)}
-    )
+    response = owner.post(reverse("segment-new"), {"name": "Too much", "rules": json.dumps(rules)})
 
     assert response.status_code == 400
     assert "With its segment references expanded" in response.content.decode()
     assert Segment.objects.count() == before
 
 
-def test_the_editor_preview_refuses_a_rule_beyond_the_bound(owner_client, workspace):
+def test_the_editor_preview_refuses_a_rule_beyond_the_bound(owner, workspace):
     links = tenfold_chain(workspace, 1)
     rules = group(*[reference(links[-1].pk)] * 10, match="any")
 
-    response = owner_client.post(reverse("segment-preview"), {"rules": json.dumps(rules)})
+    response = owner.post(reverse("segment-preview"), {"rules": json.dumps(rules)})
 
     assert response.status_code == 200
     assert "With its segment references expanded" in response.content.decode()
