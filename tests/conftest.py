@@ -116,6 +116,14 @@ def outsider(other_workspace) -> Client:
     return signed_in(other_workspace, "owner")
 
 
+@pytest.fixture
+def no_rate_limits(settings):
+    """For tests that send more requests a minute than any client would, to check what
+    happens to the data; tests/test_security_ratelimit.py checks the limits."""
+    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
+    settings.RATE_LIMIT_REST_PER_MINUTE = 0
+
+
 @pytest.fixture(autouse=True)
 def no_wrong_key_limit(settings):
     """The suite sends many wrong keys from one address within a minute, and the counter

@@ -29,7 +29,7 @@ from targeting.models import Targeting
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
 from tests.strategies import json_values
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limits")]
 
 HOSTILE_STRINGS = [
     "a'--",
@@ -198,12 +198,6 @@ COUNTED = [
     Response,
     Answer,
 ]
-
-
-@pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
-    settings.RATE_LIMIT_REST_PER_MINUTE = 0
 
 
 class World:
