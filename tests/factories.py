@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from refiner.models import Membership, Workspace
 from segments.models import Account, Contact, Event, Segment
-from surveys.models import Question, Survey
+from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
 
 
@@ -114,3 +114,41 @@ class SurveyFactory(factory.django.DjangoModelFactory):
     def targeting(obj, create, extracted, **kwargs):
         if create:
             Targeting.objects.create(survey=obj, **(extracted or {}))
+
+
+class DisplayFactory(factory.django.DjangoModelFactory):
+    """A survey shown to a contact, stored as it is; what the widget does on the way
+    (checks, counts) is surveys.services.record_display's and tested through it."""
+
+    class Meta:
+        model = Display
+
+    survey = factory.SubFactory(SurveyFactory)
+    workspace = factory.SelfAttribute("survey.workspace")
+    contact = factory.SubFactory(ContactFactory, workspace=factory.SelfAttribute("..workspace"))
+
+
+class ResponseFactory(factory.django.DjangoModelFactory):
+    """A response to a display, by the display's contact to the display's survey."""
+
+    class Meta:
+        model = Response
+
+    display = factory.SubFactory(DisplayFactory)
+    workspace = factory.SelfAttribute("display.workspace")
+    survey = factory.SelfAttribute("display.survey")
+    contact = factory.SelfAttribute("display.contact")
+
+
+class AnswerFactory(factory.django.DjangoModelFactory):
+    """One stored answer element with only the parsed fields a test gives
+    (surveys.services.record_answers parses a raw answer into all of them)."""
+
+    class Meta:
+        model = Answer
+
+    response = factory.SubFactory(ResponseFactory)
+    workspace = factory.SelfAttribute("response.workspace")
+    survey = factory.SelfAttribute("response.survey")
+    contact = factory.SelfAttribute("response.contact")
+    key = "nps"

@@ -10,9 +10,12 @@ from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
+    AnswerFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
     MembershipFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -43,13 +46,8 @@ def world(workspace):
     SegmentFactory(workspace=workspace, name="Pro")
     survey = SurveyFactory(workspace=workspace, name="NPS")
     survey.targeting.segments.add(manual)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=contact)
-    response = Response.objects.create(
-        display=display, workspace=workspace, survey=survey, contact=contact, answers={"nps": 9}
-    )
-    Answer.objects.create(
-        workspace=workspace, contact=contact, survey=survey, response=response, key="nps", num=9
-    )
+    display = DisplayFactory(survey=survey, contact=contact)
+    AnswerFactory(response=ResponseFactory(display=display, answers={"nps": 9}), key="nps", num=9)
     MembershipFactory(workspace=workspace)
     return workspace
 

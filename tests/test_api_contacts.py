@@ -9,8 +9,11 @@ from segments.models import Account, Contact, ContactValue, Event, SegmentMember
 from surveys.models import Answer, Display, Response
 from tests.factories import (
     AccountFactory,
+    AnswerFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -290,13 +293,9 @@ def test_contact_delete_removes_its_events_displays_and_responses(api, workspace
     survey = SurveyFactory(workspace=workspace)
     for who in (contact, kept):
         EventFactory(contact=who)
-        display = Display.objects.create(workspace=workspace, survey=survey, contact=who)
-        response = Response.objects.create(
-            display=display, workspace=workspace, survey=survey, contact=who, answers={"nps": 9}
-        )
-        Answer.objects.create(
-            workspace=workspace, contact=who, survey=survey, response=response, key="nps", num=9
-        )
+        display = DisplayFactory(survey=survey, contact=who)
+        response = ResponseFactory(display=display, answers={"nps": 9})
+        AnswerFactory(response=response, key="nps", num=9)
     assert api.delete("/api/v1/contacts/u-1").status_code == 204
     assert not Contact.objects.filter(pk=contact.pk).exists()
     for model in (Event, Display, Response, Answer, ContactValue):

@@ -16,8 +16,8 @@ from django.db import connection
 from django.test import Client
 
 from segments.models import Account, Contact, ContactValue, Event
-from surveys.models import Answer, Display, Response
-from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
+from surveys.models import Answer, Response
+from tests.factories import ContactFactory, DisplayFactory, SurveyFactory, WorkspaceFactory
 
 # Races need real threads waiting on real row locks, and more requests a minute than the
 # rate limits let through: the marks of every race test module.
@@ -161,7 +161,7 @@ def test_concurrent_answers_to_one_display_merge_without_losing_any():
     questions = [{"key": f"q{i}", "type": "text", "text": f"Question {i}?"} for i in range(count)]
     survey = SurveyFactory(workspace=workspace, questions=questions)
     contact = ContactFactory(workspace=workspace)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=contact)
+    display = DisplayFactory(survey=survey, contact=contact)
     path = f"/api/v1/widget/displays/{display.pk}/answers"
 
     statuses = at_once(

@@ -3,11 +3,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from segments.models import Segment
-from surveys.models import Display, Response
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -114,11 +115,8 @@ def test_contact_page_explains_which_surveys_they_would_see(owner, workspace, pe
 
 def test_contact_page_lists_displays_and_answers(owner, workspace, people):
     survey = SurveyFactory(workspace=workspace, name="NPS")
-    display = Display.objects.create(
-        workspace=workspace, survey=survey, contact=people["ada"], completed_at=timezone.now()
-    )
-    Response.objects.create(display=display, workspace=workspace, survey=survey,
-                            contact=people["ada"], answers={"nps": 9}, completed=True)  # fmt: skip
+    display = DisplayFactory(survey=survey, contact=people["ada"], completed_at=timezone.now())
+    ResponseFactory(display=display, answers={"nps": 9}, completed=True)
     html = owner.get("/contacts/ada/").content.decode()
     assert "completed" in html and "<code>nps</code> = 9" in html
 

@@ -11,8 +11,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
-from surveys.models import Display
-from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    MembershipFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 from tests.test_widget_api import Widget
 
 pytestmark = pytest.mark.django_db
@@ -204,9 +209,7 @@ def test_a_recurring_survey_says_when_it_may_show_again(owner, workspace, ada):
         workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
     )
     answered = timezone.now() - timedelta(days=10)
-    Display.objects.create(
-        workspace=workspace, survey=survey, contact=ada, shown_at=answered, completed_at=answered
-    )
+    DisplayFactory(survey=survey, contact=ada, shown_at=answered, completed_at=answered)
     text = explanation_of(owner, survey)
     again = answered + timedelta(days=30)
     assert "Would not show" in text
@@ -218,9 +221,7 @@ def test_a_recurring_survey_past_its_wait_says_since_when(owner, workspace, ada)
         workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
     )
     answered = timezone.now() - timedelta(days=40)
-    Display.objects.create(
-        workspace=workspace, survey=survey, contact=ada, shown_at=answered, completed_at=answered
-    )
+    DisplayFactory(survey=survey, contact=ada, shown_at=answered, completed_at=answered)
     text = explanation_of(owner, survey)
     again = answered + timedelta(days=30)
     assert "Would show now" in text

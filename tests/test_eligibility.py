@@ -9,7 +9,14 @@ from segments.models import Contact, Segment, SegmentMember
 from surveys.models import Display, Response, Survey
 from targeting.eligibility import eligible_surveys, explain, explain_all, sample_position
 from targeting.models import Targeting
-from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    EventFactory,
+    ResponseFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -44,13 +51,8 @@ def attribute(key, operator, value=None) -> dict:
 
 
 def show(survey, contact, at, *, completed=None, dismissed=None) -> Display:
-    return Display.objects.create(
-        workspace=survey.workspace,
-        survey=survey,
-        contact=contact,
-        shown_at=at,
-        completed_at=completed,
-        dismissed_at=dismissed,
+    return DisplayFactory(
+        survey=survey, contact=contact, shown_at=at, completed_at=completed, dismissed_at=dismissed
     )
 
 
@@ -122,8 +124,7 @@ def test_it_stops_at_the_response_cap(workspace, contact, now):
     others = [ContactFactory(workspace=workspace) for _ in range(3)]
     for index, other in enumerate(others):
         display = show(survey, other, now - timedelta(hours=1))
-        Response.objects.create(display=display, workspace=workspace, survey=survey,
-                                contact=other, completed=index < 1)  # fmt: skip
+        ResponseFactory(display=display, completed=index < 1)
     assert offered(workspace, contact, now) == [survey.pk]  # one completed, two open
     Response.objects.filter(contact=others[1]).update(completed=True)
     assert offered(workspace, contact, now) == []

@@ -11,13 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
-from surveys.models import Display
 from surveys.services import record_answers, record_display
 from targeting import eligibility
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
     SegmentFactory,
     SurveyFactory,
@@ -81,9 +81,8 @@ def build(workspace, *, surveys: int, segments: int):
         )
         survey.targeting.segments.set([made[n % len(made)], made[(n * 7) % len(made)]])
         survey.targeting.excluded_segments.set([nobody])
-        Display.objects.create(workspace=workspace, survey=survey, contact=contact,
-                               shown_at=now - timedelta(days=40),
-                               completed_at=now - timedelta(days=40))  # fmt: skip
+        long_ago = now - timedelta(days=40)
+        DisplayFactory(survey=survey, contact=contact, shown_at=long_ago, completed_at=long_ago)
     return contact
 
 

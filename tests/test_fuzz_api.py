@@ -26,7 +26,7 @@ from segments.models import (
 )
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, DisplayFactory, SegmentFactory, SurveyFactory
 from tests.strategies import json_values
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limits")]
@@ -217,9 +217,7 @@ class World:
                 {"key": "comment", "type": "text", "text": "Why?"},
             ],
         )
-        self.display = Display.objects.create(
-            workspace=workspace, survey=self.survey, contact=self.contact
-        )
+        self.display = DisplayFactory(survey=self.survey, contact=self.contact)
         self.client = Client(raise_request_exception=False)
 
     def path(self, template: str) -> str:

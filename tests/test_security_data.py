@@ -7,6 +7,7 @@ from surveys.models import Answer, Display, Response
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
     SegmentFactory,
     SurveyFactory,
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def give_history(contact, survey, manual):
     EventFactory(contact=contact)
-    display = Display.objects.create(workspace=contact.workspace, survey=survey, contact=contact)
+    display = DisplayFactory(survey=survey, contact=contact)
     SegmentMember.objects.create(segment=manual, contact=contact)
     return display
 

@@ -12,7 +12,7 @@ from django.urls import get_resolver
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
 from targeting.preview import preview_token
-from tests.factories import AccountFactory, ContactFactory, SurveyFactory
+from tests.factories import AccountFactory, ContactFactory, DisplayFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +184,7 @@ def test_an_unknown_contact_gets_no_survey(widget, workspace, nps):
 @pytest.fixture
 def display(workspace, nps):
     contact = ContactFactory(workspace=workspace, user_id="u-1")
-    return Display.objects.create(workspace=workspace, survey=nps, contact=contact)
+    return DisplayFactory(survey=nps, contact=contact)
 
 
 def test_answers_merge_and_repeating_them_is_harmless(widget, display):

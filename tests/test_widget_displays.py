@@ -7,7 +7,13 @@ from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
 from surveys.models import Display, Response
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    ResponseFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 from tests.test_widget_api import Widget, error_code
 
 pytestmark = pytest.mark.django_db
@@ -109,9 +115,7 @@ def test_a_survey_outside_its_schedule_is_refused(widget, workspace, contact):
 def test_a_survey_with_its_responses_is_refused(widget, workspace, contact):
     survey = SurveyFactory(workspace=workspace, targeting={"max_responses": 1})
     someone = ContactFactory(workspace=workspace)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=someone)
-    Response.objects.create(workspace=workspace, survey=survey, contact=someone, display=display,
-                            completed=True)  # fmt: skip
+    ResponseFactory(display=DisplayFactory(survey=survey, contact=someone), completed=True)
     assert refused_for(show(widget, survey)) == ["response_cap_reached"]
     assert Display.objects.count() == 1
 
