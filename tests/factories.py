@@ -5,6 +5,7 @@ from django.utils import timezone
 from refiner.models import Membership, Workspace
 from segments.models import Account, Contact, Event, Segment
 from surveys.models import Answer, Display, Question, Response, Survey
+from surveys.services import record_answers, record_display
 from targeting.models import Targeting
 
 
@@ -138,6 +139,12 @@ class ResponseFactory(factory.django.DjangoModelFactory):
     workspace = factory.SelfAttribute("display.workspace")
     survey = factory.SelfAttribute("display.survey")
     contact = factory.SelfAttribute("display.contact")
+
+
+def record_response(survey, contact, answers: dict, now, completed: bool = False) -> Response:
+    """A response recorded the way the widget records one: shown at `now`, then answered."""
+    display = record_display(survey=survey, contact=contact, now=now)
+    return record_answers(display=display, answers=answers, completed=completed, now=now)
 
 
 class AnswerFactory(factory.django.DjangoModelFactory):

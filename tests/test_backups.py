@@ -11,7 +11,7 @@ from django.db import connection
 from refiner.backups import TABLES
 from refiner.models import Membership, Workspace
 from segments.models import Contact, Segment, SegmentMember
-from surveys.services import record_answers, record_display
+from surveys.services import record_display
 from targeting.models import Targeting
 from tests.conftest import NOW
 from tests.factories import (
@@ -22,6 +22,7 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
     WorkspaceFactory,
+    record_response,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,8 +64,7 @@ def full_workspace(name: str) -> Workspace:
     )
     survey.targeting.segments.add(admins)
     survey.targeting.excluded_segments.add(manual)
-    display = record_display(survey=survey, contact=contact, now=NOW)
-    record_answers(display=display, answers={"nps": 9, "why": "Fast"}, completed=True, now=NOW)
+    record_response(survey, contact, {"nps": 9, "why": "Fast"}, NOW, completed=True)
     record_display(survey=survey, contact=other, now=NOW)
     return workspace
 

@@ -10,8 +10,7 @@ from segments.models import Contact, Segment
 from segments.services import sync_contact_values
 from surveys.models import Response, Survey
 from surveys.reports import SMALL_GROUP, survey_results, week_of
-from surveys.services import record_answers, record_display
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
 
 MONDAY = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LAST_WEEK = MONDAY - timedelta(days=6)  # Tuesday 9 June
@@ -25,8 +24,7 @@ def plan_is(plan: str) -> dict:
 def respond(survey: Survey, answers: dict, *, plan: str, at: datetime) -> Response:
     """A response recorded the way the widget records one, by a contact on `plan`."""
     contact = ContactFactory(workspace=survey.workspace, traits={"plan": plan})
-    display = record_display(survey=survey, contact=contact, now=at)
-    return record_answers(display=display, answers=answers, completed=True, now=at)
+    return record_response(survey, contact, answers, at, completed=True)
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from surveys.forms import plain_words
 from surveys.models import Question, Response, Survey
-from surveys.services import record_answers, record_display
 from targeting.models import Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
 
 HTMX = {"HX-Request": "true"}
 
@@ -37,10 +36,8 @@ def url(survey: Survey, action: str) -> str:
 
 
 def respond(survey: Survey, answers: dict) -> Response:
-    now = timezone.now()
     contact = ContactFactory(workspace=survey.workspace)
-    display = record_display(survey=survey, contact=contact, now=now)
-    return record_answers(display=display, answers=answers, completed=True, now=now)
+    return record_response(survey, contact, answers, timezone.now(), completed=True)
 
 
 def naming(survey_pk: int) -> dict:

@@ -16,6 +16,7 @@ from tests.factories import (
     ResponseFactory,
     SegmentFactory,
     SurveyFactory,
+    record_response,
 )
 
 pytestmark = pytest.mark.django_db
@@ -262,7 +263,6 @@ def test_a_manual_segment_and_a_segment_reference(workspace, contact, now):
 
 
 def test_an_answer_condition_in_the_audience(workspace, contact, now):
-    from surveys.services import record_answers, record_display
 
     nps = SurveyFactory(workspace=workspace, name="NPS")
     promoters = SegmentFactory(
@@ -279,8 +279,7 @@ def test_an_answer_condition_in_the_audience(workspace, contact, now):
     )
     follow_up = SurveyFactory(workspace=workspace, name="Follow-up")
     target(follow_up, segments=[promoters])
-    display = record_display(survey=nps, contact=contact, now=now - timedelta(days=1))
-    record_answers(display=display, answers={"nps": 10}, completed=True, now=display.shown_at)
+    record_response(nps, contact, {"nps": 10}, now - timedelta(days=1), completed=True)
     assert offered(workspace, contact, now) == [follow_up.pk]
 
 

@@ -11,7 +11,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
-from surveys.services import record_answers, record_display
 from targeting import eligibility
 from targeting.models import Targeting
 from tests.factories import (
@@ -21,6 +20,7 @@ from tests.factories import (
     EventFactory,
     SegmentFactory,
     SurveyFactory,
+    record_response,
 )
 
 pytestmark = pytest.mark.django_db
@@ -55,8 +55,7 @@ def build(workspace, *, surveys: int, segments: int):
     for n in range(5):
         EventFactory(contact=contact, name=f"event-{n}", occurred_at=now - timedelta(days=n))
     answered = SurveyFactory(workspace=workspace, status="paused")
-    display = record_display(survey=answered, contact=contact, now=now - timedelta(days=3))
-    record_answers(display=display, answers={"nps": 6}, completed=True, now=display.shown_at)
+    record_response(answered, contact, {"nps": 6}, now - timedelta(days=3), completed=True)
     manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
     SegmentMember.objects.create(segment=manual, contact=contact)
     never = {"type": "event", "event": "never", "operator": "at_least", "value": 1}

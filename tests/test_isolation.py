@@ -27,7 +27,7 @@ from segments.models import (
     SegmentMember,
 )
 from surveys.models import Answer, Display, Question, Response, Survey
-from surveys.services import dismiss_display, record_answers, record_display
+from surveys.services import dismiss_display, record_display
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
@@ -38,6 +38,7 @@ from tests.factories import (
     SurveyFactory,
     UserFactory,
     WorkspaceFactory,
+    record_response,
 )
 
 pytestmark = pytest.mark.django_db
@@ -175,10 +176,8 @@ def world(settings) -> World:
     # One display still open with a partial answer (what the widget endpoints could touch),
     # one completed and one dismissed.
     now = timezone.now()
-    display = record_display(survey=survey, contact=contact, now=now)
-    record_answers(display=display, answers={"nps": 9}, completed=False, now=now)
-    done = record_display(survey=survey, contact=contact, now=now)
-    record_answers(display=done, answers={"nps": 10, "why": "alpha"}, completed=True, now=now)
+    display = record_response(survey, contact, {"nps": 9}, now, completed=False).display
+    record_response(survey, contact, {"nps": 10, "why": "alpha"}, now, completed=True)
     dismiss_display(display=record_display(survey=survey, contact=contact, now=now), now=now)
     return World(
         a=a,

@@ -20,7 +20,7 @@ from segments.services import (
 )
 from segments.sql import compile_rule
 from surveys.services import dismiss_display, record_answers, record_display
-from tests.factories import SegmentFactory, SurveyFactory
+from tests.factories import SegmentFactory, SurveyFactory, record_response
 
 pytestmark = pytest.mark.django_db
 
@@ -507,11 +507,6 @@ def answer(survey_id: int, question: str, operator: str, *value, **options) -> d
     return condition
 
 
-def _answer(target, contact, answers: dict, now, completed: bool = False) -> None:
-    display = record_display(survey=target, contact=contact, now=now)
-    record_answers(display=display, answers=answers, completed=completed, now=now)
-
-
 @pytest.fixture
 def poll(workspace):
     return SurveyFactory(
@@ -530,11 +525,12 @@ def poll(workspace):
 
 def test_answer_conditions_read_the_latest_answer(workspace, now, poll):
     promoter = person(workspace, "promoter", now)
-    _answer(poll, promoter, {"nps": 3}, now - timedelta(days=2), completed=True)
-    _answer(poll, promoter, {"nps": 10}, now - timedelta(days=1))  # not completed: still counts
+    record_response(poll, promoter, {"nps": 3}, now - timedelta(days=2), completed=True)
+    # Not completed: still counts.
+    record_response(poll, promoter, {"nps": 10}, now - timedelta(days=1))
     detractor = person(workspace, "detractor", now)
-    _answer(poll, detractor, {"nps": 9}, now - timedelta(days=2), completed=True)
-    _answer(poll, detractor, {"nps": 2}, now - timedelta(days=1), completed=True)
+    record_response(poll, detractor, {"nps": 9}, now - timedelta(days=2), completed=True)
+    record_response(poll, detractor, {"nps": 2}, now - timedelta(days=1), completed=True)
     person(workspace, "silent", now)
     nps = answer(poll.pk, "nps", "greater_than_or_equal", 9)
     assert who(workspace, now, nps) == {"promoter"}
@@ -545,13 +541,13 @@ def test_answer_conditions_read_the_latest_answer(workspace, now, poll):
 
 def test_multiple_choice_answers_match_when_any_option_does(workspace, now, poll):
     both = person(workspace, "both", now)
-    _answer(poll, both, {"features": ["Reports", "Export"]}, now)
+    record_response(poll, both, {"features": ["Reports", "Export"]}, now)
     reports = person(workspace, "reports", now)
-    _answer(poll, reports, {"features": ["Reports"]}, now)
+    record_response(poll, reports, {"features": ["Reports"]}, now)
     accented = person(workspace, "accented", now)
-    _answer(poll, accented, {"features": ["Émile"]}, now)
+    record_response(poll, accented, {"features": ["Émile"]}, now)
     empty = person(workspace, "none-chosen", now)
-    _answer(poll, empty, {"features": []}, now)
+    record_response(poll, empty, {"features": []}, now)
     person(workspace, "silent", now)
 
     def features(operator, *value, **options):
