@@ -20,19 +20,12 @@ from segments.sql import compile_rule
 from targeting.eligibility import eligible_surveys
 from targeting.models import Targeting
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
+from tests.rules import group, reference
 
 pytestmark = pytest.mark.django_db
 
 SIZE = re.compile(r'\s*<a class="count" href="[^"]+"[^>]*>(\d+)</a>\s*')
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-
-
-def group(*conditions, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def reference(segment_id: int, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
 
 
 PRO = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}

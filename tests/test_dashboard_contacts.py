@@ -12,17 +12,12 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-ENTERPRISE = {
-    "type": "group",
-    "match": "all",
-    "conditions": [
-        {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "enterprise"}
-    ],
-}
+ENTERPRISE = plan_is("enterprise")
 
 
 @pytest.fixture

@@ -11,14 +11,10 @@ from segments.services import sync_contact_values
 from surveys.models import Response, Survey
 from surveys.reports import SMALL_GROUP, survey_results, week_of
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
+from tests.rules import plan_is
 
 MONDAY = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LAST_WEEK = MONDAY - timedelta(days=6)  # Tuesday 9 June
-
-
-def plan_is(plan: str) -> dict:
-    condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": plan}
-    return {"type": "group", "match": "all", "conditions": [condition]}
 
 
 def respond(survey: Survey, answers: dict, *, plan: str, at: datetime) -> Response:

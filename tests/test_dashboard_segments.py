@@ -15,17 +15,12 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
 EMPTY = {"type": "group", "match": "all", "conditions": []}
-ENTERPRISE = {
-    "type": "group",
-    "match": "all",
-    "conditions": [
-        {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "enterprise"}
-    ],
-}
+ENTERPRISE = plan_is("enterprise")
 HX = {"HX-Request": "true"}
 
 

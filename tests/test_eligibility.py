@@ -18,6 +18,7 @@ from tests.factories import (
     SurveyFactory,
     record_response,
 )
+from tests.rules import attribute, group
 
 pytestmark = pytest.mark.django_db
 
@@ -38,17 +39,6 @@ def codes(workspace, survey, contact, now, **check) -> list[str]:
     decision = explain(workspace=workspace, survey_id=survey.pk, contact=contact, now=now, **check)
     assert decision.eligible == (not decision.reasons)
     return [reason.code for reason in decision.reasons]
-
-
-def rule(*conditions, match="all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def attribute(key, operator, value=None) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator}
-    if value is not None:
-        condition["value"] = value
-    return condition
 
 
 def show(survey, contact, at, *, completed=None, dismissed=None) -> Display:
@@ -141,12 +131,12 @@ def cohorts(workspace, now):
     signed_up = SegmentFactory(
         workspace=workspace,
         name="Signed up 30 days ago",
-        rules=rule(attribute("signed_up_at", "more_than_days_ago", 30)),
+        rules=group(attribute("signed_up_at", "more_than_days_ago", 30)),
     )
     power = SegmentFactory(
         workspace=workspace,
         name="Power users",
-        rules=rule(
+        rules=group(
             {
                 "type": "event",
                 "event": "report_exported",
@@ -215,7 +205,7 @@ def test_the_audience_follows_the_clock(workspace, now, cohorts):
 
 def test_everyone_except_employees(workspace, now):
     employees = SegmentFactory(
-        workspace=workspace, rules=rule(attribute("email", "ends_with", "@refiner.io"))
+        workspace=workspace, rules=group(attribute("email", "ends_with", "@refiner.io"))
     )
     survey = SurveyFactory(workspace=workspace)
     target(survey, excluded=[employees])
@@ -231,7 +221,7 @@ def test_everyone_except_employees(workspace, now):
 def test_customers_on_the_enterprise_plan(workspace, now):
     enterprise = SegmentFactory(
         workspace=workspace,
-        rules=rule(
+        rules=group(
             {
                 "type": "attribute",
                 "attribute": "plan",
@@ -253,7 +243,7 @@ def test_customers_on_the_enterprise_plan(workspace, now):
 def test_a_manual_segment_and_a_segment_reference(workspace, contact, now):
     beta = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
     beta_reference = SegmentFactory(
-        workspace=workspace, rules=rule({"type": "segment", "segment": beta.pk, "operator": "in"})
+        workspace=workspace, rules=group({"type": "segment", "segment": beta.pk, "operator": "in"})
     )
     survey = SurveyFactory(workspace=workspace)
     target(survey, segments=[beta_reference])
@@ -267,7 +257,7 @@ def test_an_answer_condition_in_the_audience(workspace, contact, now):
     nps = SurveyFactory(workspace=workspace, name="NPS")
     promoters = SegmentFactory(
         workspace=workspace,
-        rules=rule(
+        rules=group(
             {
                 "type": "answer",
                 "survey": nps.pk,
@@ -534,11 +524,11 @@ def test_changes_reach_the_cached_definitions(workspace, contact, now):
 
     survey.status = "live"
     survey.save()
-    vips = SegmentFactory(workspace=workspace, rules=rule(attribute("vip", "is_true")))
+    vips = SegmentFactory(workspace=workspace, rules=group(attribute("vip", "is_true")))
     target(survey, segments=[vips])
     assert offered(workspace, contact, now) == []
 
-    vips.rules = rule(attribute("vip", "is_not_set"))
+    vips.rules = group(attribute("vip", "is_not_set"))
     vips.save()
     assert offered(workspace, contact, now) == [survey.pk]
 

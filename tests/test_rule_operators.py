@@ -21,6 +21,7 @@ from segments.services import (
 from segments.sql import compile_rule
 from surveys.services import dismiss_display, record_answers, record_display
 from tests.factories import SegmentFactory, SurveyFactory, record_response
+from tests.rules import answer, attribute, event, group, survey
 
 pytestmark = pytest.mark.django_db
 
@@ -61,17 +62,6 @@ def members(workspace, rule: dict, now) -> set[str]:
     }
     assert in_sql == in_memory
     return in_sql
-
-
-def group(*conditions: dict, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def attribute(key: str, operator: str, *value, **options) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator, **options}
-    if value:
-        condition["value"] = value[0]
-    return condition
 
 
 def who(workspace, now, *conditions: dict, match: str = "all") -> set[str]:
@@ -411,10 +401,6 @@ def events(contact: Contact, name: str, *moments) -> None:
     )
 
 
-def event(name: str, operator: str, value: int, **window) -> dict:
-    return {"type": "event", "event": name, "operator": operator, "value": value, **window}
-
-
 def test_event_counts_and_windows(workspace, now):
     boundary = now - timedelta(days=30)
     power = person(workspace, "power", now)
@@ -471,10 +457,6 @@ def test_huge_event_counts_and_windows(workspace, now):
 # Surveys and answers --------------------------------------------------------------
 
 
-def survey(survey_id, operator: str, **window) -> dict:
-    return {"type": "survey", "survey": survey_id, "operator": operator, **window}
-
-
 def test_survey_interactions(workspace, now):
     first, second = SurveyFactory(workspace=workspace), SurveyFactory(workspace=workspace)
     shown = person(workspace, "shown", now)
@@ -497,14 +479,6 @@ def test_survey_interactions(workspace, now):
         "dismissed",
         "untouched",
     }
-
-
-def answer(survey_id: int, question: str, operator: str, *value, **options) -> dict:
-    condition = {"type": "answer", "survey": survey_id, "question": question}
-    condition |= {"operator": operator, **options}
-    if value:
-        condition["value"] = value[0]
-    return condition
 
 
 @pytest.fixture

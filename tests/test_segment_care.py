@@ -21,20 +21,11 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-
-
-def plan_is(value) -> dict:
-    return {
-        "type": "group",
-        "match": "all",
-        "conditions": [
-            {"type": "attribute", "attribute": "plan", "operator": "equals", "value": value}
-        ],
-    }
 
 
 @pytest.fixture
