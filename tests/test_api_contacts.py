@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from segments.models import Account, Contact, ContactValue, Event, SegmentMember
 from surveys.models import Answer, Display, Response
+from tests.clients import fields_of
 from tests.factories import (
     AccountFactory,
     AnswerFactory,
@@ -26,13 +27,6 @@ def row_counts() -> dict:
         model.__name__: model.objects.count()
         for model in (Contact, ContactValue, Account, Event, Display, Response, SegmentMember)
     }
-
-
-def fields_of(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"]["code"] == "invalid"
-    return body["error"]["fields"]
 
 
 def when(days: float = 0) -> datetime:

@@ -3,17 +3,11 @@
 import pytest
 
 from segments.models import Segment, SegmentMember
+from tests.clients import fields_of
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
 from tests.rules import group, plan, reference
 
 pytestmark = pytest.mark.django_db
-
-
-def fields_of(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"]["code"] == "invalid"
-    return body["error"]["fields"]
 
 
 def rows() -> tuple[int, int, list]:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
+from tests.clients import Widget
 from tests.factories import (
     ContactFactory,
     DisplayFactory,
@@ -18,7 +19,6 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
-from tests.test_widget_api import Widget
 
 pytestmark = pytest.mark.django_db
 

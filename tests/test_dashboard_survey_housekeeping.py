@@ -11,6 +11,7 @@ from django.utils import timezone
 from surveys.forms import plain_words
 from surveys.models import Question, Response, Survey
 from targeting.models import Targeting
+from tests.clients import signed_in
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
 
 HTMX = {"HX-Request": "true"}
@@ -51,8 +52,6 @@ def naming(survey_pk: int) -> dict:
 
 @pytest.mark.parametrize("role", ["owner", "editor"])
 def test_owners_and_editors_rename_a_survey(workspace, survey, role):
-    from tests.conftest import signed_in
-
     client = signed_in(workspace, role)
 
     response = client.post(url(survey, "rename"), {"name": "  Welcome NPS  "})

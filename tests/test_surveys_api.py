@@ -9,6 +9,7 @@ from refiner.http import ApiError
 from surveys.models import Question, Survey
 from targeting.models import Targeting
 from targeting.services import audience_estimate, clean_targeting
+from tests.clients import ApiClient, fields_of
 from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
@@ -17,11 +18,6 @@ QUESTIONS = [
     {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
     {"key": "plan", "type": "single_choice", "text": "Your plan?", "choices": ["Free", "Pro"]},
 ]
-
-
-def fields_of(response) -> dict:
-    assert response.status_code == 400, response.content
-    return response.json()["error"]["fields"]
 
 
 def test_it_creates_a_survey_with_questions_and_targeting(api, workspace):
@@ -141,8 +137,6 @@ def test_the_outsider_sees_no_survey(api, outsider_api, workspace):
 
 
 def test_it_needs_the_secret_key(workspace):
-    from tests.conftest import ApiClient
-
     assert ApiClient(None).get("/api/v1/surveys").status_code == 401
     assert ApiClient(workspace.widget_key).get("/api/v1/surveys").status_code == 401
 

@@ -8,7 +8,8 @@ from django.db import connection
 
 from segments.models import Contact
 from surveys.models import Response, Survey
-from tests.conftest import NOW, signed_in
+from tests.clients import signed_in
+from tests.conftest import NOW
 from tests.factories import ContactFactory, SurveyFactory, record_response
 
 pytestmark = pytest.mark.django_db

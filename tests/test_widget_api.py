@@ -2,7 +2,6 @@
 
 import hashlib
 import hmac
-import json
 import uuid
 
 import pytest
@@ -12,44 +11,14 @@ from django.urls import get_resolver
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
 from targeting.preview import preview_token
+from tests.clients import Widget, error_code
 from tests.factories import AccountFactory, ContactFactory, DisplayFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
 
-class Widget:
-    """What the widget script sends: JSON bodies with the widget key, from a page's origin."""
-
-    def __init__(self, workspace, origin: str | None = None):
-        self.client = Client()
-        self.key = workspace.widget_key
-        self.headers = {"Origin": origin} if origin else {}
-
-    def post(self, path: str, body: dict | None = None, *, key: str | None = "default"):
-        body = dict(body or {})
-        if key == "default":
-            body["workspace"] = self.key
-        elif key is not None:
-            body["workspace"] = key
-        return self.client.post(
-            f"/api/v1/widget/{path}",
-            json.dumps(body),
-            content_type="application/json",
-            headers=self.headers,
-        )
-
-
-@pytest.fixture
-def widget(workspace):
-    return Widget(workspace)
-
-
 def sign(workspace, user_id: str) -> str:
     return hmac.new(workspace.secret_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-
-
-def error_code(response) -> str:
-    return response.json()["error"]["code"]
 
 
 def survey_ids(response) -> list[int]:

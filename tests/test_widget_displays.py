@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from segments.models import Segment, SegmentMember
 from surveys.models import Display, Response
+from tests.clients import error_code
 from tests.factories import (
     ContactFactory,
     DisplayFactory,
@@ -14,14 +15,8 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
-from tests.test_widget_api import Widget, error_code
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def widget(workspace):
-    return Widget(workspace)
 
 
 @pytest.fixture
