@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from refiner.models import Membership, Workspace
-from segments.models import Account, Contact, Event, Segment
+from segments.models import Account, Contact, Event, Segment, SegmentMember
 from surveys.models import Answer, Display, Question, Response, Survey
 from surveys.services import record_answers, record_display
 from targeting.models import Targeting
@@ -91,6 +91,23 @@ class SegmentFactory(factory.django.DjangoModelFactory):
     rules = factory.LazyFunction(lambda: {"type": "group", "match": "all", "conditions": []})
 
 
+class ManualSegmentFactory(SegmentFactory):
+    """A segment whose members are listed by hand: `members=[contact, ...]`."""
+
+    class Meta:
+        model = Segment
+        skip_postgeneration_save = True
+
+    kind = Segment.MANUAL
+    rules = None
+
+    @factory.post_generation
+    def members(obj, create, extracted, **kwargs):
+        if create:
+            for contact in extracted or ():
+                SegmentMember.objects.create(segment=obj, contact=contact)
+
+
 class SurveyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Survey
@@ -159,3 +176,16 @@ class AnswerFactory(factory.django.DjangoModelFactory):
     survey = factory.SelfAttribute("response.survey")
     contact = factory.SelfAttribute("response.contact")
     key = "nps"
+
+
+def target(survey, *, segments=(), excluded=(), **fields) -> None:
+    """Change a survey's targeting the way the dashboard does: its fields, then its segments.
+    Naming segments targets them (audience "segments") unless `audience` says otherwise."""
+    targeting = survey.targeting
+    for key, value in fields.items():
+        setattr(targeting, key, value)
+    if segments:
+        targeting.audience = fields.get("audience", Targeting.SEGMENTS)
+    targeting.save()
+    targeting.segments.set(segments)
+    targeting.excluded_segments.set(excluded)

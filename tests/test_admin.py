@@ -14,6 +14,7 @@ from tests.factories import (
     ContactFactory,
     DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     ResponseFactory,
     SegmentFactory,
@@ -41,8 +42,7 @@ def world(workspace):
         traits={"plan": "Entreprise <b>", "city": "Zürich"},
     )
     EventFactory(contact=contact, name="report_exported")
-    manual = SegmentFactory(workspace=workspace, name="Beta", kind="manual", rules=None)
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=workspace, name="Beta", members=[contact])
     SegmentFactory(workspace=workspace, name="Pro")
     survey = SurveyFactory(workspace=workspace, name="NPS")
     survey.targeting.segments.add(manual)

@@ -14,6 +14,7 @@ from tests.factories import (
     ContactFactory,
     DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     ResponseFactory,
     SegmentFactory,
     SurveyFactory,
@@ -271,8 +272,7 @@ def test_contact_shows_its_segments(api, workspace):
             "conditions": [{"type": "attribute", "attribute": "plan", "operator": "is_not_set"}],
         },
     )
-    vip = SegmentFactory(workspace=workspace, name="VIP", kind="manual", rules=None)
-    SegmentMember.objects.create(segment=vip, contact=contact)
+    vip = ManualSegmentFactory(workspace=workspace, name="VIP", members=[contact])
     response = api.get("/api/v1/contacts/u/1")
     assert response.status_code == 200, response.content
     body = response.json()

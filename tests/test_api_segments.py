@@ -4,7 +4,7 @@ import pytest
 
 from segments.models import Segment, SegmentMember
 from tests.clients import fields_of
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, ManualSegmentFactory, SegmentFactory, SurveyFactory
 from tests.rules import group, plan, reference
 
 pytestmark = pytest.mark.django_db
@@ -154,7 +154,7 @@ def test_preview_reports_rule_errors_under_rules(api):
 
 
 def test_it_adds_and_removes_manual_members(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     url = f"/api/v1/segments/{segment.pk}/members"
     response = api.post(url, {"user_ids": ["ada", "cy", "ada"]})
     assert response.status_code == 200, response.content
@@ -169,7 +169,7 @@ def test_it_adds_and_removes_manual_members(api, workspace, people):
 
 
 def test_members_refuse_unknown_users_and_write_nothing(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     response = api.post(f"/api/v1/segments/{segment.pk}/members", {"user_ids": ["ada", "ghost"]})
     assert "ghost" in fields_of(response)["user_ids"]
     for body in ({}, {"user_ids": []}, {"user_ids": "ada"}, {"user_ids": [1]}):
@@ -254,7 +254,7 @@ def test_it_refuses_bad_segment_fields(api, body, field):
     "path", ["/api/v1/segments", "/api/v1/segments/preview", "/api/v1/segments/{id}/members"]
 )
 def test_malformed_and_oversized_bodies_are_refused(api, workspace, path):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     path = path.format(id=segment.pk)
     before = rows()
     for raw in (b"{", b'"rules"', b"", b'{"name": Infinity}'):
@@ -304,7 +304,7 @@ def test_missing_or_wrong_keys_are_refused(client, workspace):
 
 
 def test_the_outsider_sees_none_of_our_segments(api, outsider_api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     api.post(f"/api/v1/segments/{segment.pk}/members", {"user_ids": ["ada"]})
     assert outsider_api.get("/api/v1/segments").json()["count"] == 0
     before = rows()
@@ -342,7 +342,7 @@ def test_the_outsiders_preview_counts_only_its_contacts(outsider_api, workspace,
 
 
 def test_the_outsider_cannot_add_our_contacts_to_its_segment(outsider_api, other_workspace, people):
-    theirs = SegmentFactory(workspace=other_workspace, kind="manual", rules=None)
+    theirs = ManualSegmentFactory(workspace=other_workspace)
     response = outsider_api.post(f"/api/v1/segments/{theirs.pk}/members", {"user_ids": ["ada"]})
     assert "user_ids" in fields_of(response)
     assert SegmentMember.objects.count() == 0

@@ -10,7 +10,7 @@ from django.db import connection
 
 from refiner.backups import TABLES
 from refiner.models import Membership, Workspace
-from segments.models import Contact, Segment, SegmentMember
+from segments.models import Contact
 from surveys.services import record_display
 from targeting.models import Targeting
 from tests.conftest import NOW
@@ -18,6 +18,7 @@ from tests.factories import (
     AccountFactory,
     ContactFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
@@ -52,8 +53,7 @@ def full_workspace(name: str) -> Workspace:
             ],
         },
     )
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    SegmentMember.objects.create(segment=manual, contact=other)
+    manual = ManualSegmentFactory(workspace=workspace, members=[other])
     survey = SurveyFactory(
         workspace=workspace,
         questions=[

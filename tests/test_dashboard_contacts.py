@@ -2,12 +2,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from segments.models import Segment
 from tests.factories import (
     AccountFactory,
     ContactFactory,
     DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     ResponseFactory,
     SegmentFactory,
     SurveyFactory,
@@ -117,7 +117,7 @@ def test_contact_page_lists_displays_and_answers(owner, workspace, people):
 
 
 def test_contact_page_offers_manual_segments(owner, viewer, workspace, people):
-    SegmentFactory(workspace=workspace, name="Beta testers", kind=Segment.MANUAL, rules=None)
+    ManualSegmentFactory(workspace=workspace, name="Beta testers")
     html = owner.get("/contacts/ada/").content.decode()
     assert "Add to “Beta testers”" in html
     viewer_html = viewer.get("/contacts/ada/")

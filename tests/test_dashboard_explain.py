@@ -10,14 +10,14 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from segments.models import Segment, SegmentMember
 from tests.clients import Widget
 from tests.factories import (
     ContactFactory,
     DisplayFactory,
+    ManualSegmentFactory,
     MembershipFactory,
-    SegmentFactory,
     SurveyFactory,
+    target,
 )
 
 pytestmark = pytest.mark.django_db
@@ -28,21 +28,6 @@ HX = {"HX-Request": "true"}
 @pytest.fixture
 def ada(workspace):
     return ContactFactory(workspace=workspace, user_id="ada", name="Ada Lovelace")
-
-
-def member_segment(workspace, name: str, *contacts) -> Segment:
-    segment = SegmentFactory(workspace=workspace, name=name, kind=Segment.MANUAL, rules=None)
-    for person in contacts:
-        SegmentMember.objects.create(segment=segment, contact=person)
-    return segment
-
-
-def target(survey, *, segments=(), excluded=(), match="any") -> None:
-    survey.targeting.audience = "segments" if segments else "everyone"
-    survey.targeting.segment_match = match
-    survey.targeting.save()
-    survey.targeting.segments.set(segments)
-    survey.targeting.excluded_segments.set(excluded)
 
 
 def page_text(client, user_id: str = "ada", **what_if) -> str:
@@ -162,7 +147,7 @@ def test_a_manual_survey_shows_when_asked_for(owner, workspace, ada):
 
 
 def test_an_excluded_segment_is_named(owner, workspace, ada):
-    staff = member_segment(workspace, "Employees", ada)
+    staff = ManualSegmentFactory(workspace=workspace, name="Employees", members=[ada])
     survey = SurveyFactory(workspace=workspace)
     target(survey, excluded=[staff])
     text = explanation_of(owner, survey)
@@ -173,10 +158,10 @@ def test_an_excluded_segment_is_named(owner, workspace, ada):
 
 
 def test_a_segment_the_contact_misses_is_named_when_all_are_needed(owner, workspace, ada):
-    paying = member_segment(workspace, "Paying", ada)
-    admins = member_segment(workspace, "Admins")
+    paying = ManualSegmentFactory(workspace=workspace, name="Paying", members=[ada])
+    admins = ManualSegmentFactory(workspace=workspace, name="Admins")
     survey = SurveyFactory(workspace=workspace)
-    target(survey, segments=[paying, admins], match="all")
+    target(survey, segments=[paying, admins], segment_match="all")
     text = explanation_of(owner, survey)
     assert "The contact is not in “Admins”, and the survey needs all of its segments." in text
     assert "none or not" not in text
@@ -186,16 +171,22 @@ def test_a_segment_the_contact_misses_is_named_when_all_are_needed(owner, worksp
 
 def test_no_segment_of_any_is_named(owner, workspace, ada):
     survey = SurveyFactory(workspace=workspace)
-    target(survey, segments=[member_segment(workspace, "Trial"), member_segment(workspace, "Beta")])
+    target(
+        survey,
+        segments=[
+            ManualSegmentFactory(workspace=workspace, name="Trial"),
+            ManualSegmentFactory(workspace=workspace, name="Beta"),
+        ],
+    )
     text = explanation_of(owner, survey)
     assert "The contact is in none of its segments: “Beta”, “Trial”." in text
     assert "not_in_audience" not in text
 
 
 def test_a_contact_in_its_audience_sees_which_segments_match(owner, workspace, ada):
-    paying = member_segment(workspace, "Paying", ada)
+    paying = ManualSegmentFactory(workspace=workspace, name="Paying", members=[ada])
     survey = SurveyFactory(workspace=workspace)
-    target(survey, segments=[paying, member_segment(workspace, "Admins")])
+    target(survey, segments=[paying, ManualSegmentFactory(workspace=workspace, name="Admins")])
     text = explanation_of(owner, survey)
     assert "Would show now" in text
     assert "In “Paying”" in text and "Not in “Admins”" in text
@@ -256,7 +247,7 @@ def test_another_workspaces_member_gets_404(client, workspace, other_workspace, 
 
 
 def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, ada):
-    staff = member_segment(workspace, "Employees", ada)
+    staff = ManualSegmentFactory(workspace=workspace, name="Employees", members=[ada])
     survey = SurveyFactory(
         workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
     )
@@ -276,7 +267,7 @@ def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, ada):
 
 def test_the_widget_does_not_learn_segment_names(workspace, ada):
     # The public key is in every page of the customer's product: segment names are theirs.
-    staff = member_segment(workspace, "Churn risk", ada)
+    staff = ManualSegmentFactory(workspace=workspace, name="Churn risk", members=[ada])
     survey = SurveyFactory(workspace=workspace)
     target(survey, excluded=[staff])
     response = Widget(workspace).post("displays", {"user_id": "ada", "survey": survey.pk})

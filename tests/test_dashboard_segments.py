@@ -12,6 +12,7 @@ from segments.services import add_members
 from tests.factories import (
     ContactFactory,
     EventFactory,
+    ManualSegmentFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -79,7 +80,7 @@ def size_of(client, segment) -> int:
 def test_a_size_counts_rules_and_manual_lists_for_any_member(owner, viewer, workspace, contacts):
     everyone = SegmentFactory(workspace=workspace, rules={"type": "group", "match": "all",
                                                           "conditions": []})  # fmt: skip
-    listed = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    listed = ManualSegmentFactory(workspace=workspace)
     add_members(listed, [contacts[0].user_id])
     assert size_of(owner, everyone) == len(contacts)
     assert size_of(viewer, listed) == 1
@@ -354,7 +355,7 @@ def test_viewer_reads_but_cannot_write(viewer, workspace, contacts):
 
 def test_outsider_gets_404_everywhere(outsider, workspace):
     segment = SegmentFactory(workspace=workspace, name="Keep")
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    manual = ManualSegmentFactory(workspace=workspace)
     ContactFactory(workspace=workspace, user_id="ada")
     assert outsider.get(f"/segments/{segment.pk}/").status_code == 404
     assert outsider.post(f"/segments/{segment.pk}/", editor_fields()).status_code == 404
@@ -398,7 +399,7 @@ def test_it_creates_a_manual_segment(owner, workspace):
 
 
 def test_it_adds_imports_and_removes_members(owner, workspace, contacts):
-    segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     response = owner.post(
         f"/segments/{segment.pk}/members/add/", {"user_ids": "ada, ghost"}, follow=True
     )
@@ -416,7 +417,7 @@ def test_it_adds_imports_and_removes_members(owner, workspace, contacts):
 
 
 def test_viewer_cannot_change_members(viewer, workspace, contacts):
-    segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     response = viewer.post(f"/segments/{segment.pk}/members/add/", {"user_ids": "ada"})
     assert response.status_code == 403
     assert not SegmentMember.objects.exists()

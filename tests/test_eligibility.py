@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from refiner.models import Workspace
-from segments.models import Contact, Segment, SegmentMember
+from segments.models import Contact, SegmentMember
 from surveys.models import Display, Response, Survey
 from targeting.eligibility import eligible_surveys, explain, explain_all, sample_position
 from targeting.models import Targeting
@@ -13,10 +13,12 @@ from tests.factories import (
     ContactFactory,
     DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     ResponseFactory,
     SegmentFactory,
     SurveyFactory,
     record_response,
+    target,
 )
 from tests.rules import attribute, group
 
@@ -45,18 +47,6 @@ def show(survey, contact, at, *, completed=None, dismissed=None) -> Display:
     return DisplayFactory(
         survey=survey, contact=contact, shown_at=at, completed_at=completed, dismissed_at=dismissed
     )
-
-
-def target(survey, *, segments=(), excluded=(), **fields) -> None:
-    """Change a survey's targeting the way the dashboard does (save and m2m)."""
-    targeting = survey.targeting
-    for key, value in fields.items():
-        setattr(targeting, key, value)
-    if segments:
-        targeting.audience = fields.get("audience", Targeting.SEGMENTS)
-    targeting.save()
-    targeting.segments.set(segments)
-    targeting.excluded_segments.set(excluded)
 
 
 @pytest.fixture
@@ -241,7 +231,7 @@ def test_customers_on_the_enterprise_plan(workspace, now):
 
 
 def test_a_manual_segment_and_a_segment_reference(workspace, contact, now):
-    beta = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    beta = ManualSegmentFactory(workspace=workspace)
     beta_reference = SegmentFactory(
         workspace=workspace, rules=group({"type": "segment", "segment": beta.pk, "operator": "in"})
     )

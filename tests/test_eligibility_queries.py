@@ -10,7 +10,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from segments.models import Segment, SegmentMember
 from targeting import eligibility
 from targeting.models import Targeting
 from tests.factories import (
@@ -18,6 +17,7 @@ from tests.factories import (
     ContactFactory,
     DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     SegmentFactory,
     SurveyFactory,
     record_response,
@@ -56,8 +56,7 @@ def build(workspace, *, surveys: int, segments: int):
         EventFactory(contact=contact, name=f"event-{n}", occurred_at=now - timedelta(days=n))
     answered = SurveyFactory(workspace=workspace, status="paused")
     record_response(answered, contact, {"nps": 6}, now - timedelta(days=3), completed=True)
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=workspace, members=[contact])
     never = {"type": "event", "event": "never", "operator": "at_least", "value": 1}
     nobody = SegmentFactory(
         workspace=workspace, rules={"type": "group", "match": "all", "conditions": [never]}

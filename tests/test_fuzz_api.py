@@ -26,7 +26,13 @@ from segments.models import (
 )
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
-from tests.factories import ContactFactory, DisplayFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    ManualSegmentFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 from tests.strategies import json_values
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limits")]
@@ -208,7 +214,7 @@ class World:
         self.contact = ContactFactory(workspace=workspace, user_id="u-1", traits={"plan": "pro"})
         ContactFactory(workspace=workspace, user_id="u-2")
         self.segment = SegmentFactory(workspace=workspace)
-        self.manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+        self.manual = ManualSegmentFactory(workspace=workspace)
         self.survey = SurveyFactory(
             workspace=workspace,
             questions=[

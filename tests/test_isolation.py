@@ -33,6 +33,7 @@ from tests.factories import (
     AccountFactory,
     ContactFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
@@ -159,8 +160,7 @@ def world(settings) -> World:
             ],
         },
     )
-    manual = SegmentFactory(workspace=a, kind=Segment.MANUAL, rules=None, name="alpha-manual")
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=a, name="alpha-manual", members=[contact])
     survey = SurveyFactory(
         workspace=a,
         name="alpha-survey-name",

@@ -13,12 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segments.models import Segment
 from segments.services import add_members, clean_user, identify_contact, rule_contacts, rule_count
 from segments.sql import lone_attribute
 from targeting.services import audience_estimate
 from tests.conftest import NOW
-from tests.factories import SegmentFactory, WorkspaceFactory
+from tests.factories import ManualSegmentFactory, SegmentFactory, WorkspaceFactory
 from tests.rules import group
 from tests.test_rule_agreement import TRAIT_KEYS, _identify, attribute_conditions, contacts
 
@@ -79,7 +78,7 @@ def test_an_audience_of_one_segment_is_counted_like_the_segment(workspace, other
     identify(other_workspace, "u1", plan="pro")
     pro = SegmentFactory(workspace=workspace, rules=group(PLAN))
     free = SegmentFactory(workspace=workspace, rules=group({**PLAN, "value": "free"}, match="any"))
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    manual = ManualSegmentFactory(workspace=workspace)
     add_members(manual, ["u2", "u3"])
 
     def estimate(**audience) -> int:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segments.memory import matches
-from segments.models import Contact, Event, Segment
+from segments.models import Contact, Event
 from segments.rules import (
     ATTRIBUTE_OPERATORS,
     CASE_OPERATORS,
@@ -48,7 +48,7 @@ from segments.services import (
 from segments.sql import compile_rule
 from surveys.services import clean_answers, dismiss_display, record_answers, record_display
 from tests.conftest import NOW
-from tests.factories import SegmentFactory, SurveyFactory, WorkspaceFactory
+from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory, WorkspaceFactory
 from tests.rules import answer, attribute, nodes
 
 pytestmark = pytest.mark.django_db
@@ -474,7 +474,7 @@ def build(world: dict):
     segment_ids: list[int] = []
     for other in world["segments"]:
         if other["kind"] == "manual":
-            segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+            segment = ManualSegmentFactory(workspace=workspace)
             add_members(segment, [f"u{i}" for i in other["members"]])
         else:
             rule = _resolve(other["rules"], surveys, segment_ids)

@@ -10,7 +10,7 @@ import pytest
 from django.db.models import Q
 
 from segments.memory import matches
-from segments.models import Contact, Event, Segment
+from segments.models import Contact, Event
 from segments.services import (
     add_members,
     clean_user,
@@ -20,7 +20,7 @@ from segments.services import (
 )
 from segments.sql import compile_rule
 from surveys.services import dismiss_display, record_answers, record_display
-from tests.factories import SegmentFactory, SurveyFactory, record_response
+from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory, record_response
 from tests.rules import answer, attribute, event, group, survey
 
 pytestmark = pytest.mark.django_db
@@ -556,7 +556,7 @@ def test_segment_references(workspace, now):
     customers = SegmentFactory(
         workspace=workspace, rules=group(attribute("plan", "equals", "Enterprise"))
     )
-    staff = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    staff = ManualSegmentFactory(workspace=workspace)
     add_members(staff, ["employee"])
     in_customers = {"type": "segment", "segment": customers.pk, "operator": "in"}
     not_staff = {"type": "segment", "segment": staff.pk, "operator": "not_in"}

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from segments.models import Segment
 from segments.rules import validate_rule
 from segments.services import check_rule
-from tests.factories import SegmentFactory, SurveyFactory
+from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory
 from tests.rules import answer, attribute, event, group, reference, survey
 
 
@@ -329,7 +328,7 @@ def test_it_refuses_bad_segment_conditions():
 
 def test_it_refuses_a_segment_of_another_workspace(workspace, other_workspace):
     theirs = SegmentFactory(workspace=other_workspace)
-    ours = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    ours = ManualSegmentFactory(workspace=workspace)
     rule = group(reference(ours.pk), reference(theirs.pk, "not_in"))
     assert check_rule(rule, workspace_id=workspace.pk) == {
         "conditions[1].segment": f"There is no segment {theirs.pk} in this workspace."

@@ -18,6 +18,7 @@ from tests.factories import (
     AccountFactory,
     ContactFactory,
     EventFactory,
+    ManualSegmentFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -122,7 +123,7 @@ def test_the_editor_says_which_live_surveys_and_segments_use_it(owner, workspace
 
 
 def test_a_manual_list_shows_the_segments_that_reference_it(owner, workspace):
-    manual = SegmentFactory(workspace=workspace, name="Beta testers", kind="manual", rules=None)
+    manual = ManualSegmentFactory(workspace=workspace, name="Beta testers")
     reference = {"type": "segment", "segment": manual.pk, "operator": "in"}
     SegmentFactory(
         workspace=workspace, name="Beta on enterprise",
@@ -288,7 +289,7 @@ def test_contacts_filter_by_a_trait_value(owner, workspace, people):
 
 
 def test_the_trait_filter_combines_with_search_and_segment(owner, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     segment.memberships.create(contact=people[1])
     query = {"trait": "plan", "value": "free", "segment": segment.pk, "q": "bo"}
     assert contact_ids(owner.get("/contacts/", query)) == ["bob"]
