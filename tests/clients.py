@@ -2,6 +2,8 @@
 its key, the dashboard signed in), and readers of the §5 error body."""
 
 import json
+import time
+from collections.abc import Callable
 
 from django.test import Client
 
@@ -76,3 +78,10 @@ def signed_in(workspace, role: str) -> Client:
     client = Client()
     client.force_login(MembershipFactory(workspace=workspace, role=role).user)
     return client
+
+
+def timed(call: Callable):
+    """What `call()` returned, and how many seconds it took."""
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started

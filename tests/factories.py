@@ -8,6 +8,9 @@ from surveys.models import Answer, Display, Question, Response, Survey
 from surveys.services import record_answers, record_display
 from targeting.models import Targeting
 
+# The question most surveys ask, and the one a SurveyFactory survey asks unless told otherwise.
+NPS_QUESTION = {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}
+
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -122,9 +125,7 @@ class SurveyFactory(factory.django.DjangoModelFactory):
         if not create:
             return
         if extracted is None:
-            extracted = [
-                {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}
-            ]
+            extracted = [NPS_QUESTION]
         for position, question in enumerate(extracted):
             Question.objects.create(survey=obj, position=position, **question)
 

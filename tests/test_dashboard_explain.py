@@ -195,35 +195,33 @@ def test_a_contact_in_its_audience_sees_which_segments_match(owner, workspace, a
 # Recurring surveys -----------------------------------------------------------------------------
 
 
-def test_a_recurring_survey_says_when_it_may_show_again(owner, workspace, ada):
-    survey = SurveyFactory(
+@pytest.fixture
+def recurring(workspace):
+    return SurveyFactory(
         workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
     )
+
+
+def test_a_recurring_survey_says_when_it_may_show_again(owner, recurring, ada):
     answered = timezone.now() - timedelta(days=10)
-    DisplayFactory(survey=survey, contact=ada, shown_at=answered, completed_at=answered)
-    text = explanation_of(owner, survey)
+    DisplayFactory(survey=recurring, contact=ada, shown_at=answered, completed_at=answered)
+    text = explanation_of(owner, recurring)
     again = answered + timedelta(days=30)
     assert "Would not show" in text
     assert f"It recurs every 30 days; it may show again from {again:%b} {again.day}, " in text
 
 
-def test_a_recurring_survey_past_its_wait_says_since_when(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
-    )
+def test_a_recurring_survey_past_its_wait_says_since_when(owner, recurring, ada):
     answered = timezone.now() - timedelta(days=40)
-    DisplayFactory(survey=survey, contact=ada, shown_at=answered, completed_at=answered)
-    text = explanation_of(owner, survey)
+    DisplayFactory(survey=recurring, contact=ada, shown_at=answered, completed_at=answered)
+    text = explanation_of(owner, recurring)
     again = answered + timedelta(days=30)
     assert "Would show now" in text
     assert f"it may show again since {again:%b} {again.day}, {again:%Y}." in text
 
 
-def test_a_recurring_survey_never_answered_says_how_often_it_recurs(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
-    )
-    assert "Recurs 30 days after each answer or dismissal" in explanation_of(owner, survey)
+def test_a_recurring_survey_never_answered_says_how_often_it_recurs(owner, recurring, ada):
+    assert "Recurs 30 days after each answer or dismissal" in explanation_of(owner, recurring)
 
 
 # Bad input and strangers -----------------------------------------------------------------------

@@ -9,7 +9,13 @@ import pytest
 
 from surveys.models import Response, Survey
 from surveys.reports import ScoreSummary, chart_bars, nps_score
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+)
 
 HTMX = {"HX-Request": "true"}
 JUNE_1 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
@@ -29,7 +35,7 @@ def nps_survey(workspace) -> Survey:
         workspace=workspace,
         name="Quarterly NPS",
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "why", "type": "text", "text": "What is the main reason?"},
             {"key": "uses", "type": "multiple_choice", "text": "Uses?", "choices": ["A", "B"]},
         ],

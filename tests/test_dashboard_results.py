@@ -10,7 +10,13 @@ from segments.models import Contact, Segment
 from segments.services import sync_contact_values
 from surveys.models import Response, Survey
 from surveys.reports import SMALL_GROUP, survey_results, week_of
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+)
 from tests.rules import plan_is
 
 MONDAY = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -29,7 +35,7 @@ def survey(workspace) -> Survey:
         workspace=workspace,
         name="Quarterly NPS",
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "stars", "type": "rating", "text": "How useful are reports?"},
             {"key": "uses", "type": "multiple_choice", "text": "Uses?", "choices": ["A", "B", "C"]},
             {"key": "why", "type": "text", "text": "Why?"},

@@ -12,7 +12,13 @@ from surveys.forms import plain_words
 from surveys.models import Question, Response, Survey
 from targeting.models import Targeting
 from tests.clients import signed_in
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+)
 
 HTMX = {"HX-Request": "true"}
 
@@ -24,7 +30,7 @@ def survey(workspace) -> Survey:
         name="Onboarding NPS",
         status=Survey.LIVE,
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "plan", "type": "single_choice", "text": "Plan?", "choices": ["Free", "Pro"]},
         ],
         targeting={"trigger": Targeting.EVENT, "trigger_event": "signed_up", "priority": 3},

@@ -10,12 +10,18 @@ from surveys.models import Question, Survey
 from targeting.models import Targeting
 from targeting.services import audience_estimate, clean_targeting
 from tests.clients import ApiClient, fields_of
-from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    EventFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 QUESTIONS = [
-    {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+    NPS_QUESTION,
     {"key": "plan", "type": "single_choice", "text": "Your plan?", "choices": ["Free", "Pro"]},
 ]
 
@@ -44,10 +50,7 @@ def test_it_creates_a_survey_with_questions_and_targeting(api, workspace):
     body = response.json()
     survey = Survey.objects.get(workspace=workspace)
     assert body["id"] == survey.pk and body["status"] == "live"
-    assert body["questions"] == [
-        {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
-        {"key": "plan", "type": "single_choice", "text": "Your plan?", "choices": ["Free", "Pro"]},
-    ]
+    assert body["questions"] == QUESTIONS
     targeting = body["targeting"]
     assert targeting["segments"] == [power.pk] and targeting["excluded_segments"] == []
     assert targeting["trigger_event"] == "report_exported"

@@ -10,18 +10,14 @@ from segments.models import Contact
 from surveys.models import Response, Survey
 from tests.clients import signed_in
 from tests.conftest import NOW
-from tests.factories import ContactFactory, SurveyFactory, record_response
+from tests.factories import NPS_QUESTION, ContactFactory, SurveyFactory, record_response
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def survey(workspace) -> Survey:
-    return SurveyFactory(
-        workspace=workspace,
-        name="Quarterly NPS",
-        questions=[{"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}],
-    )
+    return SurveyFactory(workspace=workspace, name="Quarterly NPS", questions=[NPS_QUESTION])
 
 
 def respond(survey: Survey, score: int, **contact) -> Response:

@@ -12,9 +12,26 @@ from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
 from targeting.preview import preview_token
 from tests.clients import Widget, error_code
-from tests.factories import AccountFactory, ContactFactory, DisplayFactory, SurveyFactory
+from tests.factories import (
+    NPS_QUESTION,
+    AccountFactory,
+    ContactFactory,
+    DisplayFactory,
+    SurveyFactory,
+)
 
 pytestmark = pytest.mark.django_db
+
+QUESTIONS = [
+    NPS_QUESTION,
+    {"key": "why", "type": "text", "text": "Why?"},
+    {
+        "key": "used",
+        "type": "multiple_choice",
+        "text": "What do you use?",
+        "choices": ["Reports", "Alerts", "API"],
+    },
+]
 
 
 def sign(workspace, user_id: str) -> str:
@@ -31,16 +48,7 @@ def nps(workspace):
     return SurveyFactory(
         workspace=workspace,
         name="NPS",
-        questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
-            {"key": "why", "type": "text", "text": "Why?"},
-            {
-                "key": "used",
-                "type": "multiple_choice",
-                "text": "What do you use?",
-                "choices": ["Reports", "Alerts", "API"],
-            },  # fmt: skip
-        ],
+        questions=QUESTIONS,
         targeting={"trigger": "event", "trigger_event": "report_exported", "delay_seconds": 3},
     )
 
@@ -70,16 +78,7 @@ def test_the_widget_flow_from_identify_to_completion(widget, workspace, nps):
                 "id": nps.pk,
                 "name": "NPS",
                 "delay_seconds": 3,
-                "questions": [
-                    {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
-                    {"key": "why", "type": "text", "text": "Why?"},
-                    {
-                        "key": "used",
-                        "type": "multiple_choice",
-                        "text": "What do you use?",
-                        "choices": ["Reports", "Alerts", "API"],
-                    },  # fmt: skip
-                ],
+                "questions": QUESTIONS,
             }
         ]
     }

@@ -17,12 +17,12 @@ from targeting.preview import (
     previewed_survey_id,
 )
 from tests.clients import Widget, error_code, signed_in
-from tests.factories import SurveyFactory
+from tests.factories import NPS_QUESTION, SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
 QUESTIONS = [
-    {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+    NPS_QUESTION,
     {"key": "why", "type": "text", "text": "Why?"},
 ]
 
