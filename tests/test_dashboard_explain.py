@@ -88,6 +88,14 @@ def test_a_history_restore_gets_the_whole_contact_list(owner, ada):
 # Event-triggered surveys -----------------------------------------------------------------------
 
 
+@pytest.fixture
+def on_export(workspace):
+    """A survey shown when the contact exports a report."""
+    return SurveyFactory(
+        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
+    )
+
+
 def test_an_event_survey_shows_on_its_event_when_no_event_is_asked(owner, workspace, ada):
     survey = SurveyFactory(
         workspace=workspace, name="Export feedback",
@@ -99,20 +107,14 @@ def test_an_event_survey_shows_on_its_event_when_no_event_is_asked(owner, worksp
     assert "Would not" not in text
 
 
-def test_the_what_if_event_makes_it_show_now(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
-    )
-    text = explanation_of(owner, survey, event="report_exported")
+def test_the_what_if_event_makes_it_show_now(owner, on_export, ada):
+    text = explanation_of(owner, on_export, event="report_exported")
     assert "Would show now" in text
     assert "Shows when" not in text
 
 
-def test_another_event_says_which_event_it_needs(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
-    )
-    text = explanation_of(owner, survey, event="signed_up")
+def test_another_event_says_which_event_it_needs(owner, on_export, ada):
+    text = explanation_of(owner, on_export, event="signed_up")
     assert "Would not show" in text
     assert "It shows when “report_exported” is tracked, not “signed_up”." in text
 
@@ -244,13 +246,10 @@ def test_another_workspaces_member_gets_404(client, workspace, other_workspace, 
 # The API keeps its codes ----------------------------------------------------------------------
 
 
-def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, ada):
+def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, on_export, ada):
     staff = ManualSegmentFactory(workspace=workspace, name="Employees", members=[ada])
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
-    )
-    target(survey, excluded=[staff])
-    body = api.get(f"/api/v1/surveys/{survey.pk}/eligibility/ada").json()
+    target(on_export, excluded=[staff])
+    body = api.get(f"/api/v1/surveys/{on_export.pk}/eligibility/ada").json()
     assert body["reasons"] == [
         {
             "code": "in_excluded_segment",

@@ -22,7 +22,7 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
-from tests.rules import plan_is
+from tests.rules import group, plan_is, reference
 
 pytestmark = pytest.mark.django_db
 
@@ -72,11 +72,9 @@ def test_the_editor_links_to_the_confirmation_instead_of_deleting(owner, workspa
 def test_the_confirmation_names_the_users_and_offers_no_delete(owner, workspace):
     segment = SegmentFactory(workspace=workspace, name="Enterprise")
     SurveyFactory(workspace=workspace, name="Renewal").targeting.segments.add(segment)
-    reference = {"type": "segment", "segment": segment.pk, "operator": "in"}
     SegmentFactory(
-        workspace=workspace, name="Wider",
-        rules={"type": "group", "match": "any", "conditions": [reference]},
-    )  # fmt: skip
+        workspace=workspace, name="Wider", rules=group(reference(segment.pk), match="any")
+    )
 
     text = owner.get(f"/segments/{segment.pk}/delete/").content.decode()
 
@@ -106,11 +104,9 @@ def test_the_editor_says_which_live_surveys_and_segments_use_it(owner, workspace
     churn.targeting.excluded_segments.add(segment)
     draft = SurveyFactory(workspace=workspace, name="Pricing idea", status=Survey.DRAFT)
     draft.targeting.segments.add(segment)
-    reference = {"type": "segment", "segment": segment.pk, "operator": "not_in"}
     wider = SegmentFactory(
-        workspace=workspace, name="Not enterprise",
-        rules={"type": "group", "match": "all", "conditions": [reference]},
-    )  # fmt: skip
+        workspace=workspace, name="Not enterprise", rules=group(reference(segment.pk, "not_in"))
+    )
 
     text = owner.get(f"/segments/{segment.pk}/").content.decode()
     uses = re.search(r'data-testid="segment-uses">(.*?)</div>', text, re.S).group(1)
@@ -124,11 +120,9 @@ def test_the_editor_says_which_live_surveys_and_segments_use_it(owner, workspace
 
 def test_a_manual_list_shows_the_segments_that_reference_it(owner, workspace):
     manual = ManualSegmentFactory(workspace=workspace, name="Beta testers")
-    reference = {"type": "segment", "segment": manual.pk, "operator": "in"}
     SegmentFactory(
-        workspace=workspace, name="Beta on enterprise",
-        rules={"type": "group", "match": "all", "conditions": [reference]},
-    )  # fmt: skip
+        workspace=workspace, name="Beta on enterprise", rules=group(reference(manual.pk))
+    )
     text = owner.get(f"/segments/{manual.pk}/").content.decode()
     assert "Beta on enterprise" in text
 
