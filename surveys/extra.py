@@ -3,7 +3,7 @@
 import re
 from typing import Any
 
-from refiner.http import invalid
+from refiner.errors import Invalid
 
 MAX_FIELDS = 20
 MAX_VALUE = 500
@@ -28,7 +28,7 @@ def clean_extra(value: Any) -> dict | None:
     if value is None:
         return None
     if not isinstance(value, dict) or len(value) > MAX_FIELDS:
-        raise invalid({"extra": f"Must be an object of at most {MAX_FIELDS} fields, or null."})
+        raise Invalid({"extra": f"Must be an object of at most {MAX_FIELDS} fields, or null."})
     errors = {}
     for key, item in value.items():
         if not FIELD_KEY.fullmatch(key):
@@ -41,5 +41,5 @@ def clean_extra(value: Any) -> dict | None:
         if problem:
             errors[f"extra.{key}"] = problem
     if errors:
-        raise invalid(errors)
+        raise Invalid(errors)
     return {key: item for key, item in value.items() if item is not None}

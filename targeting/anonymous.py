@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from refiner.http import invalid
+from refiner.errors import Invalid
 from refiner.models import Workspace
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
@@ -29,7 +29,7 @@ SESSION = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 def clean_anonymous_id(value: Any) -> str:
     if not isinstance(value, str) or not ANONYMOUS_ID.fullmatch(value):
-        raise invalid({"anonymous_id": "Must be 16 to 64 letters, digits, _ or -."})
+        raise Invalid({"anonymous_id": "Must be 16 to 64 letters, digits, _ or -."})
     return value
 
 
@@ -38,7 +38,7 @@ def clean_session(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not SESSION.fullmatch(value):
-        raise invalid({"session": "Must be 8 to 64 letters, digits, _ or -, or null."})
+        raise Invalid({"session": "Must be 8 to 64 letters, digits, _ or -, or null."})
     return value
 
 

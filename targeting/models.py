@@ -26,6 +26,13 @@ class Targeting(models.Model):
         (EVERY_TRIGGER, "Every trigger"),
         (ONCE_PER_SESSION, "Once per session"),
     ]
+    # How a page rule compares the page's URL with its value (`allowed_pages`, `excluded_pages`).
+    PAGE_MATCHES = [
+        ("equals", "equals"),
+        ("starts_with", "starts with"),
+        ("contains", "contains"),
+        ("pattern", "matches pattern (*)"),
+    ]
 
     survey = models.OneToOneField(Survey, models.CASCADE, related_name="targeting")
     audience = models.CharField(max_length=10, choices=AUDIENCES, default=EVERYONE)

@@ -8,14 +8,13 @@ from segments.models import Contact, Event
 from segments.services import segment_count
 from surveys.models import Answer, Display, Response
 from targeting.anonymous import merge_visitor
+from tests.clients import Widget, error_code
 from tests.factories import (
     ContactFactory,
-    MembershipFactory,
     SegmentFactory,
     SurveyFactory,
     WorkspaceFactory,
 )
-from tests.test_widget_api import Widget, error_code, survey_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -29,11 +28,6 @@ def fresh_cache():
 
 
 @pytest.fixture
-def widget(workspace):
-    return Widget(workspace)
-
-
-@pytest.fixture
 def for_anyone(workspace):
     return SurveyFactory(
         workspace=workspace,
@@ -44,6 +38,11 @@ def for_anyone(workspace):
         ],
         targeting={"audience": "anyone"},
     )
+
+
+def survey_ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [s["id"] for s in response.json()["surveys"]]
 
 
 def visitors():
@@ -217,15 +216,14 @@ def test_visitors_are_in_no_segment_count_list_or_rule(widget, api, workspace, f
 
 
 def test_identify_gives_the_visitors_displays_responses_and_events_to_the_contact(
-    widget, api, client, workspace, for_anyone
+    widget, api, owner, workspace, for_anyone
 ):
     widget.post("track", {"anonymous_id": VISITOR, "event": "pricing_viewed"})
     display_id = show(widget, for_anyone, anonymous_id=VISITOR)
     complete(widget, display_id, {"nps": 9, "why": "Clear pricing"}, anonymous_id=VISITOR)
     listed = api.get("/api/v1/responses").json()["results"]
     assert [(r["user_id"], r["anonymous"]) for r in listed] == [(None, True)]
-    client.force_login(MembershipFactory(workspace=workspace).user)
-    assert "Anonymous visitor" in client.get("/responses/").content.decode()
+    assert "Anonymous visitor" in owner.get("/responses/").content.decode()
 
     response = widget.post("identify", {"user": {"id": "u-42"}, "anonymous_id": VISITOR})
 

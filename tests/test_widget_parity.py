@@ -11,8 +11,8 @@ from django.core.cache import cache
 
 from surveys.models import Display, Response
 from targeting.models import Targeting
-from tests.factories import ContactFactory, MembershipFactory, SurveyFactory, WorkspaceFactory
-from tests.test_widget_api import Widget, error_code, survey_ids
+from tests.clients import Widget, error_code
+from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,15 +24,19 @@ def fresh_cache():
     cache.clear()
 
 
-@pytest.fixture
-def widget(workspace):
-    ContactFactory(workspace=workspace, user_id="u-42")
-    return Widget(workspace)
+@pytest.fixture(autouse=True)
+def known(workspace):
+    return ContactFactory(workspace=workspace, user_id="u-42")
 
 
 @pytest.fixture
 def per_session(workspace):
     return SurveyFactory(workspace=workspace, targeting={"frequency": "once_per_session"})
+
+
+def survey_ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [s["id"] for s in response.json()["surveys"]]
 
 
 def show(widget, survey, **body) -> str:
@@ -89,13 +93,8 @@ def test_the_rest_api_takes_once_per_session_and_refuses_other_words(api, per_se
     assert "targeting.frequency" in refused.json()["error"]["fields"]
 
 
-def test_the_targeting_tab_offers_once_per_session_and_the_audience_for_anyone(
-    client, workspace, per_session
-):
-    member = MembershipFactory(workspace=workspace)
-    client.force_login(member.user)
-
-    page = client.get(f"/surveys/{per_session.pk}/targeting/").content.decode()
+def test_the_targeting_tab_offers_once_per_session_and_the_audience_for_anyone(owner, per_session):
+    page = owner.get(f"/surveys/{per_session.pk}/targeting/").content.decode()
 
     assert 'value="once_per_session" selected' in page
     assert 'value="anyone"' in page and "Everyone, signed in or not" in page
@@ -113,7 +112,7 @@ def test_the_audience_for_anyone_drops_targeted_segments(api, per_session):
 
 
 def test_extra_fields_are_stored_with_the_answers_and_listed_everywhere(
-    widget, api, client, workspace, per_session
+    widget, api, owner, per_session
 ):
     display_id = show(widget, per_session)
     extra = {"plan": "pro", "seats": 12, "beta": True, "page.section": "billing"}
@@ -125,14 +124,12 @@ def test_extra_fields_are_stored_with_the_answers_and_listed_everywhere(
     assert "plan" not in response.content.decode(), "nothing stored is echoed"
     assert Response.objects.get(display_id=display_id).extra == extra
     assert api.get("/api/v1/responses").json()["results"][0]["extra"] == extra
-    member = MembershipFactory(workspace=workspace)
-    client.force_login(member.user)
-    export = client.get("/responses/export.csv")
+    export = owner.get("/responses/export.csv")
     text = b"".join(export.streaming_content).decode()
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][-1] == "extra"
     assert json.loads(rows[1][-1]) == extra
-    page = client.get("/responses/").content.decode()
+    page = owner.get("/responses/").content.decode()
     assert "page.section" in page and "billing" in page
 
 
