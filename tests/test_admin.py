@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.urls import reverse
 
 from refiner.models import Membership
@@ -11,19 +10,18 @@ from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
+    AnswerFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture
@@ -44,18 +42,12 @@ def world(workspace):
         traits={"plan": "Entreprise <b>", "city": "Zürich"},
     )
     EventFactory(contact=contact, name="report_exported")
-    manual = SegmentFactory(workspace=workspace, name="Beta", kind="manual", rules=None)
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=workspace, name="Beta", members=[contact])
     SegmentFactory(workspace=workspace, name="Pro")
     survey = SurveyFactory(workspace=workspace, name="NPS")
     survey.targeting.segments.add(manual)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=contact)
-    response = Response.objects.create(
-        display=display, workspace=workspace, survey=survey, contact=contact, answers={"nps": 9}
-    )
-    Answer.objects.create(
-        workspace=workspace, contact=contact, survey=survey, response=response, key="nps", num=9
-    )
+    display = DisplayFactory(survey=survey, contact=contact)
+    AnswerFactory(response=ResponseFactory(display=display, answers={"nps": 9}), key="nps", num=9)
     MembershipFactory(workspace=workspace)
     return workspace
 

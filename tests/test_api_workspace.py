@@ -1,17 +1,11 @@
 """REST API of the workspace's own settings (SPEC §5.2)."""
 
 import pytest
-from django.core.cache import cache
 
 from refiner.models import Membership, Workspace
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 def settings_of(workspace: Workspace) -> dict:

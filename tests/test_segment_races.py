@@ -16,11 +16,6 @@ from tests.test_concurrency import RACES, at_once
 pytestmark = RACES
 
 
-@pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_REST_PER_MINUTE = 0
-
-
 def put_reference(workspace, segment_id: int, referenced: int) -> int:
     condition = {"type": "segment", "segment": referenced, "operator": "in"}
     rules = {"type": "group", "match": "all", "conditions": [condition]}
