@@ -42,6 +42,9 @@ def prepare_environment() -> None:
         "RATE_LIMIT_WIDGET_PER_MINUTE": "0",
         "LOG_REQUESTS": "false",
         "LOG_LEVEL": "ERROR",
+        # A busy shared machine can stall a call past the widget's second: the budget
+        # is not what is measured here.
+        "WIDGET_TIME_BUDGET_MS": "30000",
     }
 
 
@@ -95,6 +98,8 @@ def storage(workspace_id: int) -> dict:
 
     tables = ["segments_event", "segments_contact", "segments_contactvalue"]
     with connection.cursor() as cursor:
+        # The last request left its budget on the connection; this is no request.
+        cursor.execute("SET statement_timeout = 0")
         # Earlier runs' workspaces were deleted: their dead rows would count as size.
         for name in tables:
             cursor.execute(f"VACUUM FULL {name}")
