@@ -20,8 +20,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.test import override_settings
 
+from refiner.budget import Budget, is_timeout
 from refiner.models import Workspace
 from segments.models import Contact
 from tests import servers
@@ -143,7 +145,9 @@ def test_pgbouncer_refuses_the_startup_option_a_direct_connection_opens_with():
 
 
 def test_the_widget_the_api_and_the_dashboard_work_through_pgbouncer(behind_pgbouncer, settings):
-    with behind_pgbouncer() as (app, _, keys):
+    # A loaded CI machine must not turn a slow call into a 503: budgets are tested below.
+    roomy = {"WIDGET_TIME_BUDGET_MS": "10000", "DB_CONNECT_TIMEOUT": "10"}
+    with behind_pgbouncer(roomy) as (app, _, keys):
         widget_api_and_dashboard(app, keys, settings)
 
 
@@ -227,3 +231,69 @@ def budgets_kept(app: int, pooled_url: str, keys: dict, settings) -> None:
         for _ in range(8):
             assert client.execute("SHOW statement_timeout").fetchone()[0] == "0"
     assert api(app, "/api/v1/widget/identify", identify)[0] == 200
+
+
+# The budget's pooled path, in-process (PostgreSQL, no PgBouncer needed) --------------
+
+
+@pytest.fixture
+def pooled_budget(transactional_db):
+    """The test connection as DB_TRANSACTION_POOLING=true makes it: client-side binding."""
+    if connection.vendor != "postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's; SQLite's budget is a progress handler.")
+    options = connection.settings_dict["OPTIONS"]
+    saved = dict(options)
+    connection.close()
+    options.pop("server_side_binding", None)
+    options.pop("prepare_threshold", None)
+    # Restored here, before the test's flush opens a connection outside any request.
+    pooling = override_settings(DB_TRANSACTION_POOLING=True)
+    pooling.enable()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            before = cursor.fetchone()[0]
+        yield
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            # Every limit was LOCAL to its statement's transaction.
+            assert cursor.fetchone()[0] == before
+    finally:
+        pooling.disable()
+        connection.close()
+        options.clear()
+        options.update(saved)
+
+
+def test_pooled_statements_answer_as_without_the_limit_in_front(pooled_budget, workspace):
+    ContactFactory(workspace=workspace, user_id="ada")
+    ContactFactory(workspace=workspace, user_id="bob")
+    with Budget(5000).applied():
+        assert sorted(Contact.objects.values_list("user_id", flat=True)) == ["ada", "bob"]
+        # The row count is the statement's, not the SET's in front of it.
+        assert Contact.objects.filter(workspace=workspace).update(name="x") == 2
+        with connection.cursor() as cursor:
+            # The statement itself ran under the limit of what the request has left.
+            cursor.execute("SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'")
+            assert 3000 < cursor.fetchone()[0] <= 5000
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_pooled_statement_stops_at_the_requests_budget(pooled_budget, many):
+    started = time.monotonic()
+    with pytest.raises(OperationalError) as stopped, Budget(300).applied():
+        with connection.cursor() as cursor:
+            if many:
+                cursor.executemany("SELECT pg_sleep(%s)", [(0.01,), (2,)])
+            else:
+                cursor.execute("SELECT pg_sleep(2)")
+    assert is_timeout(stopped.value)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_rollback_to_a_savepoint_runs_after_a_failed_pooled_statement(pooled_budget, workspace):
+    ContactFactory(workspace=workspace, user_id="ada")
+    with Budget(5000).applied(), transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ContactFactory(workspace=workspace, user_id="ada")
+        assert Contact.objects.filter(workspace=workspace).count() == 1

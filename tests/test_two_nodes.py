@@ -40,7 +40,13 @@ def two_nodes(transactional_db, tmp_path, request, static_root):
     except redis.RedisError as e:
         pytest.skip(f"no Redis at {REDIS_URL} ({e})")
     url, keys = served_database(tmp_path, request)
-    shared = {"REDIS_URL": REDIS_URL, "RATE_LIMIT_WIDGET_PER_MINUTE": str(LIMIT)}
+    shared = {
+        "REDIS_URL": REDIS_URL,
+        "RATE_LIMIT_WIDGET_PER_MINUTE": str(LIMIT),
+        # A loaded CI machine must not turn a slow call into a 503: budgets are not tested here.
+        "WIDGET_TIME_BUDGET_MS": "10000",
+        "DB_CONNECT_TIMEOUT": "10",
+    }
     with (
         gunicorn(tmp_path, url, static_root, settings=shared) as a,
         gunicorn(tmp_path, url, static_root, settings=shared) as b,
