@@ -4,10 +4,12 @@ Two production gunicorns (tests/servers.py) share the test database and a Redis
 database of their own: what changes through one is offered by the other at once (each
 process keeps the workspace's definitions in memory, versioned in the workspace
 row), and the widget's rate limit is one count across both. PostgreSQL only: two
-processes writing one SQLite file is not a deployment.
+processes writing one SQLite file is not a deployment. Without Redis the tests skip,
+unless REFINER_REQUIRE_REDIS=1 (CI).
 """
 
 import json
+import os
 import time
 
 import pytest
@@ -38,6 +40,8 @@ def two_nodes(transactional_db, tmp_path, request, static_root):
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as e:
+        if os.environ.get("REFINER_REQUIRE_REDIS") == "1":
+            pytest.fail(f"two-node tests are required (REFINER_REQUIRE_REDIS=1): no Redis ({e})")
         pytest.skip(f"no Redis at {REDIS_URL} ({e})")
     url, keys = served_database(tmp_path, request)
     shared = {
