@@ -29,8 +29,9 @@ COOKIE = "refiner_primary_until"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 # The widget and REST API, and the admin, which writes as often as it reads.
 PRIMARY_PATHS = ("/api/", "/admin/")
-# Who may do what, and the sessions that say who someone is.
-PRIMARY_APPS = frozenset({"admin", "auth", "contenttypes", "sessions", "refiner"})
+# The dashboard's data. Everything else (users, sessions, workspaces and members,
+# which say who may do what) is always read from the primary.
+REPLICA_APPS = frozenset({"segments", "surveys", "targeting"})
 
 _reads_replica: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "refiner_reads_replica", default=False
@@ -58,7 +59,7 @@ class ReplicaRouter:
     always to the primary, whatever database an instance was read from."""
 
     def db_for_read(self, model: type[Model], **hints) -> str:
-        if _reads_replica.get() and model._meta.app_label not in PRIMARY_APPS:
+        if _reads_replica.get() and model._meta.app_label in REPLICA_APPS:
             return REPLICA
         return PRIMARY
 
