@@ -27,6 +27,7 @@ from refiner.budget import Budget, is_timeout
 from refiner.models import Workspace
 from segments.models import Contact
 from tests import servers
+from tests.clients import timed
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
 from tests.served_dashboard import dashboard, signed_in_session
 from tests.servers import call, free_port, gunicorn, served_database, stop, wait_for_port
@@ -191,12 +192,6 @@ def contacts_locked(db_settings: dict) -> Iterator[None]:
         holder.close()
 
 
-def timed(function, *args, **kwargs):
-    started = time.monotonic()
-    result = function(*args, **kwargs)
-    return result, time.monotonic() - started
-
-
 def test_each_request_keeps_its_own_budget_through_pgbouncer(behind_pgbouncer, settings):
     with behind_pgbouncer(TIGHT) as (app, pooled_url, keys):
         budgets_kept(app, pooled_url, keys, settings)
@@ -217,10 +212,10 @@ def budgets_kept(app: int, pooled_url: str, keys: dict, settings) -> None:
     assert api(app, "/api/v1/widget/identify", identify)[0] == 200
 
     with contacts_locked(connection.settings_dict):
-        (status, body), widget_took = timed(api, app, "/api/v1/widget/identify", identify)
+        (status, body), widget_took = timed(lambda: api(app, "/api/v1/widget/identify", identify))
         assert (status, body["error"]["code"]) == (503, "timeout")
         size = f"/segments/{segment.pk}/size/"
-        (status, _, _), page_took = timed(dashboard, app, "GET", size, session)
+        (status, _, _), page_took = timed(lambda: dashboard(app, "GET", size, session))
         assert status == 503
     # The widget stopped at its own budget, the dashboard at its larger one.
     assert widget_budget <= widget_took < request_budget

@@ -35,7 +35,7 @@ from segments.models import Segment
 from surveys.models import Survey
 from surveys.services import record_answers, record_display
 from targeting import eligibility
-from tests.conftest import signed_in
+from tests.clients import signed_in
 from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
 from tests.servers import ROOT
 
