@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 
+from refiner.databases import postgresql
 from refiner.staticfiles import add_stable_file_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -81,6 +82,17 @@ TEMPLATES = [
 WIDGET_TIME_BUDGET_MS = env.int("WIDGET_TIME_BUDGET_MS", default=1000)
 REQUEST_TIME_BUDGET_MS = env.int("REQUEST_TIME_BUDGET_MS", default=10000)
 
+# Behind PgBouncer in transaction mode (docs/scaling.md): no startup options, no
+# server-side cursors or prepared statements, the budget sent with each statement.
+DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)
+POSTGRESQL = {
+    "conn_max_age": env.int("CONN_MAX_AGE", default=60),
+    "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=1),
+    "widget_budget_ms": WIDGET_TIME_BUDGET_MS,
+    "prepared_statements": env.bool("DB_PREPARED_STATEMENTS", default=not DB_TRANSACTION_POOLING),
+    "transaction_pooling": DB_TRANSACTION_POOLING,
+}
+
 # SQLite is the zero-setup default; PostgreSQL through DATABASE_URL.
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -93,21 +105,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
-        "DB_CONNECT_TIMEOUT", default=1
+    DATABASES["default"] = postgresql(DATABASES["default"], **POSTGRESQL)
+
+# A streaming replica for the dashboard's reads (refiner/replicas.py): pages and
+# fragments read it, the widget, the REST API and every write use the primary, and a
+# browser that wrote reads the primary for REPLICA_READ_YOUR_WRITES_SECONDS after.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", default=10)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = postgresql(env.db_url_config(DATABASE_REPLICA_URL), **POSTGRESQL)
+    DATABASE_ROUTERS = ["refiner.replicas.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("refiner.middleware.TimeBudgetMiddleware") + 1,
+        "refiner.replicas.ReplicaReadsMiddleware",
     )
-    # Parameters sent apart from the SQL, so psycopg prepares a statement the fifth
-    # time it runs on a connection: the widget's queries then skip PostgreSQL's
-    # planner, which cost more than running them (docs/benchmarks.md).
-    # Connections open with the widget's budget, so the hot path never sends a SET
-    # (refiner/budget.py sets the other budget when a request needs it).
-    options = DATABASES["default"]["OPTIONS"]
-    options["options"] = (
-        f"{options.get('options', '')} -c statement_timeout={WIDGET_TIME_BUDGET_MS}".strip()
-    )
-    if env.bool("DB_PREPARED_STATEMENTS", default=True):
-        DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 
 # Local memory by default; Redis when REDIS_URL is set.
 REDIS_URL = env("REDIS_URL", default="")

@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.db.models import Count
 
 from refiner.models import Workspace, new_definitions_version
+from refiner.replicas import on_primary
 from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment
 from segments.rules import rule_nodes
@@ -214,7 +215,11 @@ def definitions(workspace_id: int, version: str | None = None) -> Definitions:
     key = f"targeting:definitions:{workspace_id}:{version}"
     found = _cached(key)
     if found is None:
-        found = load_definitions(workspace_id)
+        # Stored under the version read from the primary: read from it too, even in
+        # a dashboard page that reads the replica, or a lagging replica's copy
+        # would be served to the widget under the new version.
+        with on_primary():
+            found = load_definitions(workspace_id)
         _cache_quietly(key, found)
     _in_process[workspace_id] = (version, time.monotonic(), found)
     return found
