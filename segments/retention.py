@@ -28,6 +28,7 @@ from segments.partitions import (
 # not queue behind it for long, so the drop gives up quickly and tries again.
 LOCK_TIMEOUT = "2s"
 DROP_ATTEMPTS = 5
+LOCK_NOT_AVAILABLE = "55P03"
 # Days of each month of a common year: the shortest run of N months bounds what is kept.
 MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -95,7 +96,9 @@ def _drop_partition(name: str, dry_run: bool) -> int:
                 if not dry_run:
                     cursor.execute(f"DROP TABLE {table}")
                 return rows
-        except OperationalError:
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
             if attempt == DROP_ATTEMPTS - 1:
                 raise
             time.sleep(1 + attempt)

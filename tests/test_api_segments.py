@@ -64,6 +64,7 @@ def test_it_creates_a_rules_segment(api, workspace, people):
         "kind": "rules",
         "rules": rule(plan("pro")),
         "contact_count": 2,
+        "warnings": [],
     }
     assert segment.rules == rule(plan("pro"))
 
@@ -161,7 +162,7 @@ def test_it_previews_a_rule(api, workspace, people):
     before = rows()
     response = api.post("/api/v1/segments/preview", {"rules": rule(plan("pro"))})
     assert response.status_code == 200, response.content
-    assert response.json() == {"count": 2, "sample": ["ada", "bob"]}
+    assert response.json() == {"count": 2, "sample": ["ada", "bob"], "warnings": []}
     assert api.post("/api/v1/segments/preview", {"rules": rule()}).json()["count"] == 3
     assert rows() == before
 
@@ -361,6 +362,7 @@ def test_the_outsiders_preview_counts_only_its_contacts(outsider_api, workspace,
     assert outsider_api.post("/api/v1/segments/preview", {"rules": rule()}).json() == {
         "count": 0,
         "sample": [],
+        "warnings": [],
     }
 
 
