@@ -26,7 +26,10 @@ DEFAULT_PARTITION = f"{EVENT_TABLE}_default"
 # Months created ahead of the current one: three daily runs of the timer could fail
 # in a row and events would still land in their own month's partition.
 MONTHS_AHEAD = 3
-# What pg_get_expr prints for a month's bounds (the session's time zone is UTC).
+# Locking DEFAULT makes every read of the whole event table wait behind the lock, the
+# widget's among them: give up soon instead, and leave the month to the next run.
+LOCK_TIMEOUT = "2s"
+# What pg_get_expr prints for a month's bounds.
 BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 
 
@@ -115,7 +118,8 @@ def add_month(connection: BaseDatabaseWrapper, month: datetime) -> bool:
     The partition is filled and then attached, rather than created as PARTITION OF:
     attaching locks the parent only against schema changes, so events keep being
     written meanwhile. The DEFAULT partition is locked first, so that no event of the
-    month can land there between the move and the attach.
+    month can land there between the move and the attach. Raises OperationalError when
+    a lock is not had within LOCK_TIMEOUT.
     """
     name, end = partition_name(month), add_months(month, 1)
     quote = connection.ops.quote_name
@@ -123,6 +127,7 @@ def add_month(connection: BaseDatabaseWrapper, month: datetime) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
         if cursor.fetchone()[0]:
             return False
+        cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
         columns = _columns(cursor, EVENT_TABLE)
         cursor.execute(
             f"CREATE TABLE {quote(name)} (LIKE {EVENT_TABLE} INCLUDING DEFAULTS INCLUDING STORAGE)"

@@ -18,6 +18,7 @@ from django.db import OperationalError, connection, transaction
 from segments.models import Event
 from segments.partitions import (
     DEFAULT_PARTITION,
+    LOCK_TIMEOUT,
     add_months,
     is_partitioned,
     month_start,
@@ -25,8 +26,8 @@ from segments.partitions import (
 )
 
 # Dropping a partition locks the whole event table for an instant; a widget call must
-# not queue behind it for long, so the drop gives up quickly and tries again.
-LOCK_TIMEOUT = "2s"
+# not queue behind it for long, so the drop gives up quickly (LOCK_TIMEOUT) and tries
+# again.
 DROP_ATTEMPTS = 5
 LOCK_NOT_AVAILABLE = "55P03"
 # Days of each month of a common year: the shortest run of N months bounds what is kept.
