@@ -4,12 +4,15 @@ SQLite keeps one plain table: these tests skip there; the retention and cascade
 behaviour both databases share is in tests/test_event_retention.py.
 """
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
+import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from segments.models import Event
@@ -42,6 +45,15 @@ def rows_by_partition() -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT tableoid::regclass::text, count(*) FROM {EVENT_TABLE} GROUP BY 1")
         return dict(cursor.fetchall())
+
+
+def second_connection_url() -> str:
+    """A second, independent connection to the test database."""
+    settings = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+        dbname=settings["NAME"], password=settings["PASSWORD"] or None,
+    )  # fmt: skip
 
 
 def partition_names() -> list[str]:
@@ -259,3 +271,50 @@ def test_a_recent_window_reads_only_the_recent_partitions(six_months, workspace)
     assert partition_name(add_months(this_month, -6)) in everything
     assert DEFAULT_PARTITION in everything
     assert rule_contacts(workspace.pk, recent, now).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_tracked_while_their_month_is_added_are_all_kept(workspace):
+    month = datetime(2032, 3, 1, tzinfo=UTC)
+    now = timezone.now()
+    stop = threading.Event()
+    tracked = []
+
+    def track_all_the_time() -> None:
+        try:
+            while not stop.is_set() or len(tracked) < 50:
+                moment = month + timedelta(hours=len(tracked))
+                track_event(workspace=workspace, user_id="ada", event="e", now=now,
+                            occurred_at=moment)  # fmt: skip
+                tracked.append(moment)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=track_all_the_time)
+    writer.start()
+    while len(tracked) < 10:
+        time.sleep(0.01)
+    added = add_month(connection, month)
+    stop.set()
+    writer.join(timeout=60)
+
+    assert added and not writer.is_alive()
+    assert sorted(Event.objects.values_list("occurred_at", flat=True)) == sorted(tracked)
+    assert rows_by_partition() == {partition_name(month): len(tracked)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_adding_a_month_gives_up_when_a_long_read_holds_the_table(workspace):
+    month = datetime(2032, 4, 1, tzinfo=UTC)
+    reader = psycopg.connect(second_connection_url())
+    try:
+        reader.execute(f"SELECT count(*) FROM {EVENT_TABLE}")  # holds its locks until rollback
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            add_month(connection, month)
+        assert time.monotonic() - started < 10
+    finally:
+        reader.rollback()
+        reader.close()
+    assert partition_name(month) not in partition_names()
+    assert add_month(connection, month)
