@@ -33,7 +33,7 @@ class Command(BaseCommand):
         for name in found.partitions:
             self.stdout.write(f"{verb} partition {name}.")
         self.stdout.write(
-            f"{verb} {found.partition_rows + found.rows} events from before {before} "
-            f"({len(found.partitions)} partitions, {found.rows} single rows); "
+            f"{verb} {found.partition_rows + found.rows} events from before {before}: "
+            f"{len(found.partitions)} month partitions, and {found.rows} events row by row; "
             f"keeping {months} months."
         )
