@@ -23,9 +23,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 EVENT_TABLE = "segments_event"
 DEFAULT_PARTITION = f"{EVENT_TABLE}_default"
-# Months created ahead of the current one: three daily runs of the timer could fail
-# in a row and events would still land in their own month's partition.
-MONTHS_AHEAD = 3
+# Months created ahead of the current one. One is enough: the nightly run has the whole
+# month to create the next, and every partition costs each query without a time bound
+# (a contact's events, for eligibility) one more index probe (docs/partitions.md).
+MONTHS_AHEAD = 1
 # Locking DEFAULT makes every read of the whole event table wait behind the lock, the
 # widget's among them: give up soon instead, and leave the month to the next run.
 LOCK_TIMEOUT = "2s"

@@ -25,9 +25,9 @@ def parse_month(text: str) -> datetime:
 
 class Command(BaseCommand):
     help = (
-        f"PostgreSQL: create the event table's partitions for this month and the next "
-        f"{MONTHS_AHEAD}, moving their events out of the DEFAULT partition. Run it daily "
-        f"(docs/partitions.md); nothing to do on SQLite."
+        f"PostgreSQL: create the event table's partitions for this month and "
+        f"{MONTHS_AHEAD} ahead, moving their events out of the DEFAULT partition. Run it "
+        f"daily (docs/partitions.md); nothing to do on SQLite."
     )
 
     def add_arguments(self, parser):
