@@ -160,11 +160,6 @@ def ensure_months(connection: BaseDatabaseWrapper, first: datetime, last: dateti
     return created
 
 
-def ensure_coming_months(connection: BaseDatabaseWrapper, now: datetime) -> list[str]:
-    """This month's partition and the next MONTHS_AHEAD months'."""
-    return ensure_months(connection, now, add_months(month_start(now), MONTHS_AHEAD))
-
-
 # The migration ------------------------------------------------------------------
 
 

@@ -43,9 +43,9 @@ class Command(BaseCommand):
             self.stdout.write("The event table is not partitioned (SQLite): nothing to do.")
             return
         now = timezone.now()
-        first = parse_month(since) if since else month_start(now)
-        created = ensure_months(connection, min(first, month_start(now)),
-                                add_months(month_start(now), MONTHS_AHEAD))  # fmt: skip
+        this_month = month_start(now)
+        first = min(parse_month(since), this_month) if since else this_month
+        created = ensure_months(connection, first, add_months(this_month, MONTHS_AHEAD))
         for name in created:
             self.stdout.write(f"Created partition {name}.")
         self.stdout.write(f"{len(created)} partitions created.")
