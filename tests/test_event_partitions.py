@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from segments import retention
 from segments.models import Event
 from segments.partitions import (
     DEFAULT_PARTITION,
@@ -318,3 +319,22 @@ def test_adding_a_month_gives_up_when_a_long_read_holds_the_table(workspace):
         reader.close()
     assert partition_name(month) not in partition_names()
     assert add_month(connection, month)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dropping_a_month_waits_only_briefly_for_a_long_read(six_months, monkeypatch):
+    now, this_month = six_months
+    monkeypatch.setattr(retention, "DROP_ATTEMPTS", 2)
+    monkeypatch.setattr(retention.time, "sleep", lambda seconds: None)
+    reader = psycopg.connect(second_connection_url())
+    try:
+        reader.execute(f"SELECT count(*) FROM {EVENT_TABLE}")  # holds its locks until rollback
+        started = time.monotonic()
+        with pytest.raises(OperationalError):
+            drop_old_events(now=now, months=2)
+        assert time.monotonic() - started < 10
+    finally:
+        reader.rollback()
+        reader.close()
+    assert partition_name(add_months(this_month, -6)) in partition_names()
+    assert len(drop_old_events(now=now, months=2).partitions) == 4
