@@ -32,6 +32,7 @@ from segments.partitions import (
 from segments.retention import drop_old_events
 from segments.services import rule_contacts, track_event
 from tests.factories import ContactFactory, EventFactory
+from tests.rules import event, group
 
 pytestmark = [
     pytest.mark.skipif(
@@ -254,13 +255,8 @@ def plan_partitions(queryset) -> set[str]:
 @pytest.mark.django_db
 def test_a_recent_window_reads_only_the_recent_partitions(six_months, workspace):
     now, this_month = six_months
-    recent = {"type": "group", "match": "all", "conditions": [
-        {"type": "event", "event": "report_exported", "operator": "at_least", "value": 1,
-         "within_days": 20},
-    ]}  # fmt: skip
-    all_time = {"type": "group", "match": "all", "conditions": [
-        {"type": "event", "event": "report_exported", "operator": "at_least", "value": 1},
-    ]}  # fmt: skip
+    recent = group(event("report_exported", "at_least", 1, within_days=20))
+    all_time = group(event("report_exported", "at_least", 1))
 
     read = plan_partitions(rule_contacts(workspace.pk, recent, now))
 

@@ -12,21 +12,25 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from refiner.backups import backup, restore
 from refiner.models import Workspace
 from segments.models import Event
 from segments.partitions import add_months, ensure_months, month_start
 from segments.retention import days_always_kept, retention_start, rule_warnings
-from tests.factories import ContactFactory, EventFactory, MembershipFactory, SegmentFactory
+from tests.factories import ContactFactory, EventFactory, SegmentFactory
+from tests.rules import attribute, event, group
+from workspace_backups.backups import backup, restore
 
 pytestmark = pytest.mark.django_db
 
 NOV_30 = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 
 
-def event_rule(**condition) -> dict:
-    event = {"type": "event", "event": "report_exported", "operator": "at_least", "value": 1}
-    return {"type": "group", "match": "all", "conditions": [{**event, **condition}]}
+def exported(**window) -> dict:
+    return event("report_exported", "at_least", 1, **window)
+
+
+def event_rule(**window) -> dict:
+    return group(exported(**window))
 
 
 def test_retention_keeps_whole_months():
@@ -151,11 +155,8 @@ def test_an_all_time_count_gets_a_warning_only_with_retention():
 
 
 def test_warnings_name_nested_conditions_in_order():
-    inner = event_rule(within_days=900)
-    inner["conditions"].insert(0, {"type": "attribute", "attribute": "plan", "operator": "is_set"})
-    rule = {"type": "group", "match": "any", "conditions": [
-        event_rule(within_days=5)["conditions"][0], inner, event_rule()["conditions"][0],
-    ]}  # fmt: skip
+    inner = group(attribute("plan", "is_set"), exported(within_days=900))
+    rule = group(exported(within_days=5), inner, exported(), match="any")
     fields = [w["field"] for w in rule_warnings(rule, months=12)]
     assert fields == ["conditions[1].conditions[1].within_days", "conditions[2]"]
 
@@ -192,20 +193,20 @@ def test_no_warning_for_another_workspaces_segment(outsider_api, workspace, sett
     assert ours.rules == event_rule(within_days=30)
 
 
-def test_the_editor_shows_the_warning(client, workspace, settings):
-    client.force_login(MembershipFactory(workspace=workspace, role="owner").user)
+def test_the_editor_shows_the_warning(owner, workspace, settings):
     segment = SegmentFactory(workspace=workspace, rules=event_rule(within_days=400))
     settings.EVENT_RETENTION_MONTHS = 0
     assert (
         'data-testid="retention-warning"'
-        not in client.get(f"/segments/{segment.pk}/").content.decode()
+        not in owner.get(f"/segments/{segment.pk}/").content.decode()
     )
 
     settings.EVENT_RETENTION_MONTHS = 12
-    page = client.get(f"/segments/{segment.pk}/").content.decode()
+    page = owner.get(f"/segments/{segment.pk}/").content.decode()
 
     assert page.count('data-testid="retention-warning"') == 1
     assert "Looks back 400 days" in page
-    preview = client.post("/segments/preview/", {"rules": json.dumps(event_rule())},
-                          headers={"HX-Request": "true"})  # fmt: skip
+    preview = owner.post(
+        "/segments/preview/", {"rules": json.dumps(event_rule())}, headers={"HX-Request": "true"}
+    )
     assert "of all time" in preview.content.decode()
