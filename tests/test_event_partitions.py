@@ -16,6 +16,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from segments import retention
+from segments.ingest import track_event
 from segments.models import Event
 from segments.partitions import (
     DEFAULT_PARTITION,
@@ -30,7 +31,7 @@ from segments.partitions import (
     partitions,
 )
 from segments.retention import drop_old_events
-from segments.services import rule_contacts, track_event
+from segments.services import rule_contacts
 from tests.factories import ContactFactory, EventFactory
 from tests.rules import event, group
 
