@@ -334,4 +334,8 @@ def test_dropping_a_month_waits_only_briefly_for_a_long_read(six_months, monkeyp
         reader.rollback()
         reader.close()
     assert partition_name(add_months(this_month, -6)) in partition_names()
-    assert len(drop_old_events(now=now, months=2).partitions) == 4
+    # Transactional tests keep the partitions earlier ones made: expect those too.
+    start = add_months(this_month, -2)
+    old = [p.name for p in partitions(connection) if not p.is_default and p.end <= start]
+    assert {partition_name(add_months(this_month, n)) for n in range(-6, -2)} <= set(old)
+    assert drop_old_events(now=now, months=2).partitions == old
