@@ -162,6 +162,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 # every change to them invalidates the cache at once anyway.
 DEFINITIONS_CACHE_SECONDS = env.int("DEFINITIONS_CACHE_SECONDS", default=300)
 
+# Events older than this many whole months are dropped by `manage.py drop_old_events`
+# (docs/partitions.md); 0 keeps them forever.
+EVENT_RETENTION_MONTHS = env.int("EVENT_RETENTION_MONTHS", default=0)
+
 # The /demo/ host page for trying the widget by hand.
 DEMO_PAGE_ENABLED = env.bool("DEMO_PAGE_ENABLED", default=DEBUG)
 
