@@ -41,7 +41,7 @@ pytestmark = [
         reason="PostgreSQL only: on SQLite the event table is one plain table, not partitioned",
     ),
 ]
-BEFORE_PARTITIONS = "0004_contact_is_test_db_default"
+BEFORE_PARTITIONS = "0005_anonymous_visitors"
 
 
 def rows_by_partition() -> dict[str, int]:

@@ -22,7 +22,7 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("segments", "0004_contact_is_test_db_default"),
+        ("segments", "0005_anonymous_visitors"),
     ]
 
     operations = [
