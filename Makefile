@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format serve bench stress clean
+.PHONY: run test lint format serve worker bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ serve: $(STAMP)
 	mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/gunicorn refiner.wsgi -w 2 -b 127.0.0.1:8000
+
+# The background worker that sends webhooks (docs/webhooks.md). The sweep first queues
+# again what a worker killed mid-delivery left, then db_worker runs the queue.
+worker: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py webhooks_sweep
+	$(BIN)/python manage.py db_worker --no-reload
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
