@@ -6,6 +6,7 @@ from refiner.models import Membership, Workspace
 from segments.models import Account, Contact, Event, Segment
 from surveys.models import Question, Survey
 from targeting.models import Targeting
+from webhooks.models import EVENT_NAMES, Endpoint
 
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):
@@ -114,3 +115,14 @@ class SurveyFactory(factory.django.DjangoModelFactory):
     def targeting(obj, create, extracted, **kwargs):
         if create:
             Targeting.objects.create(survey=obj, **(extracted or {}))
+
+
+class EndpointFactory(factory.django.DjangoModelFactory):
+    """A webhook endpoint; tests point `url` at their local receiver."""
+
+    class Meta:
+        model = Endpoint
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    url = "https://hooks.example.com/refiner"
+    events = factory.LazyFunction(lambda: list(EVENT_NAMES))
