@@ -22,10 +22,11 @@ def retry_delay(attempts: int) -> timedelta:
 def lease() -> timedelta:
     """How long a worker holds a delivery while sending it: past it, the worker is dead.
 
-    Above the longest a request can take (connect, send, a few reads, each within the
-    timeout), so a slow receiver is never sent the event twice by two live workers.
+    A request is a connection, a send and the answer's status line and headers, each
+    within the timeout; six timeouts leave room, so two live workers never send one
+    delivery twice (a receiver trickling its headers could outlast it: at least once).
     """
-    return timedelta(seconds=4 * settings.WEBHOOKS_TIMEOUT_SECONDS + 10)
+    return timedelta(seconds=6 * settings.WEBHOOKS_TIMEOUT_SECONDS)
 
 
 def claim(delivery_id: int, now: datetime) -> Delivery | None:
