@@ -121,6 +121,17 @@ payload = events.envelope("survey.displayed", workspace.pk, {{"user_id": "u-1"}}
 print(json.dumps({{"delivery": delivery.pk, "event_id": payload["id"]}}))
 """
 
+# What the killed worker leaves: its task RUNNING for ever. Every other queued task is
+# dropped too (a duplicate queued by the start-up sweep would otherwise deliver it), so
+# only the Delivery row and its lapsed lease can bring the event back.
+LOSE_THE_QUEUE = """
+import json
+from django_tasks_db.models import DBTaskResult
+running = DBTaskResult.objects.filter(status="RUNNING").count()
+DBTaskResult.objects.exclude(status="RUNNING").delete()
+print(json.dumps({"running": running}))
+"""
+
 STATE = """
 import json
 from webhooks.models import Delivery
@@ -150,6 +161,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(database_url, receiver, tmp_
         # The killed worker's request never gets an answer; later ones are answered.
         receiver.hang = None
         hang.set()
+        assert django(database_url, LOSE_THE_QUEUE) == {"running": 1}
         held = django(database_url, STATE.format(pk=made["delivery"]))
         assert held == {"status": "pending", "attempts": 1, "held": True}
 
