@@ -136,7 +136,8 @@ STATE = """
 import json
 from webhooks.models import Delivery
 d = Delivery.objects.get(pk={pk})
-print(json.dumps({{"status": d.status, "attempts": d.attempts, "held": d.claimed_until is not None}}))
+held = d.claimed_until is not None
+print(json.dumps({{"status": d.status, "attempts": d.attempts, "held": held}}))
 """
 
 

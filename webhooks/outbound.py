@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+
 class Refused(Exception):
     """The URL may not be called: its scheme, or an address it resolves to."""
 
