@@ -12,11 +12,13 @@ from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    EndpointFactory,
     EventFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
 )
+from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +59,14 @@ def world(workspace):
         workspace=workspace, contact=contact, survey=survey, response=response, key="nps", num=9
     )
     MembershipFactory(workspace=workspace)
+    endpoint = EndpointFactory(workspace=workspace, url="https://hooks.example.com/admin")
+    Delivery.objects.create(
+        endpoint=endpoint,
+        workspace=workspace,
+        event="survey.completed",
+        payload={"type": "survey.completed"},
+        status=Delivery.FAILED,
+    )
     return workspace
 
 
@@ -76,6 +86,8 @@ MODELS = {
     "surveys.response": ("q=ada", "completed__exact=0"),
     "surveys.answer": ("q=nps", "is_latest__exact=1"),
     "targeting.targeting": ("q=NPS", "audience__exact=everyone"),
+    "webhooks.endpoint": ("q=hooks.example", "is_active__exact=1"),
+    "webhooks.delivery": ("q=hooks.example", "status__exact=failed"),
 }
 
 
@@ -112,7 +124,8 @@ def test_each_change_page_opens(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["refiner.workspace", "refiner.membership", "segments.segment", "surveys.survey",
-     "surveys.question", "segments.segmentmember", "targeting.targeting"],
+     "surveys.question", "segments.segmentmember", "targeting.targeting",
+     "webhooks.endpoint"],
 )  # fmt: skip
 def test_editable_models_can_be_added(staff, world, label):
     assert staff.get(admin_url(label, "add")).status_code == 200
@@ -121,7 +134,7 @@ def test_editable_models_can_be_added(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["segments.contact", "segments.account", "segments.event", "segments.contactvalue",
-     "surveys.display", "surveys.response", "surveys.answer"],
+     "surveys.display", "surveys.response", "surveys.answer", "webhooks.delivery"],
 )  # fmt: skip
 def test_recorded_data_cannot_be_added_or_edited(staff, world, label):
     assert staff.get(admin_url(label, "add")).status_code == 403

@@ -32,7 +32,9 @@ class Endpoint(models.Model):
     FORMATS = [(JSON, "JSON event"), (SLACK, "Slack message")]
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="webhook_endpoints")
-    url = models.URLField(max_length=2000, help_text="An http or https URL that takes a POST.")
+    # Checked by webhooks.cleaning (http or https, no literal private address), not by
+    # URLField, whose admin form would guess a scheme for a URL without one.
+    url = models.CharField(max_length=2000, help_text="An http or https URL that takes a POST.")
     events = models.JSONField(default=list, help_text="The event types sent to this URL.")
     format = models.CharField(max_length=10, choices=FORMATS, default=JSON)
     secret = models.CharField(
