@@ -3,7 +3,9 @@
 import uuid
 
 import pytest
+from django_tasks_db.models import DBTaskResult
 
+from tests.conftest import ApiClient
 from tests.factories import EndpointFactory
 from webhooks.models import Delivery, Endpoint
 
@@ -128,8 +130,6 @@ def test_the_delivery_log_shows_status_attempts_and_response_code(api, workspace
 def test_redeliver_queues_the_same_event_as_a_new_delivery(
     api, workspace, django_capture_on_commit_callbacks
 ):
-    from django_tasks_db.models import DBTaskResult
-
     endpoint = EndpointFactory(workspace=workspace)
     delivery = a_delivery(endpoint)
 
@@ -184,8 +184,6 @@ def test_a_delivery_of_another_endpoint_is_not_found(api, workspace):
 
 
 def test_no_key_gets_401(workspace):
-    from tests.conftest import ApiClient
-
     response = ApiClient(None).get("/api/v1/webhooks")
 
     assert response.status_code == 401

@@ -12,12 +12,16 @@ import time
 import uuid
 
 import pytest
+from django.core.cache import cache
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
 from segments.signals import contact_entered_segment, contact_left_segment
 from surveys.services import dismiss_display, record_answers, record_display
+from targeting import eligibility
 from tests.factories import ContactFactory, EndpointFactory, SegmentFactory, SurveyFactory
+from tests.test_widget_api import Widget
 from tests.webhook_receiver import (
     Receiver,
     doc_code,
@@ -26,6 +30,7 @@ from tests.webhook_receiver import (
     start_receiver,
 )
 from webhooks.models import Delivery, Endpoint
+from webhooks.tasks import enqueue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -264,8 +269,6 @@ def test_pausing_an_endpoint_fails_its_pending_deliveries(workspace, receiver):
 
 def test_a_task_run_twice_sends_once(workspace, receiver):
     """The Delivery row, not the queue, decides: a duplicate task finds the work done."""
-    from webhooks.tasks import enqueue
-
     EndpointFactory(workspace=workspace, url=receiver.url)
     survey = SurveyFactory(workspace=workspace, questions=QUESTIONS)
     record_display(survey=survey, contact=ContactFactory(workspace=workspace), now=timezone.now())
@@ -274,8 +277,6 @@ def test_a_task_run_twice_sends_once(workspace, receiver):
 
     run_worker_until_settled()
     time.sleep(0.05)
-    from django.core.management import call_command
-
     call_command("db_worker", batch=True, reload=False, startup_delay=False, verbosity=0)
 
     assert len(receiver.requests) == 1
@@ -293,3 +294,28 @@ def test_the_event_id_is_the_same_for_every_endpoint_and_in_the_header(workspace
     ids = {r.headers["X-Refiner-Event-Id"] for r in receiver.requests}
     assert len(receiver.requests) == 2 and len(ids) == 1
     assert uuid.UUID(ids.pop()) == Delivery.objects.first().event_id
+
+
+def test_the_widgets_own_calls_send_the_events(workspace, receiver):
+    """The hook points on the real request path: display, answers, dismiss over HTTP."""
+    cache.clear()
+    eligibility._in_process.clear()
+    EndpointFactory(workspace=workspace, url=receiver.url)
+    answered = SurveyFactory(workspace=workspace, name="Answered", questions=QUESTIONS)
+    closed = SurveyFactory(workspace=workspace, name="Closed", questions=QUESTIONS)
+    ContactFactory(workspace=workspace, user_id="u-1")
+    widget = Widget(workspace)
+
+    first = widget.post("displays", {"user_id": "u-1", "survey": answered.pk}).json()["display"]
+    widget.post(f"displays/{first}/answers", {"answers": {"nps": 3}, "completed": True})
+    second = widget.post("displays", {"user_id": "u-1", "survey": closed.pk}).json()["display"]
+    widget.post(f"displays/{second}/dismiss")
+    run_worker_until_settled()
+
+    seen = sorted((b["type"], b["data"]["survey"]["name"]) for b in bodies(receiver))
+    assert seen == [
+        ("survey.completed", "Answered"),
+        ("survey.dismissed", "Closed"),
+        ("survey.displayed", "Answered"),
+        ("survey.displayed", "Closed"),
+    ]
