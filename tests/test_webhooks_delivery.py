@@ -20,6 +20,7 @@ from django.utils import timezone
 from segments.signals import contact_entered_segment, contact_left_segment
 from surveys.services import dismiss_display, record_answers, record_display
 from targeting import eligibility
+from tests.conftest import ApiClient
 from tests.factories import ContactFactory, EndpointFactory, SegmentFactory, SurveyFactory
 from tests.test_widget_api import Widget
 from tests.webhook_receiver import (
@@ -319,3 +320,19 @@ def test_the_widgets_own_calls_send_the_events(workspace, receiver):
         ("survey.displayed", "Answered"),
         ("survey.displayed", "Closed"),
     ]
+
+
+def test_erasing_a_contact_erases_the_events_about_them(workspace, receiver):
+    """DELETE /api/v1/contacts/USER_ID must leave no answer of theirs waiting to be sent."""
+    EndpointFactory(workspace=workspace, url=receiver.url)
+    survey = SurveyFactory(workspace=workspace, questions=QUESTIONS)
+    erased = ContactFactory(workspace=workspace, user_id="erase-me")
+    kept = ContactFactory(workspace=workspace, user_id="keep-me")
+    record_display(survey=survey, contact=erased, now=timezone.now())
+    record_display(survey=survey, contact=kept, now=timezone.now())
+
+    response = ApiClient(workspace.secret_key).delete("/api/v1/contacts/erase-me")
+
+    assert response.status_code == 204
+    (left,) = Delivery.objects.all()
+    assert left.payload["data"]["user_id"] == "keep-me"

@@ -110,6 +110,7 @@ def start_worker(database_url: str, log: Path) -> subprocess.Popen:
 SETUP = """
 import json
 from refiner.models import Workspace
+from segments.models import Contact
 from webhooks.models import Endpoint
 from webhooks.services import record_event
 from webhooks import events
@@ -117,7 +118,8 @@ from django.utils import timezone
 workspace = Workspace.objects.create(name="Worker test")
 endpoint = Endpoint.objects.create(workspace=workspace, url={url!r}, events=["survey.displayed"])
 payload = events.envelope("survey.displayed", workspace.pk, {{"user_id": "u-1"}}, timezone.now())
-(delivery,) = record_event([endpoint], payload)
+contact = Contact.objects.create(workspace=workspace, user_id="u-1")
+(delivery,) = record_event([endpoint], payload, contact.pk)
 print(json.dumps({{"delivery": delivery.pk, "event_id": payload["id"]}}))
 """
 

@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from refiner.models import Workspace
+from segments.models import Contact
 
 SURVEY_DISPLAYED = "survey.displayed"
 SURVEY_COMPLETED = "survey.completed"
@@ -76,6 +77,8 @@ class Delivery(models.Model):
 
     endpoint = models.ForeignKey(Endpoint, models.CASCADE, related_name="deliveries")
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    # The person the event is about: erasing the contact erases what would be sent of them.
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="+", null=True, blank=True)
     event_id = models.UUIDField(default=uuid.uuid4, help_text="The same for every endpoint.")
     event = models.CharField(max_length=40, choices=EVENTS)
     payload = models.JSONField(help_text="The event's body; the request sends it as is.")

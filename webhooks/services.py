@@ -16,13 +16,14 @@ def subscribed_endpoints(workspace_id: int, event: str) -> list[Endpoint]:
     return [endpoint for endpoint in endpoints if event in endpoint.events]
 
 
-def record_event(endpoints: list[Endpoint], payload: dict) -> list[Delivery]:
-    """One delivery per endpoint for this event, queued once they are committed."""
+def record_event(endpoints: list[Endpoint], payload: dict, contact_id: int) -> list[Delivery]:
+    """One delivery per endpoint for this event about a contact, queued once committed."""
     with transaction.atomic():
         deliveries = Delivery.objects.bulk_create(
             Delivery(
                 endpoint=endpoint,
                 workspace_id=endpoint.workspace_id,
+                contact_id=contact_id,
                 event_id=payload["id"],
                 event=payload["type"],
                 payload=payload,
@@ -36,4 +37,4 @@ def record_event(endpoints: list[Endpoint], payload: dict) -> list[Delivery]:
 
 def redeliver(delivery: Delivery) -> Delivery:
     """The same event to the same endpoint once more, as a new delivery in the log."""
-    return record_event([delivery.endpoint], delivery.payload)[0]
+    return record_event([delivery.endpoint], delivery.payload, delivery.contact_id)[0]
