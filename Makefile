@@ -43,12 +43,13 @@ serve: $(STAMP)
 	find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/gunicorn refiner.wsgi -w 2 -b 127.0.0.1:8000
 
-# The background worker that sends webhooks (docs/webhooks.md). The sweep first queues
-# again what a worker killed mid-delivery left, then db_worker runs the queue.
+# Development's background worker, beside `make run`: it sends the webhooks
+# (docs/webhooks.md). The sweep first queues again what a worker killed mid-delivery
+# left, then db_worker runs the queue. Production runs deploy/refiner-worker.service.
 worker: $(STAMP)
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py webhooks_sweep
-	$(BIN)/python manage.py db_worker --no-reload
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py webhooks_sweep
+	DEBUG=true $(BIN)/python manage.py db_worker
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -12,17 +12,20 @@ import signal
 import subprocess
 import sys
 import time
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
+from django_tasks_db.models import DBTaskResult
 from django.utils import timezone
 
 from tests.factories import EndpointFactory
 from tests.servers import ROOT, sqlite_template  # noqa: F401 - a fixture used below
 from tests.webhook_receiver import Receiver, run_worker_until_settled, start_receiver
 from webhooks.models import Delivery
-from webhooks.tasks import sweep
+from webhooks.tasks import sweep, sweep_deliveries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,3 +229,12 @@ def test_the_sweep_leaves_a_delivery_that_a_live_worker_holds(workspace, setting
 
     assert sweep(now) == 0
     assert sweep(now + timezone.timedelta(seconds=21)) == 1
+
+
+def test_the_start_up_sweep_schedules_one_periodic_sweep_however_often_it_runs(workspace):
+    call_command("webhooks_sweep", stdout=StringIO())
+    call_command("webhooks_sweep", stdout=StringIO())
+
+    waiting = DBTaskResult.objects.filter(task_path=sweep_deliveries.module_path, status="READY")
+    assert waiting.count() == 1
+    assert waiting.get().run_after > timezone.now()
