@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django_tasks_db.models import DBTaskResult
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from tests.factories import EndpointFactory
 from tests.servers import ROOT, sqlite_template  # noqa: F401 - a fixture used below
