@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from io import StringIO
 from pathlib import Path
@@ -156,7 +157,7 @@ def wait_for(condition, seconds: float, what: str) -> None:
 
 def test_a_worker_killed_mid_delivery_loses_nothing(database_url, receiver, tmp_path):
     log = tmp_path / "worker.log"
-    receiver.hang = hang = __import__("threading").Event()
+    receiver.hang = hang = threading.Event()
     made = django(database_url, SETUP.format(url=receiver.url))
     first = start_worker(database_url, log)
     second = None
