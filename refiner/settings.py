@@ -33,6 +33,10 @@ INSTALLED_APPS = [
     "surveys",
     "targeting",
     "webhooks",
+    # Above every app: whole-product tools (docs/architecture.md).
+    "demo",
+    "workspace_backups",
+    # The webhooks' task queue in the database and its `db_worker`.
     "django_tasks",
     "django_tasks_db",
 ]

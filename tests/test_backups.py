@@ -8,21 +8,25 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from refiner.backups import TABLES
 from refiner.models import Membership, Workspace
-from segments.models import Contact, Segment, SegmentMember
-from surveys.services import record_answers, record_display
+from segments.models import Contact
+from surveys.services import record_display
 from targeting.models import Targeting
 from tests.conftest import NOW
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    EndpointFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
     WorkspaceFactory,
+    record_response,
 )
+from webhooks.models import Delivery
+from workspace_backups.backups import TABLES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,8 +55,7 @@ def full_workspace(name: str) -> Workspace:
             ],
         },
     )
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    SegmentMember.objects.create(segment=manual, contact=other)
+    manual = ManualSegmentFactory(workspace=workspace, members=[other])
     survey = SurveyFactory(
         workspace=workspace,
         questions=[
@@ -63,9 +66,19 @@ def full_workspace(name: str) -> Workspace:
     )
     survey.targeting.segments.add(admins)
     survey.targeting.excluded_segments.add(manual)
-    display = record_display(survey=survey, contact=contact, now=NOW)
-    record_answers(display=display, answers={"nps": 9, "why": "Fast"}, completed=True, now=NOW)
+    record_response(survey, contact, {"nps": 9, "why": "Fast"}, NOW, completed=True)
     record_display(survey=survey, contact=other, now=NOW)
+    endpoint = EndpointFactory(workspace=workspace, events=["survey.completed"])
+    Delivery.objects.create(
+        endpoint=endpoint,
+        workspace=workspace,
+        contact=contact,
+        event="survey.completed",
+        payload={"type": "survey.completed", "data": {"answers": {"nps": 9}}},
+        status=Delivery.SUCCEEDED,
+        attempts=1,
+        response_code=200,
+    )
     return workspace
 
 
@@ -174,7 +187,7 @@ def test_every_model_of_ours_is_in_the_backup():
     ours = {
         model
         for model in apps.get_models()
-        if model._meta.app_label in {"refiner", "segments", "surveys", "targeting"}
+        if model._meta.app_label in {"refiner", "segments", "surveys", "targeting", "webhooks"}
     }
     assert ours == {model for model, _ in TABLES}
     assert get_user_model() not in ours

@@ -27,18 +27,20 @@ from segments.models import (
     SegmentMember,
 )
 from surveys.models import Answer, Display, Question, Response, Survey
-from surveys.services import dismiss_display, record_answers, record_display
+from surveys.services import dismiss_display, record_display
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
     ContactFactory,
     EndpointFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
     UserFactory,
     WorkspaceFactory,
+    record_response,
 )
 from webhooks.models import Delivery, Endpoint
 
@@ -172,8 +174,7 @@ def world(settings) -> World:
             ],
         },
     )
-    manual = SegmentFactory(workspace=a, kind=Segment.MANUAL, rules=None, name="alpha-manual")
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=a, name="alpha-manual", members=[contact])
     survey = SurveyFactory(
         workspace=a,
         name="alpha-survey-name",
@@ -189,10 +190,8 @@ def world(settings) -> World:
     # One display still open with a partial answer (what the widget endpoints could touch),
     # one completed and one dismissed.
     now = timezone.now()
-    display = record_display(survey=survey, contact=contact, now=now)
-    record_answers(display=display, answers={"nps": 9}, completed=False, now=now)
-    done = record_display(survey=survey, contact=contact, now=now)
-    record_answers(display=done, answers={"nps": 10, "why": "alpha"}, completed=True, now=now)
+    display = record_response(survey, contact, {"nps": 9}, now, completed=False).display
+    record_response(survey, contact, {"nps": 10, "why": "alpha"}, now, completed=True)
     dismiss_display(display=record_display(survey=survey, contact=contact, now=now), now=now)
     endpoint = EndpointFactory(workspace=a, url="https://alpha-hook.example/in")
     delivery = Delivery.objects.create(

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django_tasks_db.models import DBTaskResult
 
-from tests.conftest import ApiClient
+from tests.clients import ApiClient
 from tests.factories import EndpointFactory
 from webhooks.models import Delivery, Endpoint
 

@@ -20,9 +20,8 @@ from django.utils import timezone
 from segments.signals import contact_entered_segment, contact_left_segment
 from surveys.services import dismiss_display, record_answers, record_display
 from targeting import eligibility
-from tests.conftest import ApiClient
+from tests.clients import ApiClient, Widget
 from tests.factories import ContactFactory, EndpointFactory, SegmentFactory, SurveyFactory
-from tests.test_widget_api import Widget
 from tests.webhook_receiver import (
     Receiver,
     doc_code,
