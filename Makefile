@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format serve bench stress clean
+.PHONY: run test lint format serve worker bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ serve: $(STAMP)
 	mkdir -p "$(PROMETHEUS_MULTIPROC_DIR)"
 	find "$(PROMETHEUS_MULTIPROC_DIR)" -maxdepth 1 -name '*.db' -delete
 	PROMETHEUS_MULTIPROC_DIR="$(PROMETHEUS_MULTIPROC_DIR)" $(BIN)/gunicorn refiner.wsgi -w 2 -b 127.0.0.1:8000
+
+# Development's background worker, beside `make run`: it sends the webhooks
+# (docs/webhooks.md). The sweep first queues again what a worker killed mid-delivery
+# left, then db_worker runs the queue. Production runs deploy/refiner-worker.service.
+worker: $(STAMP)
+	DEBUG=true $(BIN)/python manage.py migrate --noinput
+	DEBUG=true $(BIN)/python manage.py webhooks_sweep
+	DEBUG=true $(BIN)/python manage.py db_worker
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -33,9 +33,13 @@ INSTALLED_APPS = [
     "segments",
     "surveys",
     "targeting",
+    "webhooks",
     # Above every app: whole-product tools (docs/architecture.md).
     "demo",
     "workspace_backups",
+    # The webhooks' task queue in the database and its `db_worker`.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -204,6 +208,21 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Webhooks (docs/webhooks.md) ----------------------------------------------------
+# Deliveries are tasks in the database, run by `manage.py db_worker` (`make worker`).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Off: webhook requests never reach loopback, link-local or private addresses. Only for
+# receivers on a trusted private network (and the tests' local receiver).
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+# Seconds to connect and for each read of a webhook request.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=5.0)
+# Attempts per delivery; the wait after attempt n is WEBHOOKS_RETRY_SECONDS * 2**(n-1).
+WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=8)
+WEBHOOKS_RETRY_SECONDS = env.float("WEBHOOKS_RETRY_SECONDS", default=30.0)
+# How often the worker looks for deliveries whose task was lost (a worker killed
+# mid-delivery, a crash between commit and enqueue) and queues them again.
+WEBHOOKS_SWEEP_SECONDS = env.float("WEBHOOKS_SWEEP_SECONDS", default=60.0)
 
 # Operations (refiner/ops.py) ----------------------------------------------------
 # GET /metrics answers only with `Authorization: Bearer METRICS_TOKEN`; unset, it is a 404.

@@ -10,6 +10,12 @@ from refiner.errors import Conflict, Invalid
 from segments.models import Contact
 from segments.values import is_json_integer
 from surveys.models import Answer, Display, Question, Response, Survey
+from surveys.signals import (
+    send_after_commit,
+    survey_completed,
+    survey_dismissed,
+    survey_displayed,
+)
 
 MAX_QUESTIONS = 50
 MAX_KEY = 100
@@ -148,13 +154,15 @@ def clean_answers(survey: Survey, answers: Any) -> dict:
 def record_display(
     *, survey: Survey, contact: Contact, now: datetime, session: str | None = None
 ) -> Display:
-    return Display.objects.create(
+    display = Display.objects.create(
         workspace_id=survey.workspace_id,
         survey=survey,
         contact=contact,
         shown_at=now,
         session=session,
     )
+    send_after_commit(survey_displayed, display=display)
+    return display
 
 
 def _locked_response(display: Display, now: datetime) -> Response:
@@ -265,6 +273,7 @@ def record_answers(
             response.completed, response.completed_at = True, now
             display.completed_at = now
             display.save(update_fields=["completed_at"])
+            send_after_commit(survey_completed, display=display, response=response)
         response.save()
         _write_answer_rows(response, changed, now)
     return response
@@ -277,4 +286,5 @@ def dismiss_display(*, display: Display, now: datetime) -> Display:
         if not display.closed:
             display.dismissed_at = now
             display.save(update_fields=["dismissed_at"])
+            send_after_commit(survey_dismissed, display=display)
     return display

@@ -13,6 +13,7 @@ from tests.factories import (
     AnswerFactory,
     ContactFactory,
     DisplayFactory,
+    EndpointFactory,
     EventFactory,
     ManualSegmentFactory,
     MembershipFactory,
@@ -20,6 +21,7 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +51,14 @@ def world(workspace):
     display = DisplayFactory(survey=survey, contact=contact)
     AnswerFactory(response=ResponseFactory(display=display, answers={"nps": 9}), key="nps", num=9)
     MembershipFactory(workspace=workspace)
+    endpoint = EndpointFactory(workspace=workspace, url="https://hooks.example.com/admin")
+    Delivery.objects.create(
+        endpoint=endpoint,
+        workspace=workspace,
+        event="survey.completed",
+        payload={"type": "survey.completed"},
+        status=Delivery.FAILED,
+    )
     return workspace
 
 
@@ -68,6 +78,8 @@ MODELS = {
     "surveys.response": ("q=ada", "completed__exact=0"),
     "surveys.answer": ("q=nps", "is_latest__exact=1"),
     "targeting.targeting": ("q=NPS", "audience__exact=everyone"),
+    "webhooks.endpoint": ("q=hooks.example", "is_active__exact=1"),
+    "webhooks.delivery": ("q=hooks.example", "status__exact=failed"),
 }
 
 
@@ -104,7 +116,8 @@ def test_each_change_page_opens(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["refiner.workspace", "refiner.membership", "segments.segment", "surveys.survey",
-     "surveys.question", "segments.segmentmember", "targeting.targeting"],
+     "surveys.question", "segments.segmentmember", "targeting.targeting",
+     "webhooks.endpoint"],
 )  # fmt: skip
 def test_editable_models_can_be_added(staff, world, label):
     assert staff.get(admin_url(label, "add")).status_code == 200
@@ -113,7 +126,7 @@ def test_editable_models_can_be_added(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["segments.contact", "segments.account", "segments.event", "segments.contactvalue",
-     "surveys.display", "surveys.response", "surveys.answer"],
+     "surveys.display", "surveys.response", "surveys.answer", "webhooks.delivery"],
 )  # fmt: skip
 def test_recorded_data_cannot_be_added_or_edited(staff, world, label):
     assert staff.get(admin_url(label, "add")).status_code == 403

@@ -16,6 +16,7 @@ from tests.conftest import NOW
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    EndpointFactory,
     EventFactory,
     ManualSegmentFactory,
     MembershipFactory,
@@ -24,6 +25,7 @@ from tests.factories import (
     WorkspaceFactory,
     record_response,
 )
+from webhooks.models import Delivery
 from workspace_backups.backups import TABLES
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,6 +72,17 @@ def full_workspace(name: str) -> Workspace:
     visitor = Contact.all_contacts.create(workspace=workspace, anonymous_id="v" * 32)
     seen = record_display(survey=survey, contact=visitor, now=NOW)
     record_answers(display=seen, answers={"nps": 3}, completed=True, now=NOW, extra={"p": 1})
+    endpoint = EndpointFactory(workspace=workspace, events=["survey.completed"])
+    Delivery.objects.create(
+        endpoint=endpoint,
+        workspace=workspace,
+        contact=contact,
+        event="survey.completed",
+        payload={"type": "survey.completed", "data": {"answers": {"nps": 9}}},
+        status=Delivery.SUCCEEDED,
+        attempts=1,
+        response_code=200,
+    )
     return workspace
 
 
@@ -178,7 +191,7 @@ def test_every_model_of_ours_is_in_the_backup():
     ours = {
         model
         for model in apps.get_models()
-        if model._meta.app_label in {"refiner", "segments", "surveys", "targeting"}
+        if model._meta.app_label in {"refiner", "segments", "surveys", "targeting", "webhooks"}
     }
     assert ours == {model for model, _ in TABLES}
     assert get_user_model() not in ours

@@ -38,6 +38,7 @@ from segments.models import (
 )
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
+from webhooks.models import Delivery, Endpoint
 
 # Each model with the lookup from it to its workspace, parents first. Targeting's two
 # segment lists are written inside its rows.
@@ -57,6 +58,9 @@ TABLES: tuple[tuple[type[Model], str], ...] = (
     (Display, "workspace"),
     (Response, "workspace"),
     (Answer, "workspace"),
+    # Pending deliveries come back without their queued tasks: the worker's sweep queues them.
+    (Endpoint, "workspace"),
+    (Delivery, "workspace"),
 )
 CHUNK = 2000
 
