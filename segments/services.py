@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 
 from refiner.http import invalid
 from refiner.models import Workspace
+from segments import membership
 from segments.memory import (
     ContactSnapshot,
     Evaluator,
@@ -257,6 +258,7 @@ def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     )
     # A new contact has no parsed values yet: nothing to compare, only to add.
     ContactValue.objects.bulk_create(_new_contact_values(contact))
+    membership.contact_changed(contact, now, everything=True)
     return contact
 
 
@@ -275,6 +277,7 @@ def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     contact.last_seen_at = max(contact.last_seen_at, now)
     contact.save()
     sync_contact_values(contact)
+    membership.contact_changed(contact, now, everything=True, workspace=workspace)
     return contact
 
 
@@ -302,18 +305,21 @@ def track_event(
     if contact is None:
         _track_first_event(workspace, user_id, event, now, occurred_at)
     else:
+        contact.workspace = workspace  # read by the membership hook, without a query
         record_event(contact=contact, event=event, now=now, occurred_at=occurred_at)
 
 
 def record_event(*, contact: Contact, event: str, now: datetime, occurred_at=None) -> None:
     """Record an event of a contact just read: one INSERT, unless last_seen_at moves too."""
     try:
-        if now - contact.last_seen_at < LAST_SEEN_STEP:
+        if now - contact.last_seen_at < LAST_SEEN_STEP and not membership.watches(contact, event):
             _insert_event(contact, event, occurred_at or now)
         else:
             with transaction.atomic():
-                _advance_last_seen(contact, now)
+                if now - contact.last_seen_at >= LAST_SEEN_STEP:
+                    _advance_last_seen(contact, now)
                 _insert_event(contact, event, occurred_at or now)
+                membership.event_recorded(contact, event, now)
     except IntegrityError:
         # The contact was deleted since it was read: the user is unknown again.
         _track_first_event(contact.workspace, contact.user_id, event, now, occurred_at)
@@ -353,6 +359,7 @@ def _track_first_event(
             contact.save(update_fields=["last_seen_at"])
             sync_contact_values(contact)
         _insert_event(contact, event, occurred_at or now)
+        membership.contact_changed(contact, now, everything=True, workspace=workspace)
 
 
 # Segments -------------------------------------------------------------------
@@ -439,15 +446,19 @@ def contact_segments(contact: Contact, now: datetime) -> list[Segment]:
     return [s for s in segments if evaluator.in_segment(s.pk)]
 
 
-def add_members(segment: Segment, user_ids: list[str]) -> int:
+@transaction.atomic
+def add_members(segment: Segment, user_ids: list[str], now: datetime | None = None) -> int:
     contacts = Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids)
     rows = [SegmentMember(segment=segment, contact=c) for c in contacts]
     SegmentMember.objects.bulk_create(rows, ignore_conflicts=True)
+    membership.manual_list_changed(segment, user_ids, now)
     return len(rows)
 
 
-def remove_members(segment: Segment, user_ids: list[str]) -> int:
+@transaction.atomic
+def remove_members(segment: Segment, user_ids: list[str], now: datetime | None = None) -> int:
     deleted, _ = SegmentMember.objects.filter(
         segment=segment, contact__user_id__in=user_ids
     ).delete()
+    membership.manual_list_changed(segment, user_ids, now)
     return deleted

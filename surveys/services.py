@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from refiner.http import ApiError, invalid
+from segments import membership
 from segments.models import Contact
 from surveys.models import Answer, Display, Question, Response, Survey
 
@@ -149,9 +150,11 @@ def clean_answers(survey: Survey, answers: Any) -> dict:
 
 
 def record_display(*, survey: Survey, contact: Contact, now: datetime) -> Display:
-    return Display.objects.create(
+    display = Display.objects.create(
         workspace_id=survey.workspace_id, survey=survey, contact=contact, shown_at=now
     )
+    membership.contact_changed(contact, now, surveys=True)
+    return display
 
 
 def _locked_response(display: Display, now: datetime) -> Response:
@@ -251,6 +254,7 @@ def record_answers(
             display.save(update_fields=["completed_at"])
         response.save()
         _write_answer_rows(response, changed, now)
+        membership.contact_id_changed(display.contact_id, now, surveys=True)
     return response
 
 
@@ -261,4 +265,5 @@ def dismiss_display(*, display: Display, now: datetime) -> Display:
         if not display.closed:
             display.dismissed_at = now
             display.save(update_fields=["dismissed_at"])
+            membership.contact_id_changed(display.contact_id, now, surveys=True)
     return display
