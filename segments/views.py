@@ -20,6 +20,7 @@ from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
 from segments import catalogue, forms, services
 from segments.api import segment_users
+from segments.membership import mark_since
 from segments.models import BUILTIN_FIELDS, Contact, Segment
 from segments.rules import referenced_segments
 from targeting.explanations import WhatIfForm, explain_contact
@@ -531,6 +532,7 @@ def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     membership = require_membership(request)
     now = timezone.now()
     segments = services.contact_segments(contact, now)
+    mark_since(contact, segments)
     member_of = {s.pk for s in segments}
     context = {
         "contact": contact,

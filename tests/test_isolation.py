@@ -286,6 +286,7 @@ DASHBOARD = {
     "segment-edit": "segment",
     "segment-delete": "segment",
     "segment-size": "segment",
+    "segment-history": "segment",
     "segment-members-add": "manual",
     "segment-members-import": "manual",
     "segment-members-remove": "manual",
