@@ -33,7 +33,8 @@ class Day:
 def recorded_since(segment: Segment, now: datetime) -> datetime:
     """From when the history is known: the segment's creation or the first sweep
     (which opened the memberships of those already in it), at most 90 days back."""
-    first_sweep = MembershipSweep.objects.order_by("started_at").values_list("started_at")[:1]
+    sweeps = MembershipSweep.objects.filter(workspace_id=segment.workspace_id)
+    first_sweep = sweeps.order_by("started_at").values_list("started_at")[:1]
     starts = [now - timedelta(days=CHART_DAYS - 1), segment.created_at]
     starts += [moment for (moment,) in first_sweep]
     return max(starts)

@@ -390,33 +390,42 @@ def segments_due(watch: Watch, since: datetime | None, changed: Iterable[int]) -
     return watch.reached_from(starts) & watch.everything
 
 
-def sweep(now: datetime, *, everything: bool = False) -> MembershipSweep:
-    """Compare the due segments of every workspace with their members at `now`.
+def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> MembershipSweep:
+    """Compare the workspace's due segments with their members at `now`.
 
-    The first sweep ever opens the memberships of everyone already in a segment, at
-    `now`, without announcing them: they did not just enter.
+    The workspace's first sweep opens the memberships of everyone already in a
+    segment, at `now`, without announcing them: they did not just enter.
     """
-    last = MembershipSweep.objects.filter(finished_at__isnull=False).first()
+    runs = MembershipSweep.objects.filter(workspace_id=workspace_id, finished_at__isnull=False)
+    last = runs.first()
     since = None if last is None or everything else last.started_at
-    run = MembershipSweep.objects.create(started_at=now)
-    workspaces = Segment.objects.order_by().values_list("workspace_id", flat=True).distinct()
-    for workspace_id in sorted(set(workspaces)):
-        watch = load_watch(workspace_id)
-        changed = []
-        if since is not None:
-            edited = Segment.objects.filter(workspace_id=workspace_id, updated_at__gte=since)
-            changed = list(edited.values_list("pk", flat=True))
-        for segment_id in sorted(segments_due(watch, since, changed)):
-            with transaction.atomic():
-                entries, exits = reconcile(
-                    segment_id, workspace_id, watch, now, announce=last is not None
-                )
-            run.segments += 1
-            run.entries += entries
-            run.exits += exits
+    run = MembershipSweep.objects.create(workspace_id=workspace_id, started_at=now)
+    watch = load_watch(workspace_id)
+    changed = []
+    if since is not None:
+        edited = Segment.objects.filter(workspace_id=workspace_id, updated_at__gte=since)
+        changed = list(edited.values_list("pk", flat=True))
+    for segment_id in sorted(segments_due(watch, since, changed)):
+        # One transaction per segment: a long sweep holds no lock for long.
+        with transaction.atomic():
+            entries, exits = reconcile(
+                segment_id, workspace_id, watch, now, announce=last is not None
+            )
+        run.segments += 1
+        run.entries += entries
+        run.exits += exits
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+def sweep(now: datetime, *, everything: bool = False) -> list[MembershipSweep]:
+    """Sweep every workspace that has segments (see `sweep_workspace`)."""
+    workspaces = Segment.objects.order_by().values_list("workspace_id", flat=True).distinct()
+    return [
+        sweep_workspace(workspace_id, now, everything=everything)
+        for workspace_id in sorted(set(workspaces))
+    ]
 
 
 # Reading --------------------------------------------------------------------------

@@ -248,8 +248,10 @@ class SegmentMembership(models.Model):
 
 
 class MembershipSweep(models.Model):
-    """One run of the sweep (`manage.py sweep_segments`): when, and what it found."""
+    """One run of the sweep (`manage.py sweep_segments`) over one workspace: when, and
+    what it found. The next run compares segments edited since this one started."""
 
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     segments = models.PositiveIntegerField(default=0)
@@ -257,7 +259,8 @@ class MembershipSweep(models.Model):
     exits = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["-started_at"]
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "started_at"], name="sweep_of_workspace")]
 
     def __str__(self) -> str:
         return f"sweep at {self.started_at:%Y-%m-%d %H:%M}"

@@ -4,8 +4,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
 from refiner.models import Membership
+from segments import membership
 from segments.models import Account, Contact, ContactValue, Event, Segment, SegmentMember
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
@@ -57,6 +59,7 @@ def world(workspace):
         workspace=workspace, contact=contact, survey=survey, response=response, key="nps", num=9
     )
     MembershipFactory(workspace=workspace)
+    membership.sweep(timezone.now())  # opens the contact's memberships (Pro has no rule)
     return workspace
 
 
@@ -70,6 +73,8 @@ MODELS = {
     "segments.event": ("q=report", "workspace__id__exact={workspace}"),
     "segments.segment": ("q=Beta", "kind__exact=manual"),
     "segments.segmentmember": ("q=ada", "segment__workspace__id__exact={workspace}"),
+    "segments.segmentmembership": ("q=ada", "workspace__id__exact={workspace}"),
+    "segments.membershipsweep": ("q=Workspace", "workspace__id__exact={workspace}"),
     "surveys.survey": ("q=NPS", "status__exact=live"),
     "surveys.question": ("q=recommend", "type__exact=nps"),
     "surveys.display": ("q=ada", "workspace__id__exact={workspace}"),
@@ -121,6 +126,7 @@ def test_editable_models_can_be_added(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["segments.contact", "segments.account", "segments.event", "segments.contactvalue",
+     "segments.segmentmembership", "segments.membershipsweep",
      "surveys.display", "surveys.response", "surveys.answer"],
 )  # fmt: skip
 def test_recorded_data_cannot_be_added_or_edited(staff, world, label):

@@ -10,6 +10,7 @@ from django.db import connection
 
 from refiner.backups import TABLES
 from refiner.models import Membership, Workspace
+from segments.membership import sweep_workspace
 from segments.models import Contact, Segment, SegmentMember
 from surveys.services import record_answers, record_display
 from targeting.models import Targeting
@@ -66,6 +67,7 @@ def full_workspace(name: str) -> Workspace:
     display = record_display(survey=survey, contact=contact, now=NOW)
     record_answers(display=display, answers={"nps": 9, "why": "Fast"}, completed=True, now=NOW)
     record_display(survey=survey, contact=other, now=NOW)
+    sweep_workspace(workspace.pk, NOW)  # membership history, and the sweep that opened it
     return workspace
 
 

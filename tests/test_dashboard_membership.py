@@ -105,5 +105,8 @@ def test_the_sweep_command_reports_what_it_did(workspace, pro):
     SegmentMembership.objects.all().delete()  # as before membership was recorded
     out = StringIO()
     call_command("sweep_segments", stdout=out)
-    assert re.fullmatch(r"Swept 1 segment\(s\) in [\d.]+ s: 1 entered, 0 left.\n", out.getvalue())
+    assert re.fullmatch(
+        r"Swept 1 segment\(s\) of 1 workspace\(s\) in [\d.]+ s: 1 entered, 0 left.\n",
+        out.getvalue(),
+    )
     assert membership.open_segments(SegmentMembership.objects.get().contact_id) == {pro.pk}

@@ -302,7 +302,7 @@ def test_the_sweep_records_rules_that_change_with_time_alone(workspace, now):
     identify(workspace, now, id="ada")
     assert not SegmentMembership.objects.filter(segment=dormant).exists()
     later = now + timedelta(days=3)
-    run = membership.sweep(later)
+    [run] = membership.sweep(later)
     assert (run.entries, run.exits) == (1, 0)
     assert SegmentMembership.objects.get(segment=dormant).entered_at == later
     identify(workspace, later + timedelta(hours=1), id="ada")  # seen again: leaves
@@ -314,7 +314,7 @@ def test_the_first_sweep_opens_current_members_silently(workspace, now, pro):
     contact = Contact.objects.get(user_id="old")
     sync_contact_values(contact)
     with Signals() as heard:
-        run = membership.sweep(now)
+        [run] = membership.sweep(now)
     assert run.entries == 1 and heard.entered == []
     assert SegmentMembership.objects.get(segment=pro).entered_at == now
     assert MembershipSweep.objects.count() == 1
@@ -325,7 +325,7 @@ def test_an_edited_rule_is_caught_by_the_next_sweep(workspace, pro, now):
     identify(workspace, now, id="ada", plan="free")
     pro.rules = attribute("plan", "equals", "free")
     pro.save()
-    run = membership.sweep(timezone.now() + timedelta(minutes=1))
+    [run] = membership.sweep(timezone.now() + timedelta(minutes=1))
     assert run.entries == 1
     assert open_memberships(workspace) == {(Contact.objects.get().pk, pro.pk)}
 

@@ -24,9 +24,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        run = sweep(timezone.now(), everything=options["all"])
-        seconds = (run.finished_at - run.started_at).total_seconds()
+        started = timezone.now()
+        runs = sweep(started, everything=options["all"])
+        seconds = (timezone.now() - started).total_seconds()
         self.stdout.write(
-            f"Swept {run.segments} segment(s) in {seconds:.1f} s: "
-            f"{run.entries} entered, {run.exits} left."
+            f"Swept {sum(r.segments for r in runs)} segment(s) of {len(runs)} workspace(s) "
+            f"in {seconds:.1f} s: {sum(r.entries for r in runs)} entered, "
+            f"{sum(r.exits for r in runs)} left."
         )
