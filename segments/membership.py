@@ -26,7 +26,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from refiner.models import Workspace
-from segments.memory import Evaluator, SegmentDefinition, SegmentDefinitions
+from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition, SegmentDefinitions
 from segments.models import (
     Contact,
     MembershipSweep,
@@ -206,18 +206,38 @@ def _leave(contact: Contact, segment_ids: set[int], now: datetime) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def open_segments(contact_id: int, segment_ids: Iterable[int] | None = None) -> set[int]:
-    rows = SegmentMembership.objects.filter(contact_id=contact_id, left_at__isnull=True)
-    if segment_ids is not None:
-        rows = rows.filter(segment_id__in=list(segment_ids))
-    return set(rows.values_list("segment_id", flat=True))
+OPEN_SQL = f"SELECT segment_id FROM {TABLE} WHERE contact_id = %s AND left_at IS NULL"
 
 
-def record_contact(contact: Contact, now: datetime, segment_ids: frozenset[int], watch: Watch):
-    """Evaluate `segment_ids` for the contact in memory; record entries and exits."""
-    evaluator = Evaluator(load_snapshot(contact, watch.event_names), now, watch.definitions)
+def open_segments(contact_id: int) -> set[int]:
+    """The segments the contact is in, as recorded (written out: a hot path)."""
+    with connection.cursor() as cursor:
+        cursor.execute(OPEN_SQL, [contact_id])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def record_contact(
+    contact: Contact,
+    now: datetime,
+    segment_ids: frozenset[int],
+    watch: Watch,
+    *,
+    new: bool = False,
+    held: set[int] | None = None,
+) -> None:
+    """Evaluate `segment_ids` for the contact in memory; record entries and exits.
+
+    A `new` contact has no events, displays, answers or memberships yet: nothing is
+    read. `held`: its open memberships, when the caller has read them already.
+    """
+    if new:
+        account = contact.account.attributes() if contact.account_id else None
+        snapshot, held = ContactSnapshot(contact.attributes(), account), set()
+    else:
+        snapshot = load_snapshot(contact, watch.event_names)
+    evaluator = Evaluator(snapshot, now, watch.definitions)
     inside = {pk for pk in segment_ids if evaluator.in_segment(pk)}
-    held = open_segments(contact.pk, segment_ids)
+    held = (open_segments(contact.pk) if held is None else held) & segment_ids
     _announce(contact_entered_segment, contact, _enter(contact, inside - held, now), now)
     _announce(contact_left_segment, contact, _leave(contact, held - inside, now), now)
 
@@ -229,24 +249,38 @@ def contact_changed(
     events: Iterable[str] = (),
     surveys: bool = False,
     everything: bool = False,
+    new: bool = False,
     workspace: Workspace | None = None,
+    held: set[int] | None = None,
 ) -> None:
     """Record the contact's entries and exits after a change of its data.
 
-    `everything` for a new contact or changed attributes (every segment may move);
-    `events` the names of events just recorded; `surveys` after a display, dismissal
-    or answer. Call it inside the change's transaction; pass the `workspace` unless the
-    contact holds it, and load its account with it, to save queries.
+    `everything` for changed attributes (every segment may move), `new` for a contact
+    just created (its account already linked); `events` the names of events just
+    recorded; `surveys` after a display, dismissal or answer. Call it inside the
+    change's transaction; pass the `workspace` unless the contact holds it, and load
+    its account with it, to save queries.
     """
     watch = watch_of(workspace or contact.workspace)
-    if everything:
+    if everything or new:
         segment_ids = watch.everything
     else:
         segment_ids = frozenset().union(*(watch.by_event.get(name, ()) for name in events))
         if surveys:
             segment_ids |= watch.by_survey
     if segment_ids:
-        record_contact(contact, now, segment_ids, watch)
+        record_contact(contact, now, segment_ids, watch, new=new, held=held)
+
+
+# The contact's row, locked, with its open memberships: one round trip. The first
+# column is NULL when last_seen_at is no longer what the caller read. Open memberships
+# read with the lock may miss a racing transaction's change: the writes then find it
+# (ON CONFLICT DO NOTHING, "still open") and record nothing twice.
+LOCKED_SQL = f"""
+    SELECT CASE WHEN c.last_seen_at = %s THEN c.id END, m.segment_id
+    FROM segments_contact c
+    LEFT JOIN {TABLE} m ON m.contact_id = c.id AND m.left_at IS NULL
+    WHERE c.id = %s"""
 
 
 def event_recorded(contact: Contact, event: str, now: datetime) -> None:
@@ -256,14 +290,21 @@ def event_recorded(contact: Contact, event: str, now: datetime) -> None:
     key does not conflict with), so two tracks of one contact take turns: the second
     evaluates with the first one's event committed, and no threshold is crossed unseen.
     """
-    locked = Contact.objects.select_for_update(no_key=True).filter(pk=contact.pk)
-    last_seen_at = locked.values_list("last_seen_at", flat=True).first()
-    if last_seen_at is None:
+    with connection.cursor() as cursor:
+        lock = " FOR NO KEY UPDATE OF c" if connection.features.has_select_for_update else ""
+        seen = connection.ops.adapt_datetimefield_value(contact.last_seen_at)
+        cursor.execute(LOCKED_SQL + lock, [seen, contact.pk])
+        rows = cursor.fetchall()
+    if not rows:
         return
-    # The track moved last_seen_at (or another did): a rule may read it, so all count.
-    moved = last_seen_at != contact.last_seen_at
-    contact.last_seen_at = last_seen_at
-    contact_changed(contact, now, events=[event], everything=moved)
+    held = {segment_id for _, segment_id in rows if segment_id is not None}
+    moved = rows[0][0] is None
+    if moved:
+        # The track moved last_seen_at (or another did): a rule may read it, so all count.
+        contact.last_seen_at = Contact.objects.values_list("last_seen_at", flat=True).get(
+            pk=contact.pk
+        )
+    contact_changed(contact, now, events=[event], everything=moved, held=held)
 
 
 def contact_id_changed(contact_id: int, now: datetime, **changes) -> None:

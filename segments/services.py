@@ -258,7 +258,7 @@ def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     )
     # A new contact has no parsed values yet: nothing to compare, only to add.
     ContactValue.objects.bulk_create(_new_contact_values(contact))
-    membership.contact_changed(contact, now, everything=True)
+    membership.contact_changed(contact, now, new=True)
     return contact
 
 

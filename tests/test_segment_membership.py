@@ -361,3 +361,13 @@ def test_a_segment_naming_another_moves_with_it(workspace, now):
     assert open_memberships(workspace) == members_now(workspace, now)
     ada = Contact.objects.get(user_id="ada").pk
     assert (ada, made["active buyer"].pk) in open_memberships(workspace)
+
+
+def test_a_new_contact_enters_by_its_accounts_traits(workspace, now):
+    gold = SegmentFactory(workspace=workspace, rules=attribute("account.tier", "equals", "gold"))
+    workspace.refresh_from_db()
+    identify(workspace, now, id="ada", account={"id": "acme", "tier": "gold"})
+    identify(workspace, now, id="bob", account={"id": "acme"})  # the same account
+    identify(workspace, now, id="cy")
+    entered = SegmentMembership.objects.filter(segment=gold)
+    assert set(entered.values_list("contact__user_id", flat=True)) == {"ada", "bob"}
