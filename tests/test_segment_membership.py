@@ -371,3 +371,24 @@ def test_a_new_contact_enters_by_its_accounts_traits(workspace, now):
     identify(workspace, now, id="cy")
     entered = SegmentMembership.objects.filter(segment=gold)
     assert set(entered.values_list("contact__user_id", flat=True)) == {"ada", "bob"}
+
+
+def test_the_widgets_identify_and_track_record_entries(client, workspace, now):
+    pro = SegmentFactory(workspace=workspace, rules=attribute("plan", "equals", "pro"))
+    active = SegmentFactory(
+        workspace=workspace,
+        rules={"type": "event", "event": "login", "operator": "at_least", "value": 2},
+    )
+    workspace.refresh_from_db()
+
+    def post(path: str, body: dict) -> None:
+        body = {"workspace": workspace.widget_key, **body}
+        response = client.post(f"/api/v1/widget/{path}", body, content_type="application/json")
+        assert response.status_code in (200, 202), response.content
+
+    post("identify", {"user": {"id": "ada", "plan": "pro"}})
+    post("track", {"user_id": "ada", "event": "login"})
+    assert open_memberships(workspace) == {(Contact.objects.get().pk, pro.pk)}
+    post("track", {"user_id": "ada", "event": "login"})
+    ada = Contact.objects.get().pk
+    assert open_memberships(workspace) == {(ada, pro.pk), (ada, active.pk)}
