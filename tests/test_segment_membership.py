@@ -10,7 +10,8 @@ per entry or exit, after commit.
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -392,3 +393,18 @@ def test_the_widgets_identify_and_track_record_entries(client, workspace, now):
     post("track", {"user_id": "ada", "event": "login"})
     ada = Contact.objects.get().pk
     assert open_memberships(workspace) == {(ada, pro.pk), (ada, active.pk)}
+
+
+def test_a_track_of_a_watched_event_reads_the_contact_twice_more(workspace, now):
+    SegmentFactory(
+        workspace=workspace,
+        rules={"type": "event", "event": "login", "operator": "at_least", "value": 5},
+    )
+    workspace.refresh_from_db()
+    track_event(workspace=workspace, user_id="ada", event="login", now=now)
+    with CaptureQueriesContext(connection) as queries:
+        track_event(workspace=workspace, user_id="ada", event="login", now=now)
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    # The lookup, the INSERT, the locked contact with its open memberships, the snapshot;
+    # no membership changed, so nothing else is written.
+    assert len(statements) == 4, statements
