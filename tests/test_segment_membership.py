@@ -82,6 +82,12 @@ def make_segments(workspace: Workspace) -> dict[str, Segment]:
         ),
     )
     rules("answered", {"type": "survey", "survey": survey.pk, "operator": "completed"})
+    rules("dismissed", {"type": "survey", "survey": "any", "operator": "dismissed"})
+    rules(
+        "promoter",
+        {"type": "answer", "survey": survey.pk, "question": "nps",
+         "operator": "greater_than_or_equal", "value": 9},
+    )  # fmt: skip
     rules(
         "recently shown",
         {"type": "survey", "survey": "any", "operator": "seen", "within_days": 1},
@@ -107,7 +113,7 @@ steps = st.one_of(
     st.tuples(st.just("add"), st.sampled_from(USERS)),
     st.tuples(st.just("remove"), st.sampled_from(USERS)),
     st.tuples(
-        st.just("show"), st.sampled_from(USERS), st.sampled_from(["open", "done", "dismiss"])
+        st.just("show"), st.sampled_from(USERS), st.sampled_from(["open", "3", "9", "dismiss"])
     ),
     st.tuples(st.just("wait"), st.sampled_from([0.01, 1, 30, 80])),
 )
@@ -162,8 +168,8 @@ def show(workspace, survey, user_id: str, outcome: str, clock) -> None:
         return
     with transaction.atomic():
         display = record_display(survey=survey, contact=contact, now=clock)
-    if outcome == "done":
-        record_answers(display=display, answers={}, completed=True, now=clock)
+    if outcome.isdigit():
+        record_answers(display=display, answers={"nps": int(outcome)}, completed=True, now=clock)
     elif outcome == "dismiss":
         dismiss_display(display=display, now=clock)
 
