@@ -26,14 +26,14 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from refiner.models import Workspace
-from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition, SegmentDefinitions
+from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import (
     Contact,
     MembershipSweep,
     Segment,
     SegmentMembership,
 )
-from segments.rules import DAYS_OPERATORS, referenced_segments
+from segments.rules import DAYS_OPERATORS, SegmentDefinitions, referenced_segments
 from segments.signals import contact_entered_segment, contact_left_segment
 from segments.snapshot import load_snapshot
 from segments.sql import rule_members

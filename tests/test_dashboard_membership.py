@@ -13,8 +13,8 @@ from django.utils import timezone
 from refiner.models import Membership
 from segments import membership
 from segments.history import daily_sizes
+from segments.ingest import clean_user, identify_contact
 from segments.models import SegmentMembership
-from segments.services import clean_user, identify_contact
 from tests.factories import MembershipFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db

@@ -18,17 +18,15 @@ from hypothesis import strategies as st
 
 from refiner.models import Workspace
 from segments import membership
-from segments.models import Contact, MembershipSweep, Segment, SegmentMembership
-from segments.services import (
+from segments.ingest import (
     LAST_SEEN_STEP,
-    add_members,
     clean_user,
     identify_contact,
-    remove_members,
-    segment_contacts,
     sync_contact_values,
     track_event,
 )
+from segments.models import Contact, MembershipSweep, Segment, SegmentMembership
+from segments.services import add_members, remove_members, segment_contacts
 from segments.signals import contact_entered_segment, contact_left_segment
 from surveys.models import Display
 from surveys.services import dismiss_display, record_answers, record_display
