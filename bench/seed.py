@@ -299,6 +299,8 @@ def delete_workspace(cursor, workspace_id: int) -> None:
         "segments_account",
     ]:
         if table == "segments_contact":
+            for history in ("segments_segmentmembership", "segments_membershipsweep"):
+                cursor.execute(f"DELETE FROM {history} WHERE workspace_id = %s", [workspace_id])  # noqa: S608
             cursor.execute(
                 "DELETE FROM segments_segmentmember WHERE segment_id IN "
                 "(SELECT id FROM segments_segment WHERE workspace_id = %s)",

@@ -243,3 +243,59 @@ class SegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} in {self.segment}"
+
+
+class SegmentMembership(models.Model):
+    """A stretch of time a contact spent in a segment: open while `left_at` is empty.
+
+    Recorded by `segments.membership` when the contact's data changes and by the
+    sweep for rules that change with time alone.
+    """
+
+    # Covered by the indexes below, which lead with these columns.
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(
+        Contact, models.CASCADE, related_name="segment_history", db_index=False
+    )
+    segment = models.ForeignKey(Segment, models.CASCADE, related_name="history", db_index=False)
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-entered_at", "-id"]
+        constraints = [
+            # One open stretch per contact and segment: it is also the index that finds the
+            # contact's open memberships, and what makes a racing second entry a no-op.
+            models.UniqueConstraint(
+                fields=["contact", "segment"],
+                condition=models.Q(left_at__isnull=True),
+                name="one_open_membership",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["segment", "entered_at"], name="membership_entries"),
+            models.Index(fields=["segment", "left_at"], name="membership_exits"),
+            models.Index(fields=["contact", "entered_at"], name="membership_of_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.segment_id} from {self.entered_at:%Y-%m-%d %H:%M}"
+
+
+class MembershipSweep(models.Model):
+    """One run of the sweep (`manage.py sweep_segments`) over one workspace: when, and
+    what it found. The next run compares segments edited since this one started."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    segments = models.PositiveIntegerField(default=0)
+    entries = models.PositiveIntegerField(default=0)
+    exits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "started_at"], name="sweep_of_workspace")]
+
+    def __str__(self) -> str:
+        return f"sweep at {self.started_at:%Y-%m-%d %H:%M}"

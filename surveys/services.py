@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from refiner.errors import Conflict, Invalid
+from segments import membership
 from segments.models import Contact
 from segments.values import is_json_integer
 from surveys.models import Answer, Display, Question, Response, Survey
@@ -161,6 +162,7 @@ def record_display(
         shown_at=now,
         session=session,
     )
+    membership.contact_changed(contact, now, surveys=True)
     send_after_commit(survey_displayed, display=display)
     return display
 
@@ -276,6 +278,7 @@ def record_answers(
             send_after_commit(survey_completed, display=display, response=response)
         response.save()
         _write_answer_rows(response, changed, now)
+        membership.contact_id_changed(display.contact_id, now, surveys=True)
     return response
 
 
@@ -287,4 +290,5 @@ def dismiss_display(*, display: Display, now: datetime) -> Display:
             display.dismissed_at = now
             display.save(update_fields=["dismissed_at"])
             send_after_commit(survey_dismissed, display=display)
+            membership.contact_id_changed(display.contact_id, now, surveys=True)
     return display

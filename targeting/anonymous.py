@@ -14,9 +14,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from refiner.errors import Invalid
 from refiner.models import Workspace
+from segments import membership
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
 from targeting.eligibility import definitions
@@ -127,6 +129,9 @@ def merge_visitor(*, contact: Contact, anonymous_id: str) -> int:
         )
         Response.objects.filter(contact=visitor).update(contact=contact)
         Answer.objects.filter(contact=visitor).update(contact=contact)
-        Event.objects.filter(contact=visitor).update(contact=contact)
+        events = Event.objects.filter(contact=visitor).update(contact=contact)
         _latest_answers_again(contact, moved)
+        if displays or events:
+            # The contact's segments may move with what it was just given.
+            membership.contact_changed(contact, timezone.now(), everything=True)
     return displays

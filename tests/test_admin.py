@@ -3,8 +3,10 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from refiner.models import Membership
+from segments import membership
 from segments.models import Account, Contact, ContactValue, Event, Segment, SegmentMember
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
@@ -59,6 +61,7 @@ def world(workspace):
         payload={"type": "survey.completed"},
         status=Delivery.FAILED,
     )
+    membership.sweep(timezone.now())  # opens the contact's memberships (Pro has no rule)
     return workspace
 
 
@@ -72,6 +75,8 @@ MODELS = {
     "segments.event": ("q=report", "workspace__id__exact={workspace}"),
     "segments.segment": ("q=Beta", "kind__exact=manual"),
     "segments.segmentmember": ("q=ada", "segment__workspace__id__exact={workspace}"),
+    "segments.segmentmembership": ("q=ada", "workspace__id__exact={workspace}"),
+    "segments.membershipsweep": ("q=Workspace", "workspace__id__exact={workspace}"),
     "surveys.survey": ("q=NPS", "status__exact=live"),
     "surveys.question": ("q=recommend", "type__exact=nps"),
     "surveys.display": ("q=ada", "workspace__id__exact={workspace}"),
@@ -126,6 +131,7 @@ def test_editable_models_can_be_added(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["segments.contact", "segments.account", "segments.event", "segments.contactvalue",
+     "segments.segmentmembership", "segments.membershipsweep",
      "surveys.display", "surveys.response", "surveys.answer", "webhooks.delivery"],
 )  # fmt: skip
 def test_recorded_data_cannot_be_added_or_edited(staff, world, label):

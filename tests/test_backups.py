@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from refiner.models import Membership, Workspace
+from segments.membership import sweep_workspace
 from segments.models import Contact
 from surveys.services import record_answers, record_display
 from targeting.models import Targeting
@@ -83,6 +84,7 @@ def full_workspace(name: str) -> Workspace:
         attempts=1,
         response_code=200,
     )
+    sweep_workspace(workspace.pk, NOW)  # membership history, and the sweep that opened it
     return workspace
 
 

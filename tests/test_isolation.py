@@ -309,6 +309,7 @@ DASHBOARD = {
     "segment-edit": "segment",
     "segment-delete": "segment",
     "segment-size": "segment",
+    "segment-history": "segment",
     "segment-members-add": "manual",
     "segment-members-import": "manual",
     "segment-members-remove": "manual",

@@ -4,7 +4,7 @@ the visitor's own pacing, and the merge into the contact a later identify names.
 import pytest
 from django.core.cache import cache
 
-from segments.models import Contact, Event
+from segments.models import Contact, Event, SegmentMembership
 from segments.services import segment_count
 from surveys.models import Answer, Display, Response
 from targeting.anonymous import merge_visitor
@@ -15,6 +15,7 @@ from tests.factories import (
     SurveyFactory,
     WorkspaceFactory,
 )
+from tests.rules import attribute, event, group
 
 pytestmark = pytest.mark.django_db
 
@@ -210,6 +211,26 @@ def test_visitors_are_in_no_segment_count_list_or_rule(widget, api, workspace, f
     assert [c["user_id"] for c in api.get("/api/v1/contacts").json()["results"]] == ["u-1"]
     assert Contact.objects.filter(workspace=workspace).count() == 1
     assert Contact.all_contacts.filter(workspace=workspace).count() == 2
+
+
+def test_a_visitor_enters_no_segment_and_its_merge_moves_the_contacts_segments(
+    widget, workspace, for_anyone
+):
+    missing = attribute("email", "is_not_set")
+    no_email = SegmentFactory(workspace=workspace, rules=group(missing))
+    viewed = SegmentFactory(
+        workspace=workspace, rules=group(event("pricing_viewed", "at_least", 1))
+    )
+    widget.post("track", {"anonymous_id": VISITOR, "event": "pricing_viewed"})
+    display_id = show(widget, for_anyone, anonymous_id=VISITOR)
+    complete(widget, display_id, {"nps": 9}, anonymous_id=VISITOR)
+    assert not SegmentMembership.objects.exists(), "a visitor is in no segment"
+
+    widget.post("identify", {"user": {"id": "u-42"}, "anonymous_id": VISITOR})
+
+    contact = Contact.objects.get(user_id="u-42")
+    opened = SegmentMembership.objects.filter(contact=contact, left_at__isnull=True)
+    assert set(opened.values_list("segment_id", flat=True)) == {no_email.pk, viewed.pk}
 
 
 # The merge -----------------------------------------------------------------------------------

@@ -33,8 +33,10 @@ from segments.models import (
     Contact,
     ContactValue,
     Event,
+    MembershipSweep,
     Segment,
     SegmentMember,
+    SegmentMembership,
 )
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
@@ -52,6 +54,8 @@ TABLES: tuple[tuple[type[Model], str], ...] = (
     (Event, "workspace"),
     (Segment, "workspace"),
     (SegmentMember, "segment__workspace"),
+    (SegmentMembership, "workspace"),
+    (MembershipSweep, "workspace"),
     (Survey, "workspace"),
     (Question, "survey__workspace"),
     (Targeting, "survey__workspace"),
