@@ -65,9 +65,13 @@ def test_every_page_that_pushes_urls_is_listed():
         for path in templates.rglob("*.html")
         if "hx-push-url" in path.read_text()
     }
-    assert pushing == {"segments/contact_list.html", "surveys/list.html", "responses/list.html"}, (
-        "A new page pushes URLs: add it to PUSHING_PAGES."
-    )
+    # The delivery log needs an endpoint: tests/test_dashboard_webhooks.py checks its Vary.
+    assert pushing == {
+        "segments/contact_list.html",
+        "surveys/list.html",
+        "responses/list.html",
+        "webhooks/deliveries.html",
+    }, "A new page pushes URLs: add it to PUSHING_PAGES."
 
 
 def test_the_contact_list_fragment_and_page_differ(owner, ada):
