@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -45,6 +45,9 @@ from segments.sql import MAX_EVENTS, Compiler, positive_predicate, value_predica
 from segments.values import days_before, fold
 
 SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
+# work_mem of a count's transaction: each hash or sort of the query may use this much
+# (hashes twice as much, PostgreSQL's hash_mem_multiplier), per parallel worker.
+COUNT_WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,7 @@ def _event_term(condition: Mapping) -> tuple[str, list, bool]:
 class SetCompiler:
     """Compiles rules of one workspace into `Members`; segments become `WITH` queries."""
 
-    def __init__(
-        self, workspace_id: int, now: datetime, segments: Mapping[int, SegmentDefinition]
-    ):
+    def __init__(self, workspace_id: int, now: datetime, segments: Mapping[int, SegmentDefinition]):
         self.workspace_id, self.now, self.segments = workspace_id, now, segments
         self.lists: list[tuple[str, str, tuple]] = []  # (name, SQL, params), in order
         self._segment_members: dict[int, Members] = {}
@@ -301,6 +302,12 @@ def set_count(
     query = SetCompiler(workspace_id, now, segments).count_query(rule)
     if isinstance(query, int):
         return query
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # For this transaction only: room to hash the id sets and the grouped events in
+        # memory, and no JIT, whose compiling cost more than these queries save by it.
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
+            [COUNT_WORK_MEM],
+        )
         cursor.execute(*query)
         return cursor.fetchone()[0]

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -17,9 +16,10 @@ from refiner.models import Membership
 from segments.models import Contact, Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
+from targeting.audiences import audience_rule, overlap_count
 from targeting.forms import TargetingForm
 from targeting.models import Targeting
-from targeting.services import apply_targeting, audience_condition, audience_estimate
+from targeting.services import apply_targeting, audience_estimate
 
 MAX_EVENT_NAMES = 200
 PAGE_MATCHES = [
@@ -50,7 +50,7 @@ def competitors(
 ) -> list[Competitor]:
     """Other live surveys whose audience shares contacts with this one: one COUNT each."""
     workspace_id = survey.workspace_id
-    mine = audience_condition(segments, now=now, **audience)
+    mine = audience_rule(segments, **audience)
     if mine is None:
         return []
     others = (
@@ -64,10 +64,10 @@ def competitors(
     )
     found = []
     for other in others:
-        theirs = audience_condition(segments, now=now, **_saved_audience(other.targeting))
+        theirs = audience_rule(segments, **_saved_audience(other.targeting))
         if theirs is None:
             continue
-        shared = Contact.objects.filter(Q(workspace_id=workspace_id) & mine & theirs).count()
+        shared = overlap_count(workspace_id, mine, theirs, now)
         if shared:
             found.append(Competitor(other, shared))
     return found
