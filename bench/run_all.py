@@ -6,8 +6,9 @@
 Creates and migrates `refiner_bench` (BENCH_DATABASE_URL overrides it), seeds,
 times segments and every dashboard page, load-tests eligibility and ingestion
 against a gunicorn it starts and stops, sends hostile input at a 100k-contact
-workspace (the full scale reuses the million-contact one), and writes the output to bench/results-<scale>.md. Exits non-zero when
-something errs (a disagreement between ORM and hand-written SQL, an HTTP error,
+workspace (the full scale reuses the million-contact one), and writes the output
+to bench/results-<scale>.md. Exits non-zero when something errs (a disagreement
+between ORM and hand-written SQL, an HTTP error, a page that does not answer 200,
 a duplicated contact); a missed target is reported, not an error.
 """
 
