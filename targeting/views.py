@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 
 from refiner.fragments import render_fragment
 from refiner.models import Membership
+from segments.distinct import distinct_names
 from segments.models import Contact, Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
@@ -95,8 +96,7 @@ def _estimate(survey: Survey, form: TargetingForm, segments: dict[int, Segment])
 
 
 def _event_names(workspace_id: int) -> list[str]:
-    events = Event.objects.filter(workspace_id=workspace_id).order_by("name")
-    names = set(events.values_list("name", flat=True).distinct()[:MAX_EVENT_NAMES])
+    names = set(distinct_names(Event, "name", workspace_id, MAX_EVENT_NAMES))
     triggers = Targeting.objects.filter(survey__workspace_id=workspace_id)
     names |= set(triggers.exclude(trigger_event="").values_list("trigger_event", flat=True))
     return sorted(names)
