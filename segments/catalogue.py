@@ -4,8 +4,9 @@ The catalogue feeds the rule editor's suggestions, its warning about names no
 contact has, and a page that lists them. Each list is one GROUP BY over a table
 whose indexes lead with (workspace, key) or (workspace, name), cut at `LIMIT`
 rows. The editor, opened often, asks only for names (`names`), found by walking
-those indexes one name at a time (`segments.distinct`); the page adds counts, types and dates, which read every
-value row of the workspace (about half a second for 2 million on PostgreSQL).
+those indexes one name at a time (`segments.distinct`); the page adds counts,
+types and dates, which read every value row of the workspace (about half a
+second for 2 million on PostgreSQL).
 The unknown-name warning probes only for the names in the rule.
 """
 
