@@ -35,13 +35,13 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from segments.memory import SegmentDefinition, usable_segment
 from segments.models import Contact, ContactValue, Event, SegmentMember
 from segments.rules import NEGATIONS
-from segments.sql import MAX_EVENTS, Compiler, positive_predicate, value_predicate
+from segments.sql import MAX_EVENTS, AnyOf, Compiler, positive_predicate, value_predicate
 from segments.values import days_before, fold
 
 SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
@@ -108,8 +108,9 @@ def _digest_in(texts: list[str], ignore_case: bool) -> Q:
     digests = RawSQL(
         "md5(text_folded)::uuid = ANY(%s)", [[text_digest(t) for t in folded]], BooleanField()
     )
-    exact = Q(text_folded__in=folded) if ignore_case else Q(text__in=list(dict.fromkeys(texts)))
-    return Q(digests) & exact
+    # One array parameter (segments.sql.AnyOf), not one parameter per value.
+    exact = AnyOf(F("text_folded"), folded) if ignore_case else AnyOf(F("text"), list(texts))
+    return Q(digests) & Q(exact)
 
 
 def _like_pattern(operator: str, text: str) -> str:

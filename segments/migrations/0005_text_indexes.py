@@ -16,6 +16,8 @@ CREATE = [
     "(workspace_id, key, (md5(text_folded)::uuid))",
     "CREATE INDEX IF NOT EXISTS contactvalue_text_trigrams ON segments_contactvalue "
     "USING gin (text_folded gin_trgm_ops)",
+    # The planner knows an expression's values only once ANALYZE has sampled them.
+    "ANALYZE segments_contactvalue",
 ]
 DROP = [
     "DROP INDEX IF EXISTS contactvalue_text_trigrams",
