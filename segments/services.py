@@ -27,7 +27,7 @@ from segments.models import (
     SegmentMember,
 )
 from segments.rules import Problems, is_trait_key, validate_rule
-from segments.sets import set_count
+from segments.sets import is_wide, set_count
 from segments.snapshot import load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 from segments.values import iso, parse_value
@@ -397,12 +397,14 @@ def rule_count(
     workspace_id: int, rule: dict, now: datetime, definitions: SegmentDefinitions | None = None
 ) -> int:
     """How many contacts match `rule` now; a rule of one trait counts its value rows."""
+    condition = lone_attribute(rule)
     if connection.vendor == "postgresql":
-        # Set-based: one pass per key or event window, not a probe per contact and condition.
         if definitions is None:
             definitions = segment_definitions(workspace_id)
-        return set_count(workspace_id, rule, now, definitions)
-    condition = lone_attribute(rule)
+        if condition is not None or is_wide(rule, definitions):
+            # Set-based: one pass per key or event window, not a probe per contact and
+            # condition; a lone trait reads its value rows (text through its digest).
+            return set_count(workspace_id, rule, now, definitions)
     if condition is not None:
         return matching_values(workspace_id, condition, now).count()
     return rule_contacts(workspace_id, rule, now, definitions).count()

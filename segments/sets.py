@@ -28,6 +28,7 @@ only narrow what is read.
 
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,8 @@ SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
 # work_mem of a count's transaction: each hash or sort of the query may use this much
 # (hashes twice as much, PostgreSQL's hash_mem_multiplier), per parallel worker.
 COUNT_WORK_MEM = "64MB"
+# Up to this many conditions (references followed), a rule is narrow: see is_wide.
+NARROW = 8
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,15 @@ def _like_pattern(operator: str, text: str) -> str:
     return {"contains": f"%{escaped}%", "starts_with": f"{escaped}%"}.get(operator, f"%{escaped}")
 
 
-def set_predicate(operator: str, value: Any, ignore_case: bool, now: datetime) -> Q:
-    """`segments.sql.value_predicate`, with the terms PostgreSQL's text indexes answer."""
+def set_predicate(
+    operator: str, value: Any, ignore_case: bool, now: datetime, like: bool = True
+) -> Q:
+    """`segments.sql.value_predicate`, with the terms PostgreSQL's text indexes answer.
+
+    `like`: add the trigram index's LIKE to a substring operator. One pattern found in
+    a third of a key's values reads faster by scanning the key than through the
+    index, so only passes that test several patterns ask for it.
+    """
     if operator == "equals" and isinstance(value, str):
         return _digest_in([value], ignore_case)
     if operator == "in":
@@ -131,14 +141,14 @@ def set_predicate(operator: str, value: Any, ignore_case: bool, now: datetime) -
                 parts.append(value_predicate("in", others, ignore_case, now))
             return parts[0] if len(parts) == 1 else parts[0] | parts[1]
     predicate = value_predicate(operator, value, ignore_case, now)
-    if operator in SUBSTRING_OPERATORS and value:
+    if like and operator in SUBSTRING_OPERATORS and value:
         # Folding maps letter to letter, so a match implies one in the folded text.
         like = RawSQL("text_folded LIKE %s", [_like_pattern(operator, fold(value))], BooleanField())
         return Q(like) & predicate
     return predicate
 
 
-def condition_predicate(condition: Mapping, now: datetime) -> tuple[Q, bool]:
+def condition_predicate(condition: Mapping, now: datetime, like: bool) -> tuple[Q, bool]:
     """The condition's positive predicate over value rows, and whether it is negated."""
     operator = condition["operator"]
     if operator == "is_set" or operator == "is_not_set":
@@ -148,6 +158,7 @@ def condition_predicate(condition: Mapping, now: datetime) -> tuple[Q, bool]:
         condition.get("value"),
         condition.get("ignore_case", False),
         now,
+        like,
     )
     return predicate, operator in NEGATIONS
 
@@ -203,6 +214,12 @@ class SetCompiler:
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
         events: dict[Any, list[Mapping]] = {}
         others: list[Mapping] = []
+        patterns = Counter(
+            condition["attribute"]
+            for condition in node["conditions"]
+            if condition["type"] == "attribute"
+            and NEGATIONS.get(condition["operator"], condition["operator"]) in SUBSTRING_OPERATORS
+        )
         for condition in node["conditions"]:
             kind = condition["type"]
             if kind == "group":
@@ -213,7 +230,8 @@ class SetCompiler:
             elif kind == "event":
                 events.setdefault(condition.get("within_days"), []).append(condition)
             elif kind == "attribute" and not condition["attribute"].startswith("account."):
-                predicate, negative = condition_predicate(condition, self.now)
+                like = patterns[condition["attribute"]] > 1
+                predicate, negative = condition_predicate(condition, self.now, like)
                 # Which identity merges them: see segments.sql.Compiler.group.
                 joined = "or" if negative == (combine == "all") else "and"
                 by_key.setdefault((condition["attribute"], joined), (negative, []))[1].append(
@@ -294,6 +312,29 @@ class SetCompiler:
             counted = f"WITH {lists} {counted}"
             params = tuple(p for _, _, list_params in self.lists for p in list_params) + params
         return counted, params
+
+
+def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:
+    """Does the rule, with its references followed (each segment once), hold more than
+    `NARROW` conditions? A narrow rule is counted faster contact by contact: the sets of
+    a few broad conditions (a plan, a country) are each hundreds of thousands of ids."""
+    seen: set[int] = set()
+    stack, conditions = [rule], 0
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if node.get("type") == "group":
+            stack.extend(node.get("conditions") or [])
+            continue
+        conditions += 1
+        if conditions > NARROW:
+            return True
+        pk = node.get("segment") if node.get("type") == "segment" else None
+        if pk in segments and pk not in seen:
+            seen.add(pk)
+            stack.append(segments[pk].rules)
+    return False
 
 
 def set_count(
