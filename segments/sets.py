@@ -316,7 +316,7 @@ class SetCompiler:
 
 def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:
     """Does the rule, with its references followed (each segment once), hold more than
-    `NARROW` conditions? A narrow rule is counted faster contact by contact: the sets of
+    `NARROW` conditions (list values counted)? A narrow rule is counted faster contact by contact: the sets of
     a few broad conditions (a plan, a country) are each hundreds of thousands of ids."""
     seen: set[int] = set()
     stack, conditions = [rule], 0
@@ -327,7 +327,9 @@ def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:
         if node.get("type") == "group":
             stack.extend(node.get("conditions") or [])
             continue
-        conditions += 1
+        # A list is as wide as its values: each is a comparison per contact.
+        value = node.get("value")
+        conditions += len(value) if isinstance(value, list) else 1
         if conditions > NARROW:
             return True
         pk = node.get("segment") if node.get("type") == "segment" else None

@@ -268,3 +268,15 @@ def test_text_equality_can_use_the_digest_index(workspace, people, condition, in
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert index in plan, plan
+
+
+def test_wide_means_many_conditions_or_list_values_with_references_followed(workspace):
+    from segments.sets import NARROW, is_wide
+
+    few = group(*[attribute("plan", "equals", "pro") for _ in range(NARROW)])
+    assert not is_wide(few, segment_definitions(workspace.pk))
+    assert is_wide(group(*few["conditions"], attribute("x", "is_set")), {})
+    assert is_wide(group(attribute("plan", "in", [f"v{i}" for i in range(NARROW + 1)])), {})
+    below = SegmentFactory(workspace=workspace, rules=few)
+    assert is_wide(group(reference(below.pk), attribute("x", "is_set")),
+                   segment_definitions(workspace.pk))  # fmt: skip
