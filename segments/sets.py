@@ -316,8 +316,9 @@ class SetCompiler:
 
 def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:
     """Does the rule, with its references followed (each segment once), hold more than
-    `NARROW` conditions (list values counted)? A narrow rule is counted faster contact by contact: the sets of
-    a few broad conditions (a plan, a country) are each hundreds of thousands of ids."""
+    `NARROW` conditions (list values counted)? A narrow rule is counted faster contact
+    by contact: the sets of a few broad conditions (a plan, a country) are each
+    hundreds of thousands of ids."""
     seen: set[int] = set()
     stack, conditions = [rule], 0
     while stack:
