@@ -18,7 +18,8 @@ from django.db.models import Count, Max, QuerySet
 
 from refiner.models import Workspace
 from segments.distinct import distinct_names, present_names
-from segments.models import BUILTIN_FIELDS, AccountValue, ContactValue, Event
+from segments.models import AccountValue, ContactValue, Event
+from segments.rules import BUILTIN_FIELDS
 
 LIMIT = 500
 

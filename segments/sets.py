@@ -39,9 +39,9 @@ from django.db import connection, transaction
 from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from segments.memory import SegmentDefinition, usable_segment
+from segments.memory import SegmentDefinition
 from segments.models import Contact, ContactValue, Event, SegmentMember
-from segments.rules import NEGATIONS
+from segments.rules import NEGATIONS, usable_segment
 from segments.sql import MAX_EVENTS, AnyOf, Compiler, positive_predicate, value_predicate
 from segments.values import days_before, fold
 

@@ -1,11 +1,15 @@
-import json
 import os
 from datetime import UTC, datetime
 
 import pytest
+from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from hypothesis import settings as hypothesis_settings
 
+from refiner.budget import unlimited_outside_requests
+from targeting import eligibility
+from tests.clients import ApiClient, Widget, signed_in
 from tests.factories import WorkspaceFactory
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
@@ -26,6 +30,14 @@ def now():
     return NOW
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts as a new process would: no cached definitions, counters or
+    sessions, and nothing held in memory, so no test passes or fails by what ran before."""
+    cache.clear()
+    eligibility._in_process.clear()
+
+
 @pytest.fixture
 def workspace(db):
     return WorkspaceFactory()
@@ -34,35 +46,6 @@ def workspace(db):
 @pytest.fixture
 def other_workspace(db):
     return WorkspaceFactory(name="Outsider")
-
-
-class ApiClient:
-    """Django's test client speaking JSON with a secret key."""
-
-    def __init__(self, key: str | None):
-        self.client = Client()
-        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
-
-    def request(self, method: str, path: str, data=None, raw: bytes | None = None):
-        body = raw if raw is not None else (json.dumps(data) if data is not None else "")
-        return getattr(self.client, method)(
-            path, body, content_type="application/json", headers=self.headers
-        )
-
-    def get(self, path, data=None):
-        return self.client.get(path, data or {}, headers=self.headers)
-
-    def post(self, path, data=None, raw=None):
-        return self.request("post", path, data, raw)
-
-    def put(self, path, data=None, raw=None):
-        return self.request("put", path, data, raw)
-
-    def patch(self, path, data=None, raw=None):
-        return self.request("patch", path, data, raw)
-
-    def delete(self, path, data=None):
-        return self.request("delete", path, data)
 
 
 @pytest.fixture
@@ -75,18 +58,15 @@ def outsider_api(other_workspace):
     return ApiClient(other_workspace.secret_key)
 
 
+@pytest.fixture
+def widget(workspace) -> Widget:
+    return Widget(workspace)
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     """PBKDF2 costs seconds per user on this machine; tests need no strong hashes."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def signed_in(workspace, role: str) -> Client:
-    from tests.factories import MembershipFactory
-
-    client = Client()
-    client.force_login(MembershipFactory(workspace=workspace, role=role).user)
-    return client
 
 
 @pytest.fixture
@@ -106,6 +86,14 @@ def outsider(other_workspace) -> Client:
     return signed_in(other_workspace, "owner")
 
 
+@pytest.fixture
+def no_rate_limits(settings):
+    """For tests that send more requests a minute than any client would, to check what
+    happens to the data; tests/test_security_ratelimit.py checks the limits."""
+    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
+    settings.RATE_LIMIT_REST_PER_MINUTE = 0
+
+
 @pytest.fixture(autouse=True)
 def no_wrong_key_limit(settings):
     """The suite sends many wrong keys from one address within a minute, and the counter
@@ -118,9 +106,5 @@ def no_budget_after_the_test():
     """A request leaves its budget on the connection, as it should on a server; the
     test's own clean-up (flush) runs outside any request, so it gets no limit."""
     yield
-    from django.db import connection
-
-    from refiner.budget import unlimited_outside_requests
-
     if connection.connection is not None and not connection.in_atomic_block:
         unlimited_outside_requests(None, connection)

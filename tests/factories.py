@@ -3,9 +3,13 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from refiner.models import Membership, Workspace
-from segments.models import Account, Contact, Event, Segment
-from surveys.models import Question, Survey
+from segments.models import Account, Contact, Event, Segment, SegmentMember
+from surveys.models import Answer, Display, Question, Response, Survey
+from surveys.services import record_answers, record_display
 from targeting.models import Targeting
+
+# The question most surveys ask, and the one a SurveyFactory survey asks unless told otherwise.
+NPS_QUESTION = {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}
 
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):
@@ -62,7 +66,7 @@ class ContactFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def sync(obj, create, extracted, **kwargs):
-        from segments.services import sync_account_values, sync_contact_values
+        from segments.ingest import sync_account_values, sync_contact_values
 
         if create:
             sync_contact_values(obj)
@@ -90,6 +94,23 @@ class SegmentFactory(factory.django.DjangoModelFactory):
     rules = factory.LazyFunction(lambda: {"type": "group", "match": "all", "conditions": []})
 
 
+class ManualSegmentFactory(SegmentFactory):
+    """A segment whose members are listed by hand: `members=[contact, ...]`."""
+
+    class Meta:
+        model = Segment
+        skip_postgeneration_save = True
+
+    kind = Segment.MANUAL
+    rules = None
+
+    @factory.post_generation
+    def members(obj, create, extracted, **kwargs):
+        if create:
+            for contact in extracted or ():
+                SegmentMember.objects.create(segment=obj, contact=contact)
+
+
 class SurveyFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Survey
@@ -104,9 +125,7 @@ class SurveyFactory(factory.django.DjangoModelFactory):
         if not create:
             return
         if extracted is None:
-            extracted = [
-                {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}
-            ]
+            extracted = [NPS_QUESTION]
         for position, question in enumerate(extracted):
             Question.objects.create(survey=obj, position=position, **question)
 
@@ -114,3 +133,60 @@ class SurveyFactory(factory.django.DjangoModelFactory):
     def targeting(obj, create, extracted, **kwargs):
         if create:
             Targeting.objects.create(survey=obj, **(extracted or {}))
+
+
+class DisplayFactory(factory.django.DjangoModelFactory):
+    """A survey shown to a contact, stored as it is; what the widget does on the way
+    (checks, counts) is surveys.services.record_display's and tested through it."""
+
+    class Meta:
+        model = Display
+
+    survey = factory.SubFactory(SurveyFactory)
+    workspace = factory.SelfAttribute("survey.workspace")
+    contact = factory.SubFactory(ContactFactory, workspace=factory.SelfAttribute("..workspace"))
+
+
+class ResponseFactory(factory.django.DjangoModelFactory):
+    """A response to a display, by the display's contact to the display's survey."""
+
+    class Meta:
+        model = Response
+
+    display = factory.SubFactory(DisplayFactory)
+    workspace = factory.SelfAttribute("display.workspace")
+    survey = factory.SelfAttribute("display.survey")
+    contact = factory.SelfAttribute("display.contact")
+
+
+def record_response(survey, contact, answers: dict, now, completed: bool = False) -> Response:
+    """A response recorded the way the widget records one: shown at `now`, then answered."""
+    display = record_display(survey=survey, contact=contact, now=now)
+    return record_answers(display=display, answers=answers, completed=completed, now=now)
+
+
+class AnswerFactory(factory.django.DjangoModelFactory):
+    """One stored answer element with only the parsed fields a test gives
+    (surveys.services.record_answers parses a raw answer into all of them)."""
+
+    class Meta:
+        model = Answer
+
+    response = factory.SubFactory(ResponseFactory)
+    workspace = factory.SelfAttribute("response.workspace")
+    survey = factory.SelfAttribute("response.survey")
+    contact = factory.SelfAttribute("response.contact")
+    key = "nps"
+
+
+def target(survey, *, segments=(), excluded=(), **fields) -> None:
+    """Change a survey's targeting the way the dashboard does: its fields, then its segments.
+    Naming segments targets them (audience "segments") unless `audience` says otherwise."""
+    targeting = survey.targeting
+    for key, value in fields.items():
+        setattr(targeting, key, value)
+    if segments:
+        targeting.audience = fields.get("audience", Targeting.SEGMENTS)
+    targeting.save()
+    targeting.segments.set(segments)
+    targeting.excluded_segments.set(excluded)

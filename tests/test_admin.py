@@ -2,7 +2,6 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.urls import reverse
 
 from refiner.models import Membership
@@ -11,19 +10,18 @@ from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
+    AnswerFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture
@@ -44,18 +42,12 @@ def world(workspace):
         traits={"plan": "Entreprise <b>", "city": "Zürich"},
     )
     EventFactory(contact=contact, name="report_exported")
-    manual = SegmentFactory(workspace=workspace, name="Beta", kind="manual", rules=None)
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=workspace, name="Beta", members=[contact])
     SegmentFactory(workspace=workspace, name="Pro")
     survey = SurveyFactory(workspace=workspace, name="NPS")
     survey.targeting.segments.add(manual)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=contact)
-    response = Response.objects.create(
-        display=display, workspace=workspace, survey=survey, contact=contact, answers={"nps": 9}
-    )
-    Answer.objects.create(
-        workspace=workspace, contact=contact, survey=survey, response=response, key="nps", num=9
-    )
+    display = DisplayFactory(survey=survey, contact=contact)
+    AnswerFactory(response=ResponseFactory(display=display, answers={"nps": 9}), key="nps", num=9)
     MembershipFactory(workspace=workspace)
     return workspace
 
@@ -309,6 +301,30 @@ def test_a_segment_in_use_cannot_be_deleted_from_the_admin(staff, world):
     response = staff.post(admin_url("segments.segment", "delete", unused.pk), {"post": "yes"})
     assert response.status_code == 302
     assert not Segment.objects.filter(pk=unused.pk).exists()
+
+
+def test_a_survey_named_by_segment_rules_cannot_be_deleted_from_the_admin(staff, world):
+    survey = Survey.objects.get(name="NPS")
+    rule = {"type": "group", "match": "all", "conditions": [
+        {"type": "survey", "survey": survey.pk, "operator": "completed"}]}  # fmt: skip
+    naming = SegmentFactory(workspace=world, name="Answered NPS", rules=rule)
+    page = staff.get(admin_url("surveys.survey", "change", survey.pk)).content.decode()
+    assert f"segment {naming.pk} (Answered NPS)" in page
+    assert "cannot be deleted while these use it" in page
+    for method in ("get", "post"):
+        response = getattr(staff, method)(
+            admin_url("surveys.survey", "delete", survey.pk), {"post": "yes"}, follow=True
+        )
+        assert response.redirect_chain[-1][0] == admin_url("surveys.survey", "change", survey.pk)
+        text = response.content.decode()
+        assert f"“NPS” cannot be deleted: it is used by segment {naming.pk} (Answered NPS)" in text
+    assert Survey.objects.filter(pk=survey.pk).exists()
+    changelist = staff.get(admin_url("surveys.survey", "changelist"))
+    assert "delete_selected" not in changelist.content.decode()
+    naming.delete()
+    response = staff.post(admin_url("surveys.survey", "delete", survey.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Survey.objects.filter(pk=survey.pk).exists()
 
 
 def test_targeting_admin_refuses_another_workspaces_segment(staff, world, other_workspace):

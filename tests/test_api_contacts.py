@@ -3,15 +3,19 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from segments.models import Account, Contact, ContactValue, Event, SegmentMember
 from surveys.models import Answer, Display, Response
+from tests.clients import fields_of
 from tests.factories import (
     AccountFactory,
+    AnswerFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -19,23 +23,11 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
 def row_counts() -> dict:
     return {
         model.__name__: model.objects.count()
         for model in (Contact, ContactValue, Account, Event, Display, Response, SegmentMember)
     }
-
-
-def fields_of(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"]["code"] == "invalid"
-    return body["error"]["fields"]
 
 
 def when(days: float = 0) -> datetime:
@@ -280,8 +272,7 @@ def test_contact_shows_its_segments(api, workspace):
             "conditions": [{"type": "attribute", "attribute": "plan", "operator": "is_not_set"}],
         },
     )
-    vip = SegmentFactory(workspace=workspace, name="VIP", kind="manual", rules=None)
-    SegmentMember.objects.create(segment=vip, contact=contact)
+    vip = ManualSegmentFactory(workspace=workspace, name="VIP", members=[contact])
     response = api.get("/api/v1/contacts/u/1")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -296,13 +287,9 @@ def test_contact_delete_removes_its_events_displays_and_responses(api, workspace
     survey = SurveyFactory(workspace=workspace)
     for who in (contact, kept):
         EventFactory(contact=who)
-        display = Display.objects.create(workspace=workspace, survey=survey, contact=who)
-        response = Response.objects.create(
-            display=display, workspace=workspace, survey=survey, contact=who, answers={"nps": 9}
-        )
-        Answer.objects.create(
-            workspace=workspace, contact=who, survey=survey, response=response, key="nps", num=9
-        )
+        display = DisplayFactory(survey=survey, contact=who)
+        response = ResponseFactory(display=display, answers={"nps": 9})
+        AnswerFactory(response=response, key="nps", num=9)
     assert api.delete("/api/v1/contacts/u-1").status_code == 204
     assert not Contact.objects.filter(pk=contact.pk).exists()
     for model in (Event, Display, Response, Answer, ContactValue):

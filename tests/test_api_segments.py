@@ -1,36 +1,13 @@
 """REST API for segments (SPEC §5.2): CRUD, contacts, preview, manual members."""
 
 import pytest
-from django.core.cache import cache
 
 from segments.models import Segment, SegmentMember
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.clients import fields_of
+from tests.factories import ContactFactory, ManualSegmentFactory, SegmentFactory, SurveyFactory
+from tests.rules import group, plan, reference
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-def rule(*conditions, match="all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def plan(value: str) -> dict:
-    return {"type": "attribute", "attribute": "plan", "operator": "equals", "value": value}
-
-
-def in_segment(segment_id: int, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
-
-
-def fields_of(response) -> dict:
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"]["code"] == "invalid"
-    return body["error"]["fields"]
 
 
 def rows() -> tuple[int, int, list]:
@@ -53,7 +30,7 @@ def people(workspace):
 
 def test_it_creates_a_rules_segment(api, workspace, people):
     response = api.post(
-        "/api/v1/segments", {"name": " Pro ", "description": "Paying", "rules": rule(plan("pro"))}
+        "/api/v1/segments", {"name": " Pro ", "description": "Paying", "rules": group(plan("pro"))}
     )
     assert response.status_code == 201, response.content
     segment = Segment.objects.get(workspace=workspace)
@@ -62,10 +39,10 @@ def test_it_creates_a_rules_segment(api, workspace, people):
         "name": "Pro",
         "description": "Paying",
         "kind": "rules",
-        "rules": rule(plan("pro")),
+        "rules": group(plan("pro")),
         "contact_count": 2,
     }
-    assert segment.rules == rule(plan("pro"))
+    assert segment.rules == group(plan("pro"))
 
 
 def test_it_creates_a_manual_segment(api, workspace, people):
@@ -77,7 +54,7 @@ def test_it_creates_a_manual_segment(api, workspace, people):
 
 
 def test_it_lists_segments_with_their_counts(api, workspace, people):
-    pro = SegmentFactory(workspace=workspace, rules=rule(plan("pro")))
+    pro = SegmentFactory(workspace=workspace, rules=group(plan("pro")))
     everyone = SegmentFactory(workspace=workspace)
     body = api.get("/api/v1/segments").json()
     assert body["count"] == 2 and body["next"] is None
@@ -86,21 +63,21 @@ def test_it_lists_segments_with_their_counts(api, workspace, people):
 
 
 def test_it_shows_a_segment(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, name="Free", rules=rule(plan("free")))
+    segment = SegmentFactory(workspace=workspace, name="Free", rules=group(plan("free")))
     body = api.get(f"/api/v1/segments/{segment.pk}").json()
     assert body["name"] == "Free" and body["contact_count"] == 1
     assert api.get("/api/v1/segments/999999").status_code == 404
 
 
 def test_it_updates_a_segment(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, rules=rule(plan("pro")))
+    segment = SegmentFactory(workspace=workspace, rules=group(plan("pro")))
     response = api.put(
-        f"/api/v1/segments/{segment.pk}", {"name": "Free now", "rules": rule(plan("free"))}
+        f"/api/v1/segments/{segment.pk}", {"name": "Free now", "rules": group(plan("free"))}
     )
     assert response.status_code == 200, response.content
     assert response.json()["contact_count"] == 1
     segment.refresh_from_db()
-    assert segment.name == "Free now" and segment.rules == rule(plan("free"))
+    assert segment.name == "Free now" and segment.rules == group(plan("free"))
 
 
 def test_a_segment_cannot_change_kind(api, workspace):
@@ -120,7 +97,7 @@ def test_it_deletes_a_segment(api, workspace):
 
 def test_it_refuses_to_delete_a_referenced_segment(api, workspace):
     base = SegmentFactory(workspace=workspace, name="Base")
-    SegmentFactory(workspace=workspace, name="Uses base", rules=rule(in_segment(base.pk)))
+    SegmentFactory(workspace=workspace, name="Uses base", rules=group(reference(base.pk)))
     response = api.delete(f"/api/v1/segments/{base.pk}")
     assert response.status_code == 409
     error = response.json()["error"]
@@ -143,7 +120,7 @@ def test_it_refuses_to_delete_a_segment_a_survey_targets(api, workspace, field):
 
 
 def test_it_lists_a_segments_contacts(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, rules=rule(plan("pro")))
+    segment = SegmentFactory(workspace=workspace, rules=group(plan("pro")))
     body = api.get(f"/api/v1/segments/{segment.pk}/contacts").json()
     assert [c["user_id"] for c in body["results"]] == ["ada", "bob"]
     assert body["count"] == 2 and body["next"] is None
@@ -151,25 +128,25 @@ def test_it_lists_a_segments_contacts(api, workspace, people):
 
 
 def test_segment_contacts_follow_references(api, workspace, people):
-    pro = SegmentFactory(workspace=workspace, rules=rule(plan("pro")))
-    not_pro = SegmentFactory(workspace=workspace, rules=rule(in_segment(pro.pk, "not_in")))
+    pro = SegmentFactory(workspace=workspace, rules=group(plan("pro")))
+    not_pro = SegmentFactory(workspace=workspace, rules=group(reference(pro.pk, "not_in")))
     body = api.get(f"/api/v1/segments/{not_pro.pk}/contacts").json()
     assert [c["user_id"] for c in body["results"]] == ["cy"]
 
 
 def test_it_previews_a_rule(api, workspace, people):
     before = rows()
-    response = api.post("/api/v1/segments/preview", {"rules": rule(plan("pro"))})
+    response = api.post("/api/v1/segments/preview", {"rules": group(plan("pro"))})
     assert response.status_code == 200, response.content
     assert response.json() == {"count": 2, "sample": ["ada", "bob"]}
-    assert api.post("/api/v1/segments/preview", {"rules": rule()}).json()["count"] == 3
+    assert api.post("/api/v1/segments/preview", {"rules": group()}).json()["count"] == 3
     assert rows() == before
 
 
 def test_preview_reports_rule_errors_under_rules(api):
     fields = fields_of(api.post("/api/v1/segments/preview", {}))
     assert list(fields) == ["rules"]
-    fields = fields_of(api.post("/api/v1/segments/preview", {"rules": rule(plan(""), match="x")}))
+    fields = fields_of(api.post("/api/v1/segments/preview", {"rules": group(plan(""), match="x")}))
     assert "rules.match" in fields
 
 
@@ -177,7 +154,7 @@ def test_preview_reports_rule_errors_under_rules(api):
 
 
 def test_it_adds_and_removes_manual_members(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     url = f"/api/v1/segments/{segment.pk}/members"
     response = api.post(url, {"user_ids": ["ada", "cy", "ada"]})
     assert response.status_code == 200, response.content
@@ -192,7 +169,7 @@ def test_it_adds_and_removes_manual_members(api, workspace, people):
 
 
 def test_members_refuse_unknown_users_and_write_nothing(api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     response = api.post(f"/api/v1/segments/{segment.pk}/members", {"user_ids": ["ada", "ghost"]})
     assert "ghost" in fields_of(response)["user_ids"]
     for body in ({}, {"user_ids": []}, {"user_ids": "ada"}, {"user_ids": [1]}):
@@ -214,15 +191,15 @@ def test_a_rules_segment_has_no_members_to_add(api, workspace, people):
 @pytest.mark.parametrize(
     "rules, path",
     [
-        (rule({"type": "attribute", "attribute": "plan", "operator": "like", "value": "x"}),
+        (group({"type": "attribute", "attribute": "plan", "operator": "like", "value": "x"}),
          "rules.conditions[0].operator"),
-        (rule({"type": "attribute", "attribute": "n", "operator": "greater_than", "value": "5"}),
+        (group({"type": "attribute", "attribute": "n", "operator": "greater_than", "value": "5"}),
          "rules.conditions[0].value"),
-        (rule({"type": "attribute", "attribute": "x.y", "operator": "is_set"}),
+        (group({"type": "attribute", "attribute": "x.y", "operator": "is_set"}),
          "rules.conditions[0].attribute"),
-        (rule({"type": "event", "event": "e", "operator": "at_least", "value": -1}),
+        (group({"type": "event", "event": "e", "operator": "at_least", "value": -1}),
          "rules.conditions[0].value"),
-        (rule({"type": "segment", "segment": 999999, "operator": "in"}),
+        (group({"type": "segment", "segment": 999999, "operator": "in"}),
          "rules.conditions[0].segment"),
         ({"type": "group", "match": "all"}, "rules.conditions"),
         ("everyone", "rules"),
@@ -230,7 +207,7 @@ def test_a_rules_segment_has_no_members_to_add(api, workspace, people):
     ],
 )  # fmt: skip
 def test_it_refuses_a_bad_rule_on_create_and_update(api, workspace, rules, path):
-    segment = SegmentFactory(workspace=workspace, name="Kept", rules=rule(plan("pro")))
+    segment = SegmentFactory(workspace=workspace, name="Kept", rules=group(plan("pro")))
     before = rows()
     assert path in fields_of(api.post("/api/v1/segments", {"name": "New", "rules": rules}))
     response = api.put(f"/api/v1/segments/{segment.pk}", {"name": "Changed", "rules": rules})
@@ -241,14 +218,14 @@ def test_it_refuses_a_bad_rule_on_create_and_update(api, workspace, rules, path)
 
 def test_it_refuses_a_cycle(api, workspace):
     a = SegmentFactory(workspace=workspace, name="A")
-    b = SegmentFactory(workspace=workspace, name="B", rules=rule(in_segment(a.pk)))
+    b = SegmentFactory(workspace=workspace, name="B", rules=group(reference(a.pk)))
     before = rows()
     fields = fields_of(
-        api.put(f"/api/v1/segments/{a.pk}", {"name": "A", "rules": rule(in_segment(b.pk))})
+        api.put(f"/api/v1/segments/{a.pk}", {"name": "A", "rules": group(reference(b.pk))})
     )
     assert "cycle" in fields["rules"]
     fields = fields_of(
-        api.put(f"/api/v1/segments/{a.pk}", {"name": "A", "rules": rule(in_segment(a.pk))})
+        api.put(f"/api/v1/segments/{a.pk}", {"name": "A", "rules": group(reference(a.pk))})
     )
     assert "cycle" in fields["rules"]
     assert rows() == before
@@ -257,14 +234,14 @@ def test_it_refuses_a_cycle(api, workspace):
 @pytest.mark.parametrize(
     "body, field",
     [
-        ({"rules": rule()}, "name"),
-        ({"name": "", "rules": rule()}, "name"),
-        ({"name": "x" * 201, "rules": rule()}, "name"),
-        ({"name": "X", "description": 5, "rules": rule()}, "description"),
+        ({"rules": group()}, "name"),
+        ({"name": "", "rules": group()}, "name"),
+        ({"name": "x" * 201, "rules": group()}, "name"),
+        ({"name": "X", "description": 5, "rules": group()}, "description"),
         ({"name": "X", "kind": "smart"}, "kind"),
         ({"name": "X"}, "rules"),
-        ({"name": "X", "kind": "manual", "rules": rule()}, "rules"),
-        ({"name": "X", "rules": rule(), "color": "red"}, "color"),
+        ({"name": "X", "kind": "manual", "rules": group()}, "rules"),
+        ({"name": "X", "rules": group(), "color": "red"}, "color"),
     ],
 )
 def test_it_refuses_bad_segment_fields(api, body, field):
@@ -277,14 +254,14 @@ def test_it_refuses_bad_segment_fields(api, body, field):
     "path", ["/api/v1/segments", "/api/v1/segments/preview", "/api/v1/segments/{id}/members"]
 )
 def test_malformed_and_oversized_bodies_are_refused(api, workspace, path):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     path = path.format(id=segment.pk)
     before = rows()
     for raw in (b"{", b'"rules"', b"", b'{"name": Infinity}'):
         response = api.post(path, raw=raw)
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_json"
-    response = api.post(path, {"name": "x" * (64 * 1024), "rules": rule()})
+    response = api.post(path, {"name": "x" * (64 * 1024), "rules": group()})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "body_too_large"
     assert rows() == before
@@ -327,7 +304,7 @@ def test_missing_or_wrong_keys_are_refused(client, workspace):
 
 
 def test_the_outsider_sees_none_of_our_segments(api, outsider_api, workspace, people):
-    segment = SegmentFactory(workspace=workspace, kind="manual", rules=None)
+    segment = ManualSegmentFactory(workspace=workspace)
     api.post(f"/api/v1/segments/{segment.pk}/members", {"user_ids": ["ada"]})
     assert outsider_api.get("/api/v1/segments").json()["count"] == 0
     before = rows()
@@ -349,23 +326,23 @@ def test_the_outsider_cannot_reference_our_segment(outsider_api, workspace, othe
     ours = SegmentFactory(workspace=workspace)
     before = rows()
     response = outsider_api.post(
-        "/api/v1/segments", {"name": "Sneaky", "rules": rule(in_segment(ours.pk))}
+        "/api/v1/segments", {"name": "Sneaky", "rules": group(reference(ours.pk))}
     )
     assert "rules.conditions[0].segment" in fields_of(response)
-    response = outsider_api.post("/api/v1/segments/preview", {"rules": rule(in_segment(ours.pk))})
+    response = outsider_api.post("/api/v1/segments/preview", {"rules": group(reference(ours.pk))})
     assert "rules.conditions[0].segment" in fields_of(response)
     assert rows() == before
 
 
 def test_the_outsiders_preview_counts_only_its_contacts(outsider_api, workspace, people):
-    assert outsider_api.post("/api/v1/segments/preview", {"rules": rule()}).json() == {
+    assert outsider_api.post("/api/v1/segments/preview", {"rules": group()}).json() == {
         "count": 0,
         "sample": [],
     }
 
 
 def test_the_outsider_cannot_add_our_contacts_to_its_segment(outsider_api, other_workspace, people):
-    theirs = SegmentFactory(workspace=other_workspace, kind="manual", rules=None)
+    theirs = ManualSegmentFactory(workspace=other_workspace)
     response = outsider_api.post(f"/api/v1/segments/{theirs.pk}/members", {"user_ids": ["ada"]})
     assert "user_ids" in fields_of(response)
     assert SegmentMember.objects.count() == 0

@@ -8,21 +8,23 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from refiner.backups import TABLES
 from refiner.models import Membership, Workspace
-from segments.models import Contact, Segment, SegmentMember
-from surveys.services import record_answers, record_display
+from segments.models import Contact
+from surveys.services import record_display
 from targeting.models import Targeting
 from tests.conftest import NOW
 from tests.factories import (
     AccountFactory,
     ContactFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
     WorkspaceFactory,
+    record_response,
 )
+from workspace_backups.backups import TABLES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,8 +53,7 @@ def full_workspace(name: str) -> Workspace:
             ],
         },
     )
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    SegmentMember.objects.create(segment=manual, contact=other)
+    manual = ManualSegmentFactory(workspace=workspace, members=[other])
     survey = SurveyFactory(
         workspace=workspace,
         questions=[
@@ -63,8 +64,7 @@ def full_workspace(name: str) -> Workspace:
     )
     survey.targeting.segments.add(admins)
     survey.targeting.excluded_segments.add(manual)
-    display = record_display(survey=survey, contact=contact, now=NOW)
-    record_answers(display=display, answers={"nps": 9, "why": "Fast"}, completed=True, now=NOW)
+    record_response(survey, contact, {"nps": 9, "why": "Fast"}, NOW, completed=True)
     record_display(survey=survey, contact=other, now=NOW)
     return workspace
 

@@ -9,7 +9,6 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -18,29 +17,15 @@ from segments.memory import ContactSnapshot, matches
 from segments.models import Contact, Segment
 from segments.services import segment_definitions
 from segments.sql import compile_rule
-from targeting import eligibility
 from targeting.eligibility import eligible_surveys
 from targeting.models import Targeting
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
+from tests.rules import group, reference
 
 pytestmark = pytest.mark.django_db
 
 SIZE = re.compile(r'\s*<a class="count" href="[^"]+"[^>]*>(\d+)</a>\s*')
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    eligibility._in_process.clear()
-
-
-def group(*conditions, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def reference(segment_id: int, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
 
 
 PRO = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}

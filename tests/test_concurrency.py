@@ -16,16 +16,18 @@ from django.db import connection
 from django.test import Client
 
 from segments.models import Account, Contact, ContactValue, Event
-from surveys.models import Answer, Display, Response
-from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
+from surveys.models import Answer, Response
+from tests.factories import ContactFactory, DisplayFactory, SurveyFactory, WorkspaceFactory
 
-# Races need real threads waiting on real row locks: the marks of every race test module.
+# Races need real threads waiting on real row locks, and more requests a minute than the
+# rate limits let through: the marks of every race test module.
 RACES = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         connection.vendor != "postgresql",
         reason="needs PostgreSQL: SQLite's in-memory test database cannot wait for locks",
     ),
+    pytest.mark.usefixtures("no_rate_limits"),
 ]
 pytestmark = RACES
 
@@ -33,9 +35,7 @@ THREADS = 50
 
 
 @pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
-    settings.RATE_LIMIT_REST_PER_MINUTE = 0
+def patient_widget(settings):
     # Fifty threads queueing for one row lock wait longer than the widget's 1 s budget
     # on a small machine; these tests are about nothing being lost, not about latency.
     settings.WIDGET_TIME_BUDGET_MS = 60_000
@@ -161,7 +161,7 @@ def test_concurrent_answers_to_one_display_merge_without_losing_any():
     questions = [{"key": f"q{i}", "type": "text", "text": f"Question {i}?"} for i in range(count)]
     survey = SurveyFactory(workspace=workspace, questions=questions)
     contact = ContactFactory(workspace=workspace)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=contact)
+    display = DisplayFactory(survey=survey, contact=contact)
     path = f"/api/v1/widget/displays/{display.pk}/answers"
 
     statuses = at_once(

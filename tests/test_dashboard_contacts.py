@@ -2,33 +2,22 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from refiner.models import Membership
-from segments.models import Segment
-from surveys.models import Display, Response
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
-    MembershipFactory,
+    ManualSegmentFactory,
+    ResponseFactory,
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
-ENTERPRISE = {
-    "type": "group",
-    "match": "all",
-    "conditions": [
-        {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "enterprise"}
-    ],
-}
-
-
-def login(client, workspace, role=Membership.OWNER):
-    client.force_login(MembershipFactory(workspace=workspace, role=role).user)
-    return client
+ENTERPRISE = plan_is("enterprise")
 
 
 @pytest.fixture
@@ -46,9 +35,9 @@ def people(workspace):
     }  # fmt: skip
 
 
-def test_list_shows_the_workspaces_contacts(client, workspace, people, other_workspace):
+def test_list_shows_the_workspaces_contacts(owner, workspace, people, other_workspace):
     ContactFactory(workspace=other_workspace, user_id="stranger")
-    response = login(client, workspace).get("/contacts/")
+    response = owner.get("/contacts/")
     assert response.status_code == 200
     assert [c.user_id for c in response.context["page"]] != []
     assert {c.user_id for c in response.context["page"]} == {"ada", "bob"}
@@ -58,42 +47,42 @@ def test_list_shows_the_workspaces_contacts(client, workspace, people, other_wor
     ("query", "found"),
     [("ADA", {"ada"}), ("corp.test", {"bob"}), ("lovelace", {"ada"}), ("nobody", set())],
 )
-def test_list_searches_user_id_email_and_name(client, workspace, people, query, found):
-    response = login(client, workspace).get("/contacts/", {"q": query})
+def test_list_searches_user_id_email_and_name(owner, workspace, people, query, found):
+    response = owner.get("/contacts/", {"q": query})
     assert {c.user_id for c in response.context["page"]} == found
 
 
-def test_list_filters_by_segment_as_a_fragment(client, workspace, people):
+def test_list_filters_by_segment_as_a_fragment(owner, workspace, people):
     segment = SegmentFactory(workspace=workspace, rules=ENTERPRISE)
-    response = login(client, workspace).get("/contacts/", {"segment": segment.pk}, headers=HX)
+    response = owner.get("/contacts/", {"segment": segment.pk}, headers=HX)
     html = response.content.decode()
     assert response.status_code == 200
     assert "<html" not in html
     assert "/contacts/ada/" in html and "/contacts/bob/" not in html
 
 
-def test_list_ignores_another_workspaces_segment(client, workspace, other_workspace, people):
+def test_list_ignores_another_workspaces_segment(owner, workspace, other_workspace, people):
     foreign = SegmentFactory(workspace=other_workspace, rules=ENTERPRISE)
-    response = login(client, workspace).get("/contacts/", {"segment": foreign.pk})
+    response = owner.get("/contacts/", {"segment": foreign.pk})
     assert response.context["segment"] is None
     assert {c.user_id for c in response.context["page"]} == {"ada", "bob"}
 
 
-def test_list_paginates_with_real_links(client, workspace):
+def test_list_paginates_with_real_links(owner, workspace):
     for n in range(30):
         ContactFactory(workspace=workspace, user_id=f"u-{n:02}")
-    first = login(client, workspace).get("/contacts/", {"q": "u-"})
+    first = owner.get("/contacts/", {"q": "u-"})
     assert len(first.context["page"]) == 25
     html = first.content.decode()
     assert 'href="?q=u-&amp;page=2"' in html
-    second = client.get("/contacts/", {"q": "u-", "page": 2}, headers=HX)
+    second = owner.get("/contacts/", {"q": "u-", "page": 2}, headers=HX)
     assert second.content.decode().count("/contacts/u-") == 5
 
 
-def test_contact_page_shows_traits_account_events_segments(client, workspace, people):
+def test_contact_page_shows_traits_account_events_segments(owner, workspace, people):
     EventFactory(contact=people["ada"], name="report_exported")
     SegmentFactory(workspace=workspace, name="Enterprise customers", rules=ENTERPRISE)
-    response = login(client, workspace).get("/contacts/ada/")
+    response = owner.get("/contacts/ada/")
     assert response.status_code == 200
     html = response.content.decode()
     for text in ("Ada Lovelace", "admin", "Acme", "seats", "report_exported",
@@ -102,14 +91,14 @@ def test_contact_page_shows_traits_account_events_segments(client, workspace, pe
     assert [s.name for s in response.context["segments"]] == ["Enterprise customers"]
 
 
-def test_contact_page_explains_which_surveys_they_would_see(client, workspace, people):
+def test_contact_page_explains_which_surveys_they_would_see(owner, workspace, people):
     segment = SegmentFactory(workspace=workspace, rules=ENTERPRISE)
     open_to_all = SurveyFactory(workspace=workspace, name="Open to all")
     targeted = SurveyFactory(
         workspace=workspace, name="Enterprise only", targeting={"audience": "segments"}
     )
     targeted.targeting.segments.add(segment)
-    response = login(client, workspace).get("/contacts/bob/")
+    response = owner.get("/contacts/bob/")
     explained = {e.survey.name: e for e in response.context["explanations"]}
     assert explained["Open to all"].verdict == "now"
     assert explained["Enterprise only"].verdict == "not"
@@ -119,41 +108,36 @@ def test_contact_page_explains_which_surveys_they_would_see(client, workspace, p
     assert open_to_all.pk
 
 
-def test_contact_page_lists_displays_and_answers(client, workspace, people):
+def test_contact_page_lists_displays_and_answers(owner, workspace, people):
     survey = SurveyFactory(workspace=workspace, name="NPS")
-    display = Display.objects.create(
-        workspace=workspace, survey=survey, contact=people["ada"], completed_at=timezone.now()
-    )
-    Response.objects.create(display=display, workspace=workspace, survey=survey,
-                            contact=people["ada"], answers={"nps": 9}, completed=True)  # fmt: skip
-    html = login(client, workspace).get("/contacts/ada/").content.decode()
+    display = DisplayFactory(survey=survey, contact=people["ada"], completed_at=timezone.now())
+    ResponseFactory(display=display, answers={"nps": 9}, completed=True)
+    html = owner.get("/contacts/ada/").content.decode()
     assert "completed" in html and "<code>nps</code> = 9" in html
 
 
-def test_contact_page_offers_manual_segments(client, workspace, people):
-    SegmentFactory(workspace=workspace, name="Beta testers", kind=Segment.MANUAL, rules=None)
-    html = login(client, workspace).get("/contacts/ada/").content.decode()
+def test_contact_page_offers_manual_segments(owner, viewer, workspace, people):
+    ManualSegmentFactory(workspace=workspace, name="Beta testers")
+    html = owner.get("/contacts/ada/").content.decode()
     assert "Add to “Beta testers”" in html
-    viewer_html = login(client, workspace, Membership.VIEWER).get("/contacts/ada/")
+    viewer_html = viewer.get("/contacts/ada/")
     assert "Add to" not in viewer_html.content.decode()
 
 
-def test_contact_ids_with_slashes_and_spaces_work(client, workspace):
+def test_contact_ids_with_slashes_and_spaces_work(owner, workspace):
     ContactFactory(workspace=workspace, user_id="team/a b")
     url = reverse("contact-detail", args=["team/a b"])
-    assert login(client, workspace).get(url).status_code == 200
+    assert owner.get(url).status_code == 200
 
 
-def test_viewer_reads_contacts(client, workspace, people):
-    login(client, workspace, Membership.VIEWER)
-    assert client.get("/contacts/").status_code == 200
-    assert client.get("/contacts/ada/").status_code == 200
+def test_viewer_reads_contacts(viewer, workspace, people):
+    assert viewer.get("/contacts/").status_code == 200
+    assert viewer.get("/contacts/ada/").status_code == 200
 
 
-def test_outsider_cannot_see_a_contact(client, workspace, other_workspace, people):
-    login(client, other_workspace)
-    assert client.get("/contacts/ada/").status_code == 404
-    assert b"ada" not in client.get("/contacts/").content
+def test_outsider_cannot_see_a_contact(outsider, workspace, people):
+    assert outsider.get("/contacts/ada/").status_code == 404
+    assert b"ada" not in outsider.get("/contacts/").content
 
 
 def test_anonymous_is_sent_to_login(client, people):

@@ -8,51 +8,26 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.models import Membership
-from segments.models import Segment, SegmentMember
-from surveys.models import Display
-from targeting import eligibility
-from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
-from tests.test_widget_api import Widget
+from tests.clients import Widget
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    ManualSegmentFactory,
+    MembershipFactory,
+    SurveyFactory,
+    target,
+)
 
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_definitions():
-    cache.clear()
-    eligibility._in_process.clear()
-
-
-@pytest.fixture
-def owner(client, workspace):
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
-
-
 @pytest.fixture
 def ada(workspace):
     return ContactFactory(workspace=workspace, user_id="ada", name="Ada Lovelace")
-
-
-def member_segment(workspace, name: str, *contacts) -> Segment:
-    segment = SegmentFactory(workspace=workspace, name=name, kind=Segment.MANUAL, rules=None)
-    for person in contacts:
-        SegmentMember.objects.create(segment=segment, contact=person)
-    return segment
-
-
-def target(survey, *, segments=(), excluded=(), match="any") -> None:
-    survey.targeting.audience = "segments" if segments else "everyone"
-    survey.targeting.segment_match = match
-    survey.targeting.save()
-    survey.targeting.segments.set(segments)
-    survey.targeting.excluded_segments.set(excluded)
 
 
 def page_text(client, user_id: str = "ada", **what_if) -> str:
@@ -113,6 +88,14 @@ def test_a_history_restore_gets_the_whole_contact_list(owner, ada):
 # Event-triggered surveys -----------------------------------------------------------------------
 
 
+@pytest.fixture
+def on_export(workspace):
+    """A survey shown when the contact exports a report."""
+    return SurveyFactory(
+        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
+    )
+
+
 def test_an_event_survey_shows_on_its_event_when_no_event_is_asked(owner, workspace, ada):
     survey = SurveyFactory(
         workspace=workspace, name="Export feedback",
@@ -124,20 +107,14 @@ def test_an_event_survey_shows_on_its_event_when_no_event_is_asked(owner, worksp
     assert "Would not" not in text
 
 
-def test_the_what_if_event_makes_it_show_now(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
-    )
-    text = explanation_of(owner, survey, event="report_exported")
+def test_the_what_if_event_makes_it_show_now(owner, on_export, ada):
+    text = explanation_of(owner, on_export, event="report_exported")
     assert "Would show now" in text
     assert "Shows when" not in text
 
 
-def test_another_event_says_which_event_it_needs(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
-    )
-    text = explanation_of(owner, survey, event="signed_up")
+def test_another_event_says_which_event_it_needs(owner, on_export, ada):
+    text = explanation_of(owner, on_export, event="signed_up")
     assert "Would not show" in text
     assert "It shows when “report_exported” is tracked, not “signed_up”." in text
 
@@ -172,7 +149,7 @@ def test_a_manual_survey_shows_when_asked_for(owner, workspace, ada):
 
 
 def test_an_excluded_segment_is_named(owner, workspace, ada):
-    staff = member_segment(workspace, "Employees", ada)
+    staff = ManualSegmentFactory(workspace=workspace, name="Employees", members=[ada])
     survey = SurveyFactory(workspace=workspace)
     target(survey, excluded=[staff])
     text = explanation_of(owner, survey)
@@ -183,10 +160,10 @@ def test_an_excluded_segment_is_named(owner, workspace, ada):
 
 
 def test_a_segment_the_contact_misses_is_named_when_all_are_needed(owner, workspace, ada):
-    paying = member_segment(workspace, "Paying", ada)
-    admins = member_segment(workspace, "Admins")
+    paying = ManualSegmentFactory(workspace=workspace, name="Paying", members=[ada])
+    admins = ManualSegmentFactory(workspace=workspace, name="Admins")
     survey = SurveyFactory(workspace=workspace)
-    target(survey, segments=[paying, admins], match="all")
+    target(survey, segments=[paying, admins], segment_match="all")
     text = explanation_of(owner, survey)
     assert "The contact is not in “Admins”, and the survey needs all of its segments." in text
     assert "none or not" not in text
@@ -196,16 +173,22 @@ def test_a_segment_the_contact_misses_is_named_when_all_are_needed(owner, worksp
 
 def test_no_segment_of_any_is_named(owner, workspace, ada):
     survey = SurveyFactory(workspace=workspace)
-    target(survey, segments=[member_segment(workspace, "Trial"), member_segment(workspace, "Beta")])
+    target(
+        survey,
+        segments=[
+            ManualSegmentFactory(workspace=workspace, name="Trial"),
+            ManualSegmentFactory(workspace=workspace, name="Beta"),
+        ],
+    )
     text = explanation_of(owner, survey)
     assert "The contact is in none of its segments: “Beta”, “Trial”." in text
     assert "not_in_audience" not in text
 
 
 def test_a_contact_in_its_audience_sees_which_segments_match(owner, workspace, ada):
-    paying = member_segment(workspace, "Paying", ada)
+    paying = ManualSegmentFactory(workspace=workspace, name="Paying", members=[ada])
     survey = SurveyFactory(workspace=workspace)
-    target(survey, segments=[paying, member_segment(workspace, "Admins")])
+    target(survey, segments=[paying, ManualSegmentFactory(workspace=workspace, name="Admins")])
     text = explanation_of(owner, survey)
     assert "Would show now" in text
     assert "In “Paying”" in text and "Not in “Admins”" in text
@@ -214,39 +197,33 @@ def test_a_contact_in_its_audience_sees_which_segments_match(owner, workspace, a
 # Recurring surveys -----------------------------------------------------------------------------
 
 
-def test_a_recurring_survey_says_when_it_may_show_again(owner, workspace, ada):
-    survey = SurveyFactory(
+@pytest.fixture
+def recurring(workspace):
+    return SurveyFactory(
         workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
     )
+
+
+def test_a_recurring_survey_says_when_it_may_show_again(owner, recurring, ada):
     answered = timezone.now() - timedelta(days=10)
-    Display.objects.create(
-        workspace=workspace, survey=survey, contact=ada, shown_at=answered, completed_at=answered
-    )
-    text = explanation_of(owner, survey)
+    DisplayFactory(survey=recurring, contact=ada, shown_at=answered, completed_at=answered)
+    text = explanation_of(owner, recurring)
     again = answered + timedelta(days=30)
     assert "Would not show" in text
     assert f"It recurs every 30 days; it may show again from {again:%b} {again.day}, " in text
 
 
-def test_a_recurring_survey_past_its_wait_says_since_when(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
-    )
+def test_a_recurring_survey_past_its_wait_says_since_when(owner, recurring, ada):
     answered = timezone.now() - timedelta(days=40)
-    Display.objects.create(
-        workspace=workspace, survey=survey, contact=ada, shown_at=answered, completed_at=answered
-    )
-    text = explanation_of(owner, survey)
+    DisplayFactory(survey=recurring, contact=ada, shown_at=answered, completed_at=answered)
+    text = explanation_of(owner, recurring)
     again = answered + timedelta(days=30)
     assert "Would show now" in text
     assert f"it may show again since {again:%b} {again.day}, {again:%Y}." in text
 
 
-def test_a_recurring_survey_never_answered_says_how_often_it_recurs(owner, workspace, ada):
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"frequency": "recurring", "recurring_days": 30}
-    )
-    assert "Recurs 30 days after each answer or dismissal" in explanation_of(owner, survey)
+def test_a_recurring_survey_never_answered_says_how_often_it_recurs(owner, recurring, ada):
+    assert "Recurs 30 days after each answer or dismissal" in explanation_of(owner, recurring)
 
 
 # Bad input and strangers -----------------------------------------------------------------------
@@ -269,13 +246,10 @@ def test_another_workspaces_member_gets_404(client, workspace, other_workspace, 
 # The API keeps its codes ----------------------------------------------------------------------
 
 
-def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, ada):
-    staff = member_segment(workspace, "Employees", ada)
-    survey = SurveyFactory(
-        workspace=workspace, targeting={"trigger": "event", "trigger_event": "report_exported"}
-    )
-    target(survey, excluded=[staff])
-    body = api.get(f"/api/v1/surveys/{survey.pk}/eligibility/ada").json()
+def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, on_export, ada):
+    staff = ManualSegmentFactory(workspace=workspace, name="Employees", members=[ada])
+    target(on_export, excluded=[staff])
+    body = api.get(f"/api/v1/surveys/{on_export.pk}/eligibility/ada").json()
     assert body["reasons"] == [
         {
             "code": "in_excluded_segment",
@@ -290,7 +264,7 @@ def test_the_api_keeps_the_codes_with_the_plain_messages(api, workspace, ada):
 
 def test_the_widget_does_not_learn_segment_names(workspace, ada):
     # The public key is in every page of the customer's product: segment names are theirs.
-    staff = member_segment(workspace, "Churn risk", ada)
+    staff = ManualSegmentFactory(workspace=workspace, name="Churn risk", members=[ada])
     survey = SurveyFactory(workspace=workspace)
     target(survey, excluded=[staff])
     response = Widget(workspace).post("displays", {"user_id": "ada", "survey": survey.pk})

@@ -9,8 +9,13 @@ import pytest
 
 from surveys.models import Response, Survey
 from surveys.reports import ScoreSummary, chart_bars, nps_score
-from surveys.services import record_answers, record_display
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+)
 
 HTMX = {"HX-Request": "true"}
 JUNE_1 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
@@ -21,8 +26,7 @@ JUNE_20 = datetime(2026, 6, 20, 8, 0, tzinfo=UTC)
 def respond(survey: Survey, answers: dict, *, at=JUNE_10, completed=True, **contact) -> Response:
     """A response recorded the way the widget records one."""
     person = ContactFactory(workspace=survey.workspace, **contact)
-    display = record_display(survey=survey, contact=person, now=at)
-    return record_answers(display=display, answers=answers, completed=completed, now=at)
+    return record_response(survey, person, answers, at, completed)
 
 
 @pytest.fixture
@@ -31,7 +35,7 @@ def nps_survey(workspace) -> Survey:
         workspace=workspace,
         name="Quarterly NPS",
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "why", "type": "text", "text": "What is the main reason?"},
             {"key": "uses", "type": "multiple_choice", "text": "Uses?", "choices": ["A", "B"]},
         ],

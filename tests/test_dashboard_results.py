@@ -6,27 +6,27 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from segments.ingest import sync_contact_values
 from segments.models import Contact, Segment
-from segments.services import sync_contact_values
 from surveys.models import Response, Survey
 from surveys.reports import SMALL_GROUP, survey_results, week_of
-from surveys.services import record_answers, record_display
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+)
+from tests.rules import plan_is
 
 MONDAY = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 LAST_WEEK = MONDAY - timedelta(days=6)  # Tuesday 9 June
 
 
-def plan_is(plan: str) -> dict:
-    condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": plan}
-    return {"type": "group", "match": "all", "conditions": [condition]}
-
-
 def respond(survey: Survey, answers: dict, *, plan: str, at: datetime) -> Response:
     """A response recorded the way the widget records one, by a contact on `plan`."""
     contact = ContactFactory(workspace=survey.workspace, traits={"plan": plan})
-    display = record_display(survey=survey, contact=contact, now=at)
-    return record_answers(display=display, answers=answers, completed=True, now=at)
+    return record_response(survey, contact, answers, at, completed=True)
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def survey(workspace) -> Survey:
         workspace=workspace,
         name="Quarterly NPS",
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "stars", "type": "rating", "text": "How useful are reports?"},
             {"key": "uses", "type": "multiple_choice", "text": "Uses?", "choices": ["A", "B", "C"]},
             {"key": "why", "type": "text", "text": "Why?"},

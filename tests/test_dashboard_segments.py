@@ -6,51 +6,23 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from refiner.models import Membership
-from segments import forms
+from segments import rule_editor
 from segments.models import Segment, SegmentMember
 from segments.services import add_members
 from tests.factories import (
     ContactFactory,
     EventFactory,
-    MembershipFactory,
+    ManualSegmentFactory,
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
 EMPTY = {"type": "group", "match": "all", "conditions": []}
-ENTERPRISE = {
-    "type": "group",
-    "match": "all",
-    "conditions": [
-        {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "enterprise"}
-    ],
-}
+ENTERPRISE = plan_is("enterprise")
 HX = {"HX-Request": "true"}
-
-
-def member(workspace, role=Membership.OWNER):
-    return MembershipFactory(workspace=workspace, role=role)
-
-
-@pytest.fixture
-def owner_client(client, workspace):
-    client.force_login(member(workspace).user)
-    return client
-
-
-@pytest.fixture
-def viewer_client(client, workspace):
-    client.force_login(member(workspace, Membership.VIEWER).user)
-    return client
-
-
-@pytest.fixture
-def outsider_client(client, other_workspace):
-    client.force_login(member(other_workspace).user)
-    return client
 
 
 @pytest.fixture
@@ -73,7 +45,7 @@ def editor_fields(name="Enterprise", **fields):
 # List -------------------------------------------------------------------------
 
 
-def test_list_shows_live_sizes_and_uses(owner_client, workspace, contacts):
+def test_list_shows_live_sizes_and_uses(owner, workspace, contacts):
     enterprise = SegmentFactory(workspace=workspace, name="Enterprise", rules=ENTERPRISE)
     SegmentFactory(
         workspace=workspace,
@@ -83,12 +55,12 @@ def test_list_shows_live_sizes_and_uses(owner_client, workspace, contacts):
     )  # fmt: skip
     survey = SurveyFactory(workspace=workspace, name="NPS for big customers")
     survey.targeting.segments.add(enterprise)
-    response = owner_client.get("/segments/")
+    response = owner.get("/segments/")
     assert response.status_code == 200
     rows = {row["segment"].name: row for row in response.context["rows"]}
     for name in ("Enterprise", "Wrapper"):
         assert f'hx-get="/segments/{rows[name]["segment"].pk}/size/"' in response.text
-        assert size_of(owner_client, rows[name]["segment"]) == 1
+        assert size_of(owner, rows[name]["segment"]) == 1
     assert {use["name"] for use in rows["Enterprise"]["uses"]} == {
         "Wrapper",
         "NPS for big customers",
@@ -105,27 +77,25 @@ def size_of(client, segment) -> int:
     return int(SIZE.fullmatch(response.text)[1])
 
 
-def test_a_size_counts_rules_and_manual_lists_for_any_member(
-    owner_client, viewer_client, workspace, contacts
-):
+def test_a_size_counts_rules_and_manual_lists_for_any_member(owner, viewer, workspace, contacts):
     everyone = SegmentFactory(workspace=workspace, rules={"type": "group", "match": "all",
                                                           "conditions": []})  # fmt: skip
-    listed = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    listed = ManualSegmentFactory(workspace=workspace)
     add_members(listed, [contacts[0].user_id])
-    assert size_of(owner_client, everyone) == len(contacts)
-    assert size_of(viewer_client, listed) == 1
+    assert size_of(owner, everyone) == len(contacts)
+    assert size_of(viewer, listed) == 1
 
 
-def test_a_size_of_another_workspace_is_not_found(outsider_client, workspace):
+def test_a_size_of_another_workspace_is_not_found(outsider, workspace):
     segment = SegmentFactory(workspace=workspace)
-    assert outsider_client.get(f"/segments/{segment.pk}/size/").status_code == 404
+    assert outsider.get(f"/segments/{segment.pk}/size/").status_code == 404
     response = Client().get(f"/segments/{segment.pk}/size/")
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
 
 
-def test_list_hides_other_workspaces(outsider_client, workspace):
+def test_list_hides_other_workspaces(outsider, workspace):
     SegmentFactory(workspace=workspace, name="Secret audience")
-    response = outsider_client.get("/segments/")
+    response = outsider.get("/segments/")
     assert response.status_code == 200
     assert b"Secret audience" not in response.content
 
@@ -141,10 +111,10 @@ def test_anonymous_is_sent_to_login(client, workspace):
 # Editor -------------------------------------------------------------------------
 
 
-def test_new_editor_renders_with_suggestions(owner_client, workspace, contacts):
+def test_new_editor_renders_with_suggestions(owner, workspace, contacts):
     EventFactory(contact=contacts[0], name="report_exported")
     SurveyFactory(workspace=workspace, name="Onboarding")
-    response = owner_client.get("/segments/new/")
+    response = owner.get("/segments/new/")
     assert response.status_code == 200
     suggestions = response.context["suggestions"]
     assert suggestions["traits"] == ["plan"]
@@ -154,12 +124,12 @@ def test_new_editor_renders_with_suggestions(owner_client, workspace, contacts):
     assert b'<datalist id="trait-keys">' in response.content
 
 
-def test_it_saves_a_rule_built_from_fields(owner_client, workspace, contacts):
+def test_it_saves_a_rule_built_from_fields(owner, workspace, contacts):
     fields = editor_fields(
         **{"c-0-kind": "attribute", "c-0-attribute": "plan", "c-0-operator": "equals",
            "c-0-value": "enterprise", "c-0-ignore_case": "on"}
     )  # fmt: skip
-    response = owner_client.post("/segments/new/", fields)
+    response = owner.post("/segments/new/", fields)
     segment = Segment.objects.get(workspace=workspace)
     assert response.status_code == 302
     assert response["Location"] == f"/segments/{segment.pk}/"
@@ -173,7 +143,7 @@ def test_it_saves_a_rule_built_from_fields(owner_client, workspace, contacts):
     }  # fmt: skip
 
 
-def test_it_saves_nested_groups_of_every_kind(owner_client, workspace, contacts):
+def test_it_saves_nested_groups_of_every_kind(owner, workspace, contacts):
     other = SegmentFactory(workspace=workspace, name="Other")
     survey = SurveyFactory(workspace=workspace)
     fields = editor_fields(
@@ -191,7 +161,7 @@ def test_it_saves_nested_groups_of_every_kind(owner_client, workspace, contacts)
             "c-2-operator": "more_than_days_ago", "c-2-value": "30",
         }
     )  # fmt: skip
-    response = owner_client.post("/segments/new/", fields)
+    response = owner.post("/segments/new/", fields)
     assert response.status_code == 302
     rules = Segment.objects.get(name="Enterprise").rules
     assert rules["conditions"][0] == {
@@ -211,22 +181,20 @@ def test_it_saves_nested_groups_of_every_kind(owner_client, workspace, contacts)
     assert rules["conditions"][2]["value"] == 30
 
 
-def test_it_accepts_a_posted_json_rule(owner_client, workspace, contacts):
-    response = owner_client.post(
-        "/segments/new/", {"name": "From JSON", "rules": json.dumps(ENTERPRISE)}
-    )
+def test_it_accepts_a_posted_json_rule(owner, workspace, contacts):
+    response = owner.post("/segments/new/", {"name": "From JSON", "rules": json.dumps(ENTERPRISE)})
     assert response.status_code == 302
     assert Segment.objects.get(name="From JSON").rules == ENTERPRISE
 
 
-def test_invalid_rule_shows_errors_on_the_row_and_saves_nothing(owner_client, workspace):
+def test_invalid_rule_shows_errors_on_the_row_and_saves_nothing(owner, workspace):
     fields = editor_fields(
         **{"c-0-kind": "attribute", "c-0-attribute": "plan", "c-0-operator": "equals",
            "c-0-value": "x",
            "c-1-kind": "attribute", "c-1-attribute": "age", "c-1-operator": "greater_than",
            "c-1-value": "old"}
     )  # fmt: skip
-    response = owner_client.post("/segments/new/", fields)
+    response = owner.post("/segments/new/", fields)
     assert response.status_code == 400
     assert not Segment.objects.exists()
     rows = response.context["tree"].children
@@ -238,14 +206,14 @@ def test_invalid_rule_shows_errors_on_the_row_and_saves_nothing(owner_client, wo
     assert 'value="old"' in html
 
 
-def test_invalid_json_rule_is_rejected(owner_client, workspace):
-    response = owner_client.post("/segments/new/", {"name": "Broken", "rules": "{nope"})
+def test_invalid_json_rule_is_rejected(owner, workspace):
+    response = owner.post("/segments/new/", {"name": "Broken", "rules": "{nope"})
     assert response.status_code == 400
     assert not Segment.objects.exists()
     assert "not valid JSON" in response.content.decode()
 
 
-def test_a_cycle_is_rejected(owner_client, workspace):
+def test_a_cycle_is_rejected(owner, workspace):
     first = SegmentFactory(workspace=workspace, name="First")
     second = SegmentFactory(
         workspace=workspace,
@@ -256,16 +224,16 @@ def test_a_cycle_is_rejected(owner_client, workspace):
         name="First",
         **{"c-0-kind": "segment", "c-0-operator": "in", "c-0-segment": str(second.pk)},
     )
-    response = owner_client.post(f"/segments/{first.pk}/", fields)
+    response = owner.post(f"/segments/{first.pk}/", fields)
     assert response.status_code == 400
     assert "cycle" in response.content.decode()
     first.refresh_from_db()
     assert first.rules == EMPTY
 
 
-def test_it_edits_an_existing_segment(owner_client, workspace, contacts):
+def test_it_edits_an_existing_segment(owner, workspace, contacts):
     segment = SegmentFactory(workspace=workspace, name="Old", rules=ENTERPRISE)
-    page = owner_client.get(f"/segments/{segment.pk}/")
+    page = owner.get(f"/segments/{segment.pk}/")
     assert page.status_code == 200
     assert page.context["preview"]["count"] == 1
     assert 'name="c-0-attribute" id="c-0-attribute" value="plan"' in page.content.decode()
@@ -274,7 +242,7 @@ def test_it_edits_an_existing_segment(owner_client, workspace, contacts):
         **{"c-0-kind": "attribute", "c-0-attribute": "plan", "c-0-operator": "equals",
            "c-0-value": "free"},
     )  # fmt: skip
-    response = owner_client.post(f"/segments/{segment.pk}/", fields)
+    response = owner.post(f"/segments/{segment.pk}/", fields)
     assert response.status_code == 302
     segment.refresh_from_db()
     assert segment.name == "New"
@@ -289,14 +257,12 @@ def test_it_edits_an_existing_segment(owner_client, workspace, contacts):
         ("remove:c-0", []),
     ],
 )
-def test_editor_buttons_change_the_tree_without_saving(
-    owner_client, workspace, operation, expected
-):
+def test_editor_buttons_change_the_tree_without_saving(owner, workspace, operation, expected):
     fields = editor_fields(
         op=operation,
         **{"c-0-kind": "attribute", "c-0-attribute": "plan", "c-0-operator": "is_set"},
     )
-    response = owner_client.post("/segments/new/", fields, headers=HX)
+    response = owner.post("/segments/new/", fields, headers=HX)
     assert response.status_code == 200
     assert not Segment.objects.exists()
     html = response.content.decode()
@@ -307,18 +273,18 @@ def test_editor_buttons_change_the_tree_without_saving(
     assert kinds == expected
 
 
-def test_editor_buttons_work_without_javascript(owner_client, workspace):
-    response = owner_client.post("/segments/new/", editor_fields(op="add-condition:c"))
+def test_editor_buttons_work_without_javascript(owner, workspace):
+    response = owner.post("/segments/new/", editor_fields(op="add-condition:c"))
     assert response.status_code == 200
     assert "<html" in response.content.decode()
     assert len(response.context["tree"].children) == 1
 
 
-def test_changing_the_type_offers_fitting_operators(owner_client, workspace):
+def test_changing_the_type_offers_fitting_operators(owner, workspace):
     fields = editor_fields(
         op="refresh", **{"c-0-kind": "event", "c-0-operator": "equals", "c-0-event": "x"}
     )
-    response = owner_client.post("/segments/new/", fields, headers=HX)
+    response = owner.post("/segments/new/", fields, headers=HX)
     node = response.context["tree"].children[0]
     assert node.operator == "at_least"
     html = response.content.decode()
@@ -330,13 +296,13 @@ def test_changing_the_type_offers_fitting_operators(owner_client, workspace):
 # Preview --------------------------------------------------------------------------
 
 
-def test_preview_counts_and_samples_matching_contacts(owner_client, workspace, contacts):
+def test_preview_counts_and_samples_matching_contacts(owner, workspace, contacts):
     fields = {
         "c-match": "all",
         "c-0-kind": "attribute", "c-0-attribute": "plan", "c-0-operator": "equals",
         "c-0-value": "enterprise", "c-0-ignore_case": "on",
     }  # fmt: skip
-    response = owner_client.post("/segments/preview/", fields, headers=HX)
+    response = owner.post("/segments/preview/", fields, headers=HX)
     assert response.status_code == 200
     html = response.content.decode()
     assert "<html" not in html
@@ -344,26 +310,26 @@ def test_preview_counts_and_samples_matching_contacts(owner_client, workspace, c
     assert "/contacts/ada/" in html and "/contacts/cy/" in html and "/contacts/bob/" not in html
 
 
-def test_preview_accepts_json_and_reports_problems(owner_client, workspace, contacts):
+def test_preview_accepts_json_and_reports_problems(owner, workspace, contacts):
     bad = {"type": "group", "match": "most", "conditions": []}
-    response = owner_client.post("/segments/preview/", {"rules": json.dumps(bad)})
+    response = owner.post("/segments/preview/", {"rules": json.dumps(bad)})
     assert response.status_code == 200
     assert preview_count(response.content.decode()) == "–"
     assert (
         "Must be &quot;all&quot;, &quot;any&quot; or &quot;none&quot;." in response.content.decode()
     )
-    good = owner_client.post("/segments/preview/", {"rules": json.dumps(ENTERPRISE)})
+    good = owner.post("/segments/preview/", {"rules": json.dumps(ENTERPRISE)})
     assert preview_count(good.content.decode()) == "1"
 
 
-def test_preview_never_counts_another_workspace(outsider_client, workspace, contacts):
-    response = outsider_client.post("/segments/preview/", {"rules": json.dumps(EMPTY)})
+def test_preview_never_counts_another_workspace(outsider, workspace, contacts):
+    response = outsider.post("/segments/preview/", {"rules": json.dumps(EMPTY)})
     assert preview_count(response.content.decode()) == "0"
 
 
-def test_preview_of_another_workspaces_segment_is_404(outsider_client, workspace):
+def test_preview_of_another_workspaces_segment_is_404(outsider, workspace):
     segment = SegmentFactory(workspace=workspace)
-    response = outsider_client.post(
+    response = outsider.post(
         "/segments/preview/", {"rules": json.dumps(EMPTY), "segment_id": segment.pk}
     )
     assert response.status_code == 404
@@ -372,29 +338,29 @@ def test_preview_of_another_workspaces_segment_is_404(outsider_client, workspace
 # Permissions -------------------------------------------------------------------------
 
 
-def test_viewer_reads_but_cannot_write(viewer_client, workspace, contacts):
+def test_viewer_reads_but_cannot_write(viewer, workspace, contacts):
     segment = SegmentFactory(workspace=workspace, name="Keep", rules=ENTERPRISE)
-    page = viewer_client.get(f"/segments/{segment.pk}/")
+    page = viewer.get(f"/segments/{segment.pk}/")
     assert page.status_code == 200
     assert b"Save segment" not in page.content
-    assert viewer_client.get("/segments/new/").status_code == 403
-    assert viewer_client.post("/segments/new/", editor_fields()).status_code == 403
-    changed = viewer_client.post(f"/segments/{segment.pk}/", editor_fields(name="Changed"))
+    assert viewer.get("/segments/new/").status_code == 403
+    assert viewer.post("/segments/new/", editor_fields()).status_code == 403
+    changed = viewer.post(f"/segments/{segment.pk}/", editor_fields(name="Changed"))
     assert changed.status_code == 403
-    assert viewer_client.post(f"/segments/{segment.pk}/delete/").status_code == 403
+    assert viewer.post(f"/segments/{segment.pk}/delete/").status_code == 403
     segment.refresh_from_db()
     assert segment.name == "Keep" and segment.rules == ENTERPRISE
     assert Segment.objects.count() == 1
 
 
-def test_outsider_gets_404_everywhere(outsider_client, workspace):
+def test_outsider_gets_404_everywhere(outsider, workspace):
     segment = SegmentFactory(workspace=workspace, name="Keep")
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    manual = ManualSegmentFactory(workspace=workspace)
     ContactFactory(workspace=workspace, user_id="ada")
-    assert outsider_client.get(f"/segments/{segment.pk}/").status_code == 404
-    assert outsider_client.post(f"/segments/{segment.pk}/", editor_fields()).status_code == 404
-    assert outsider_client.post(f"/segments/{segment.pk}/delete/").status_code == 404
-    add = outsider_client.post(f"/segments/{manual.pk}/members/add/", {"user_ids": "ada"})
+    assert outsider.get(f"/segments/{segment.pk}/").status_code == 404
+    assert outsider.post(f"/segments/{segment.pk}/", editor_fields()).status_code == 404
+    assert outsider.post(f"/segments/{segment.pk}/delete/").status_code == 404
+    add = outsider.post(f"/segments/{manual.pk}/members/add/", {"user_ids": "ada"})
     assert add.status_code == 404
     assert Segment.objects.filter(pk=segment.pk, name="Keep").exists()
     assert not SegmentMember.objects.exists()
@@ -403,18 +369,18 @@ def test_outsider_gets_404_everywhere(outsider_client, workspace):
 # Delete -------------------------------------------------------------------------------
 
 
-def test_it_deletes_an_unused_segment(owner_client, workspace):
+def test_it_deletes_an_unused_segment(owner, workspace):
     segment = SegmentFactory(workspace=workspace)
-    response = owner_client.post(f"/segments/{segment.pk}/delete/")
+    response = owner.post(f"/segments/{segment.pk}/delete/")
     assert response.status_code == 302
     assert not Segment.objects.exists()
 
 
-def test_it_refuses_to_delete_a_segment_in_use_and_names_the_users(owner_client, workspace):
+def test_it_refuses_to_delete_a_segment_in_use_and_names_the_users(owner, workspace):
     segment = SegmentFactory(workspace=workspace, name="Enterprise")
     survey = SurveyFactory(workspace=workspace, name="Renewal survey")
     survey.targeting.excluded_segments.add(segment)
-    response = owner_client.post(f"/segments/{segment.pk}/delete/", follow=True)
+    response = owner.post(f"/segments/{segment.pk}/delete/", follow=True)
     assert Segment.objects.filter(pk=segment.pk).exists()
     text = response.content.decode()
     assert "cannot be deleted" in text and "Renewal survey" in text
@@ -423,43 +389,43 @@ def test_it_refuses_to_delete_a_segment_in_use_and_names_the_users(owner_client,
 # Manual segments ------------------------------------------------------------------------
 
 
-def test_it_creates_a_manual_segment(owner_client, workspace):
-    form = owner_client.get("/segments/new/?kind=manual")
+def test_it_creates_a_manual_segment(owner, workspace):
+    form = owner.get("/segments/new/?kind=manual")
     assert form.status_code == 200
-    response = owner_client.post("/segments/new/", {"kind": "manual", "name": "Beta testers"})
+    response = owner.post("/segments/new/", {"kind": "manual", "name": "Beta testers"})
     segment = Segment.objects.get(name="Beta testers")
     assert response.status_code == 302
     assert segment.kind == Segment.MANUAL and segment.rules is None
 
 
-def test_it_adds_imports_and_removes_members(owner_client, workspace, contacts):
-    segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    response = owner_client.post(
+def test_it_adds_imports_and_removes_members(owner, workspace, contacts):
+    segment = ManualSegmentFactory(workspace=workspace)
+    response = owner.post(
         f"/segments/{segment.pk}/members/add/", {"user_ids": "ada, ghost"}, follow=True
     )
     assert "1 unknown user id(s) skipped: ghost" in response.content.decode()
     upload = io.BytesIO(b"user_id\nbob\ncy\n")
     upload.name = "members.csv"
-    owner_client.post(f"/segments/{segment.pk}/members/import/", {"file": upload})
+    owner.post(f"/segments/{segment.pk}/members/import/", {"file": upload})
     members = set(segment.memberships.values_list("contact__user_id", flat=True))
     assert members == {"ada", "bob", "cy"}
-    page = owner_client.get(f"/segments/{segment.pk}/")
+    page = owner.get(f"/segments/{segment.pk}/")
     assert [c.user_id for c in page.context["page"]] == ["ada", "bob", "cy"]
-    owner_client.post(f"/segments/{segment.pk}/members/remove/", {"user_id": "bob"})
+    owner.post(f"/segments/{segment.pk}/members/remove/", {"user_id": "bob"})
     members = set(segment.memberships.values_list("contact__user_id", flat=True))
     assert members == {"ada", "cy"}
 
 
-def test_viewer_cannot_change_members(viewer_client, workspace, contacts):
-    segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    response = viewer_client.post(f"/segments/{segment.pk}/members/add/", {"user_ids": "ada"})
+def test_viewer_cannot_change_members(viewer, workspace, contacts):
+    segment = ManualSegmentFactory(workspace=workspace)
+    response = viewer.post(f"/segments/{segment.pk}/members/add/", {"user_ids": "ada"})
     assert response.status_code == 403
     assert not SegmentMember.objects.exists()
 
 
-def test_members_of_a_rules_segment_cannot_be_added(owner_client, workspace, contacts):
+def test_members_of_a_rules_segment_cannot_be_added(owner, workspace, contacts):
     segment = SegmentFactory(workspace=workspace)
-    response = owner_client.post(f"/segments/{segment.pk}/members/add/", {"user_ids": "ada"})
+    response = owner.post(f"/segments/{segment.pk}/members/add/", {"user_ids": "ada"})
     assert response.status_code == 404
     assert not SegmentMember.objects.exists()
 
@@ -489,10 +455,10 @@ def test_members_of_a_rules_segment_cannot_be_added(owner_client, workspace, con
 def test_stored_rules_survive_the_editor(condition):
     rule = {"type": "group", "match": "any", "conditions": [
         condition, {"type": "group", "match": "none", "conditions": []}]}  # fmt: skip
-    tree = forms.number(forms.from_rule(rule))
+    tree = rule_editor.number(rule_editor.from_rule(rule))
     posted = {}
     collect_fields(tree, posted)
-    assert forms.to_rule(forms.tree_from_post(posted)) == rule
+    assert rule_editor.to_rule(rule_editor.tree_from_post(posted)) == rule
 
 
 def collect_fields(group, posted):
@@ -512,13 +478,13 @@ def collect_fields(group, posted):
 
 
 @pytest.mark.parametrize("text", ["a\x00b", "\ud800"], ids=["NUL", "lone surrogate"])
-def test_the_editor_refuses_text_no_database_can_hold(owner_client, workspace, text):
+def test_the_editor_refuses_text_no_database_can_hold(owner, workspace, text):
     """Form fields skip the JSON API's string check: the rule's own validation must refuse."""
     condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": text}
     rule = {"type": "group", "match": "all", "conditions": [condition]}
     posted = json.dumps(rule)  # ASCII escapes, as a browser's form would send them
-    saved = owner_client.post("/segments/new/", {"name": "Odd", "rules": posted})
-    preview = owner_client.post("/segments/preview/", {"rules": posted})
+    saved = owner.post("/segments/new/", {"name": "Odd", "rules": posted})
+    preview = owner.post("/segments/preview/", {"rules": posted})
 
     assert saved.status_code == 400
     assert not Segment.objects.exists()

@@ -10,9 +10,15 @@ from django.utils import timezone
 
 from surveys.forms import plain_words
 from surveys.models import Question, Response, Survey
-from surveys.services import record_answers, record_display
 from targeting.models import Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.clients import signed_in
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+)
 
 HTMX = {"HX-Request": "true"}
 
@@ -24,7 +30,7 @@ def survey(workspace) -> Survey:
         name="Onboarding NPS",
         status=Survey.LIVE,
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "plan", "type": "single_choice", "text": "Plan?", "choices": ["Free", "Pro"]},
         ],
         targeting={"trigger": Targeting.EVENT, "trigger_event": "signed_up", "priority": 3},
@@ -37,10 +43,8 @@ def url(survey: Survey, action: str) -> str:
 
 
 def respond(survey: Survey, answers: dict) -> Response:
-    now = timezone.now()
     contact = ContactFactory(workspace=survey.workspace)
-    display = record_display(survey=survey, contact=contact, now=now)
-    return record_answers(display=display, answers=answers, completed=True, now=now)
+    return record_response(survey, contact, answers, timezone.now(), completed=True)
 
 
 def naming(survey_pk: int) -> dict:
@@ -54,8 +58,6 @@ def naming(survey_pk: int) -> dict:
 
 @pytest.mark.parametrize("role", ["owner", "editor"])
 def test_owners_and_editors_rename_a_survey(workspace, survey, role):
-    from tests.conftest import signed_in
-
     client = signed_in(workspace, role)
 
     response = client.post(url(survey, "rename"), {"name": "  Welcome NPS  "})

@@ -4,7 +4,7 @@ import pytest
 
 from surveys.models import Question, Survey
 from targeting.models import Targeting
-from tests.factories import SegmentFactory, SurveyFactory
+from tests.factories import NPS_QUESTION, SegmentFactory, SurveyFactory
 
 HTMX = {"HX-Request": "true"}
 
@@ -16,7 +16,7 @@ def survey(workspace) -> Survey:
         name="Onboarding NPS",
         status=Survey.DRAFT,
         questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+            NPS_QUESTION,
             {"key": "why", "type": "text", "text": "Why?"},
             {"key": "plan", "type": "single_choice", "text": "Plan?", "choices": ["Free", "Pro"]},
         ],

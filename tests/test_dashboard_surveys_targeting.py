@@ -14,18 +14,9 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 HTMX = {"HX-Request": "true"}
-
-
-def plan_is(plan: str) -> dict:
-    return {
-        "type": "group",
-        "match": "all",
-        "conditions": [
-            {"type": "attribute", "attribute": "plan", "operator": "equals", "value": plan}
-        ],
-    }
 
 
 def trait_set(trait: str) -> dict:

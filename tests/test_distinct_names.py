@@ -3,8 +3,9 @@
 import pytest
 
 from segments.distinct import distinct_names, present_names
-from segments.models import BUILTIN_FIELDS, ContactValue, Event
-from segments.services import clean_user, identify_contact
+from segments.ingest import clean_user, identify_contact
+from segments.models import ContactValue, Event
+from segments.rules import BUILTIN_FIELDS
 from tests.conftest import NOW
 
 pytestmark = pytest.mark.django_db

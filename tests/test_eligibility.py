@@ -3,25 +3,28 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 
 from refiner.models import Workspace
-from segments.models import Contact, Segment, SegmentMember
+from segments.models import Contact, SegmentMember
 from surveys.models import Display, Response, Survey
-from targeting import eligibility
 from targeting.eligibility import eligible_surveys, explain, explain_all, sample_position
 from targeting.models import Targeting
-from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    EventFactory,
+    ManualSegmentFactory,
+    ResponseFactory,
+    SegmentFactory,
+    SurveyFactory,
+    record_response,
+    target,
+)
+from tests.rules import attribute, group
 
 pytestmark = pytest.mark.django_db
 
 ALL = {"type": "group", "match": "all", "conditions": []}
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-    eligibility._in_process.clear()
 
 
 def offered(workspace, contact, now, **check) -> list[int]:
@@ -40,38 +43,10 @@ def codes(workspace, survey, contact, now, **check) -> list[str]:
     return [reason.code for reason in decision.reasons]
 
 
-def rule(*conditions, match="all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def attribute(key, operator, value=None) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator}
-    if value is not None:
-        condition["value"] = value
-    return condition
-
-
 def show(survey, contact, at, *, completed=None, dismissed=None) -> Display:
-    return Display.objects.create(
-        workspace=survey.workspace,
-        survey=survey,
-        contact=contact,
-        shown_at=at,
-        completed_at=completed,
-        dismissed_at=dismissed,
+    return DisplayFactory(
+        survey=survey, contact=contact, shown_at=at, completed_at=completed, dismissed_at=dismissed
     )
-
-
-def target(survey, *, segments=(), excluded=(), **fields) -> None:
-    """Change a survey's targeting the way the dashboard does (save and m2m)."""
-    targeting = survey.targeting
-    for key, value in fields.items():
-        setattr(targeting, key, value)
-    if segments:
-        targeting.audience = fields.get("audience", Targeting.SEGMENTS)
-    targeting.save()
-    targeting.segments.set(segments)
-    targeting.excluded_segments.set(excluded)
 
 
 @pytest.fixture
@@ -130,8 +105,7 @@ def test_it_stops_at_the_response_cap(workspace, contact, now):
     others = [ContactFactory(workspace=workspace) for _ in range(3)]
     for index, other in enumerate(others):
         display = show(survey, other, now - timedelta(hours=1))
-        Response.objects.create(display=display, workspace=workspace, survey=survey,
-                                contact=other, completed=index < 1)  # fmt: skip
+        ResponseFactory(display=display, completed=index < 1)
     assert offered(workspace, contact, now) == [survey.pk]  # one completed, two open
     Response.objects.filter(contact=others[1]).update(completed=True)
     assert offered(workspace, contact, now) == []
@@ -147,12 +121,12 @@ def cohorts(workspace, now):
     signed_up = SegmentFactory(
         workspace=workspace,
         name="Signed up 30 days ago",
-        rules=rule(attribute("signed_up_at", "more_than_days_ago", 30)),
+        rules=group(attribute("signed_up_at", "more_than_days_ago", 30)),
     )
     power = SegmentFactory(
         workspace=workspace,
         name="Power users",
-        rules=rule(
+        rules=group(
             {
                 "type": "event",
                 "event": "report_exported",
@@ -221,7 +195,7 @@ def test_the_audience_follows_the_clock(workspace, now, cohorts):
 
 def test_everyone_except_employees(workspace, now):
     employees = SegmentFactory(
-        workspace=workspace, rules=rule(attribute("email", "ends_with", "@refiner.io"))
+        workspace=workspace, rules=group(attribute("email", "ends_with", "@refiner.io"))
     )
     survey = SurveyFactory(workspace=workspace)
     target(survey, excluded=[employees])
@@ -237,7 +211,7 @@ def test_everyone_except_employees(workspace, now):
 def test_customers_on_the_enterprise_plan(workspace, now):
     enterprise = SegmentFactory(
         workspace=workspace,
-        rules=rule(
+        rules=group(
             {
                 "type": "attribute",
                 "attribute": "plan",
@@ -257,9 +231,9 @@ def test_customers_on_the_enterprise_plan(workspace, now):
 
 
 def test_a_manual_segment_and_a_segment_reference(workspace, contact, now):
-    beta = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    beta = ManualSegmentFactory(workspace=workspace)
     beta_reference = SegmentFactory(
-        workspace=workspace, rules=rule({"type": "segment", "segment": beta.pk, "operator": "in"})
+        workspace=workspace, rules=group({"type": "segment", "segment": beta.pk, "operator": "in"})
     )
     survey = SurveyFactory(workspace=workspace)
     target(survey, segments=[beta_reference])
@@ -269,12 +243,11 @@ def test_a_manual_segment_and_a_segment_reference(workspace, contact, now):
 
 
 def test_an_answer_condition_in_the_audience(workspace, contact, now):
-    from surveys.services import record_answers, record_display
 
     nps = SurveyFactory(workspace=workspace, name="NPS")
     promoters = SegmentFactory(
         workspace=workspace,
-        rules=rule(
+        rules=group(
             {
                 "type": "answer",
                 "survey": nps.pk,
@@ -286,8 +259,7 @@ def test_an_answer_condition_in_the_audience(workspace, contact, now):
     )
     follow_up = SurveyFactory(workspace=workspace, name="Follow-up")
     target(follow_up, segments=[promoters])
-    display = record_display(survey=nps, contact=contact, now=now - timedelta(days=1))
-    record_answers(display=display, answers={"nps": 10}, completed=True, now=display.shown_at)
+    record_response(nps, contact, {"nps": 10}, now - timedelta(days=1), completed=True)
     assert offered(workspace, contact, now) == [follow_up.pk]
 
 
@@ -542,11 +514,11 @@ def test_changes_reach_the_cached_definitions(workspace, contact, now):
 
     survey.status = "live"
     survey.save()
-    vips = SegmentFactory(workspace=workspace, rules=rule(attribute("vip", "is_true")))
+    vips = SegmentFactory(workspace=workspace, rules=group(attribute("vip", "is_true")))
     target(survey, segments=[vips])
     assert offered(workspace, contact, now) == []
 
-    vips.rules = rule(attribute("vip", "is_not_set"))
+    vips.rules = group(attribute("vip", "is_not_set"))
     vips.save()
     assert offered(workspace, contact, now) == [survey.pk]
 

@@ -10,25 +10,20 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from segments.models import Segment, SegmentMember
-from surveys.models import Display
-from surveys.services import record_answers, record_display
 from targeting import eligibility
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
+    ManualSegmentFactory,
     SegmentFactory,
     SurveyFactory,
+    record_response,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cold_start()
 
 
 def cold_start():
@@ -60,10 +55,8 @@ def build(workspace, *, surveys: int, segments: int):
     for n in range(5):
         EventFactory(contact=contact, name=f"event-{n}", occurred_at=now - timedelta(days=n))
     answered = SurveyFactory(workspace=workspace, status="paused")
-    display = record_display(survey=answered, contact=contact, now=now - timedelta(days=3))
-    record_answers(display=display, answers={"nps": 6}, completed=True, now=display.shown_at)
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    record_response(answered, contact, {"nps": 6}, now - timedelta(days=3), completed=True)
+    manual = ManualSegmentFactory(workspace=workspace, members=[contact])
     never = {"type": "event", "event": "never", "operator": "at_least", "value": 1}
     nobody = SegmentFactory(
         workspace=workspace, rules={"type": "group", "match": "all", "conditions": [never]}
@@ -86,9 +79,8 @@ def build(workspace, *, surveys: int, segments: int):
         )
         survey.targeting.segments.set([made[n % len(made)], made[(n * 7) % len(made)]])
         survey.targeting.excluded_segments.set([nobody])
-        Display.objects.create(workspace=workspace, survey=survey, contact=contact,
-                               shown_at=now - timedelta(days=40),
-                               completed_at=now - timedelta(days=40))  # fmt: skip
+        long_ago = now - timedelta(days=40)
+        DisplayFactory(survey=survey, contact=contact, shown_at=long_ago, completed_at=long_ago)
     return contact
 
 

@@ -10,7 +10,6 @@ settings are restored, as a server worker would when the database comes back.
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -21,6 +20,7 @@ from django.urls import reverse
 
 from segments.models import Contact
 from targeting import eligibility
+from tests.clients import timed
 from tests.factories import ContactFactory, MembershipFactory, SurveyFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,12 +69,6 @@ def in_worker(work: Callable[[], object]) -> object:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
-
-
-def timed(call: Callable):
-    started = time.monotonic()
-    response = call()
-    return response, time.monotonic() - started
 
 
 def widget_identify(workspace, user_id: str):

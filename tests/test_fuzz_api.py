@@ -26,10 +26,16 @@ from segments.models import (
 )
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    ManualSegmentFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 from tests.strategies import json_values
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limits")]
 
 HOSTILE_STRINGS = [
     "a'--",
@@ -200,12 +206,6 @@ COUNTED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
-    settings.RATE_LIMIT_REST_PER_MINUTE = 0
-
-
 class World:
     """One workspace with a bit of everything, and a way to send bodies to it."""
 
@@ -214,7 +214,7 @@ class World:
         self.contact = ContactFactory(workspace=workspace, user_id="u-1", traits={"plan": "pro"})
         ContactFactory(workspace=workspace, user_id="u-2")
         self.segment = SegmentFactory(workspace=workspace)
-        self.manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+        self.manual = ManualSegmentFactory(workspace=workspace)
         self.survey = SurveyFactory(
             workspace=workspace,
             questions=[
@@ -223,9 +223,7 @@ class World:
                 {"key": "comment", "type": "text", "text": "Why?"},
             ],
         )
-        self.display = Display.objects.create(
-            workspace=workspace, survey=self.survey, contact=self.contact
-        )
+        self.display = DisplayFactory(survey=self.survey, contact=self.contact)
         self.client = Client(raise_request_exception=False)
 
     def path(self, template: str) -> str:

@@ -27,17 +27,19 @@ from segments.models import (
     SegmentMember,
 )
 from surveys.models import Answer, Display, Question, Response, Survey
-from surveys.services import dismiss_display, record_answers, record_display
+from surveys.services import dismiss_display, record_display
 from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
     ContactFactory,
     EventFactory,
+    ManualSegmentFactory,
     MembershipFactory,
     SegmentFactory,
     SurveyFactory,
     UserFactory,
     WorkspaceFactory,
+    record_response,
 )
 
 pytestmark = pytest.mark.django_db
@@ -158,8 +160,7 @@ def world(settings) -> World:
             ],
         },
     )
-    manual = SegmentFactory(workspace=a, kind=Segment.MANUAL, rules=None, name="alpha-manual")
-    SegmentMember.objects.create(segment=manual, contact=contact)
+    manual = ManualSegmentFactory(workspace=a, name="alpha-manual", members=[contact])
     survey = SurveyFactory(
         workspace=a,
         name="alpha-survey-name",
@@ -175,10 +176,8 @@ def world(settings) -> World:
     # One display still open with a partial answer (what the widget endpoints could touch),
     # one completed and one dismissed.
     now = timezone.now()
-    display = record_display(survey=survey, contact=contact, now=now)
-    record_answers(display=display, answers={"nps": 9}, completed=False, now=now)
-    done = record_display(survey=survey, contact=contact, now=now)
-    record_answers(display=done, answers={"nps": 10, "why": "alpha"}, completed=True, now=now)
+    display = record_response(survey, contact, {"nps": 9}, now, completed=False).display
+    record_response(survey, contact, {"nps": 10, "why": "alpha"}, now, completed=True)
     dismiss_display(display=record_display(survey=survey, contact=contact, now=now), now=now)
     return World(
         a=a,

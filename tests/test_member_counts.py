@@ -13,12 +13,13 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segments.models import Segment
-from segments.services import add_members, clean_user, identify_contact, rule_contacts, rule_count
+from segments.ingest import clean_user, identify_contact
+from segments.services import add_members, rule_contacts, rule_count
 from segments.sql import lone_attribute
 from targeting.services import audience_estimate
 from tests.conftest import NOW
-from tests.factories import SegmentFactory, WorkspaceFactory
+from tests.factories import ManualSegmentFactory, SegmentFactory, WorkspaceFactory
+from tests.rules import group
 from tests.test_rule_agreement import TRAIT_KEYS, _identify, attribute_conditions, contacts
 
 pytestmark = pytest.mark.django_db
@@ -26,13 +27,9 @@ pytestmark = pytest.mark.django_db
 PLAN = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
 
 
-def group(match: str, *conditions: dict) -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
 @pytest.mark.parametrize(
     "rule",
-    [PLAN, group("all", PLAN), group("any", group("all", PLAN))],
+    [PLAN, group(PLAN), group(group(PLAN), match="any")],
 )
 def test_a_lone_positive_trait_is_found_through_groups_of_one(rule):
     assert lone_attribute(rule) == PLAN
@@ -41,8 +38,8 @@ def test_a_lone_positive_trait_is_found_through_groups_of_one(rule):
 @pytest.mark.parametrize(
     "rule",
     [
-        group("none", PLAN),
-        group("all", PLAN, PLAN),
+        group(PLAN, match="none"),
+        group(PLAN, PLAN),
         {**PLAN, "operator": "not_equals"},
         {**PLAN, "operator": "is_not_set"},
         {**PLAN, "attribute": "account.plan"},
@@ -63,9 +60,9 @@ def test_a_lone_trait_is_counted_without_reading_contacts(workspace, other_works
     identify(workspace, "u3")
     identify(other_workspace, "u1", plan="pro")
     with CaptureQueriesContext(connection) as queries:
-        assert rule_count(workspace.pk, group("all", PLAN), NOW) == 1
+        assert rule_count(workspace.pk, group(PLAN), NOW) == 1
     assert [q["sql"] for q in queries if '"segments_contact"' in q["sql"]] == []
-    negated = group("all", {**PLAN, "operator": "not_equals"})
+    negated = group({**PLAN, "operator": "not_equals"})
     with CaptureQueriesContext(connection) as queries:
         assert rule_count(workspace.pk, negated, NOW) == 2  # u2, and u3 who has no plan
     assert any('"segments_contact"' in q["sql"] for q in queries)
@@ -80,9 +77,9 @@ def test_an_audience_of_one_segment_is_counted_like_the_segment(workspace, other
     identify(workspace, "u2", plan="free")
     identify(workspace, "u3")
     identify(other_workspace, "u1", plan="pro")
-    pro = SegmentFactory(workspace=workspace, rules=group("all", PLAN))
-    free = SegmentFactory(workspace=workspace, rules=group("any", {**PLAN, "value": "free"}))
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    pro = SegmentFactory(workspace=workspace, rules=group(PLAN))
+    free = SegmentFactory(workspace=workspace, rules=group({**PLAN, "value": "free"}, match="any"))
+    manual = ManualSegmentFactory(workspace=workspace)
     add_members(manual, ["u2", "u3"])
 
     def estimate(**audience) -> int:
@@ -123,7 +120,7 @@ lone_rules = st.builds(
 
 def _wrap(condition: dict, matches: list[str]) -> dict:
     for match in matches:
-        condition = group(match, condition)
+        condition = group(condition, match=match)
     return condition
 
 

@@ -13,8 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from surveys.services import record_answers, record_display
-from tests.factories import ContactFactory, SurveyFactory
+from tests.factories import ContactFactory, SurveyFactory, record_response
 
 pytestmark = pytest.mark.django_db
 
@@ -68,10 +67,8 @@ def test_csv_neutralises_formulas_in_question_keys_too(lenient, workspace, key):
     survey = SurveyFactory(
         workspace=workspace, questions=[{"key": key, "type": "text", "text": "?"}]
     )
-    display = record_display(
-        survey=survey, contact=ContactFactory(workspace=workspace), now=timezone.now()
-    )
-    record_answers(display=display, answers={key: "fine"}, completed=True, now=timezone.now())
+    contact = ContactFactory(workspace=workspace)
+    record_response(survey, contact, {key: "fine"}, timezone.now(), completed=True)
 
     body = b"".join(lenient.get("/responses/export.csv").streaming_content).decode()
     header = next(csv.reader(io.StringIO(body)))

@@ -4,7 +4,6 @@ import json
 import logging
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,11 +13,6 @@ from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
 from tests.test_faults import in_worker, unreachable_database
 
 TOKEN = "metrics-token-for-tests-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, connections
 
 from segments.memory import matches
@@ -12,7 +11,7 @@ from segments.models import Contact
 from segments.services import rule_contacts, snapshot_of
 from surveys.models import Answer, Response
 from surveys.services import dismiss_display, record_answers, record_display
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
 
 QUESTIONS = [
     {"key": "nps", "type": "nps", "text": "Recommend us?"},
@@ -21,19 +20,9 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
 @pytest.fixture
 def survey(workspace):
     return SurveyFactory(workspace=workspace, questions=QUESTIONS)
-
-
-def answer(survey, contact, answers, now, completed=False) -> Response:
-    display = record_display(survey=survey, contact=contact, now=now)
-    return record_answers(display=display, answers=answers, completed=completed, now=now)
 
 
 def rows(contact, key, *, latest=True) -> list:
@@ -44,7 +33,7 @@ def rows(contact, key, *, latest=True) -> list:
 @pytest.mark.django_db
 def test_each_chosen_option_is_a_row(workspace, survey, now):
     contact = ContactFactory(workspace=workspace)
-    answer(survey, contact, {"used": ["A", "C"], "nps": 9}, now)
+    record_response(survey, contact, {"used": ["A", "C"], "nps": 9}, now)
     assert rows(contact, "used") == [("A", None), ("C", None)]
     assert rows(contact, "nps") == [(None, 9.0)]
 
@@ -52,7 +41,7 @@ def test_each_chosen_option_is_a_row(workspace, survey, now):
 @pytest.mark.django_db
 def test_an_empty_choice_is_one_row_without_values(workspace, survey, now):
     contact = ContactFactory(workspace=workspace)
-    answer(survey, contact, {"used": []}, now)
+    record_response(survey, contact, {"used": []}, now)
     [row] = Answer.objects.filter(contact=contact, key="used")
     assert (row.text, row.num, row.boolean, row.date) == (None, None, None, None)
 
@@ -60,8 +49,10 @@ def test_an_empty_choice_is_one_row_without_values(workspace, survey, now):
 @pytest.mark.django_db
 def test_only_the_latest_answer_counts(workspace, survey, now):
     contact = ContactFactory(workspace=workspace)
-    first = answer(survey, contact, {"nps": 3, "why": "slow"}, now - timedelta(days=9), True)
-    answer(survey, contact, {"nps": 10}, now)
+    first = record_response(
+        survey, contact, {"nps": 3, "why": "slow"}, now - timedelta(days=9), True
+    )
+    record_response(survey, contact, {"nps": 10}, now)
     assert rows(contact, "nps") == [(None, 10.0)]
     assert rows(contact, "nps", latest=False) == [(None, 3.0)]
     # A question the later response left alone keeps its earlier answer.
@@ -74,10 +65,10 @@ def test_only_the_latest_answer_counts(workspace, survey, now):
 @pytest.mark.django_db
 def test_both_evaluators_see_the_latest_answer(workspace, survey, now):
     promoter, detractor = ContactFactory(workspace=workspace), ContactFactory(workspace=workspace)
-    answer(survey, promoter, {"nps": 2, "used": ["A"]}, now - timedelta(days=2))
-    answer(survey, promoter, {"nps": 9, "used": ["B", "C"]}, now - timedelta(days=1))
-    answer(survey, detractor, {"nps": 9}, now - timedelta(days=2))
-    answer(survey, detractor, {"nps": 1, "used": []}, now - timedelta(days=1))
+    record_response(survey, promoter, {"nps": 2, "used": ["A"]}, now - timedelta(days=2))
+    record_response(survey, promoter, {"nps": 9, "used": ["B", "C"]}, now - timedelta(days=1))
+    record_response(survey, detractor, {"nps": 9}, now - timedelta(days=2))
+    record_response(survey, detractor, {"nps": 1, "used": []}, now - timedelta(days=1))
     rule = {"type": "group", "match": "all", "conditions": [
         {"type": "answer", "survey": survey.pk, "question": "nps",
          "operator": "greater_than_or_equal", "value": 9},
@@ -92,7 +83,7 @@ def test_both_evaluators_see_the_latest_answer(workspace, survey, now):
 
 @pytest.mark.django_db
 def test_dismissal_keeps_a_completed_display_as_it_is(workspace, survey, now):
-    response = answer(survey, ContactFactory(workspace=workspace), {"nps": 5}, now, True)
+    response = record_response(survey, ContactFactory(workspace=workspace), {"nps": 5}, now, True)
     display = dismiss_display(display=response.display, now=now + timedelta(minutes=1))
     assert display.dismissed_at is None and display.completed_at == now
 
@@ -136,7 +127,7 @@ def test_concurrent_answers_for_one_display_all_survive(workspace, survey, now):
 @pytest.mark.django_db
 def test_it_lists_responses(api, workspace, survey, now):
     contact = ContactFactory(workspace=workspace, user_id="ada")
-    saved = answer(survey, contact, {"nps": 9}, now, completed=True)
+    saved = record_response(survey, contact, {"nps": 9}, now, completed=True)
     body = api.get("/api/v1/responses").json()
     assert body["count"] == 1 and body["next"] is None
     assert body["results"] == [
@@ -159,9 +150,9 @@ def test_it_filters_responses_by_survey_and_segment(api, workspace, survey, now)
     other = SurveyFactory(workspace=workspace)
     pro = ContactFactory(workspace=workspace, user_id="pro", traits={"plan": "pro"})
     free = ContactFactory(workspace=workspace, user_id="free", traits={"plan": "free"})
-    answer(survey, pro, {"nps": 9}, now)
-    answer(survey, free, {"nps": 3}, now)
-    answer(other, pro, {"nps": 5}, now)
+    record_response(survey, pro, {"nps": 9}, now)
+    record_response(survey, free, {"nps": 3}, now)
+    record_response(other, pro, {"nps": 5}, now)
     segment = SegmentFactory(workspace=workspace, rules={"type": "group", "match": "all",
         "conditions": [{"type": "attribute", "attribute": "plan", "operator": "equals",
                         "value": "pro"}]})  # fmt: skip
@@ -192,7 +183,7 @@ def test_filters_must_name_the_workspaces_own(api, workspace, other_workspace, s
 
 @pytest.mark.django_db
 def test_the_outsider_sees_no_response(outsider_api, workspace, survey, now):
-    answer(survey, ContactFactory(workspace=workspace), {"nps": 9}, now)
+    record_response(survey, ContactFactory(workspace=workspace), {"nps": 9}, now)
     body = outsider_api.get("/api/v1/responses").json()
     assert body == {"results": [], "next": None, "count": 0}
 
@@ -200,7 +191,7 @@ def test_the_outsider_sees_no_response(outsider_api, workspace, survey, now):
 @pytest.mark.django_db
 def test_responses_paginate(api, workspace, survey, now):
     for n in range(51):
-        answer(survey, ContactFactory(workspace=workspace), {"nps": n % 11}, now)
+        record_response(survey, ContactFactory(workspace=workspace), {"nps": n % 11}, now)
     first = api.get("/api/v1/responses").json()
     assert first["count"] == 51 and len(first["results"]) == 50
     assert first["next"].endswith("/api/v1/responses?page=2")

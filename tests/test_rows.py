@@ -5,11 +5,10 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from refiner.rows import fast_cursor
+from refiner.raw_sql import fast_cursor
 from segments.models import Event
 from segments.snapshot import load_snapshot
-from surveys.models import Display
-from tests.factories import ContactFactory, SurveyFactory
+from tests.factories import ContactFactory, DisplayFactory, SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,8 +44,9 @@ def test_the_snapshot_keeps_every_moment(workspace):
     contact = ContactFactory(workspace=workspace)
     Event.objects.create(workspace=workspace, contact=contact, name="opened", occurred_at=MOMENT)
     survey = SurveyFactory(workspace=workspace)
-    Display.objects.create(workspace=workspace, survey=survey, contact=contact, shown_at=MOMENT,
-                           completed_at=MOMENT.replace(microsecond=0))  # fmt: skip
+    DisplayFactory(
+        survey=survey, contact=contact, shown_at=MOMENT, completed_at=MOMENT.replace(microsecond=0)
+    )
     snapshot = load_snapshot(contact)
     assert snapshot.events == {"opened": [MOMENT]}
     (display,) = snapshot.displays

@@ -18,8 +18,9 @@ from django.db.models import Q
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from segments.ingest import clean_user, identify_contact
 from segments.memory import matches
-from segments.models import Contact, Event, Segment
+from segments.models import Contact, Event
 from segments.rules import (
     ATTRIBUTE_OPERATORS,
     CASE_OPERATORS,
@@ -36,20 +37,13 @@ from segments.rules import (
     STRING_OPERATORS,
     SURVEY_OPERATORS,
 )
-from segments.services import (
-    add_members,
-    check_rule,
-    clean_user,
-    identify_contact,
-    rule_count,
-    segment_definitions,
-    snapshot_of,
-)
+from segments.services import add_members, check_rule, rule_count, segment_definitions, snapshot_of
 from segments.sets import set_count
 from segments.sql import compile_rule
 from surveys.services import clean_answers, dismiss_display, record_answers, record_display
 from tests.conftest import NOW
-from tests.factories import SegmentFactory, SurveyFactory, WorkspaceFactory
+from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory, WorkspaceFactory
+from tests.rules import answer, attribute, nodes
 
 pytestmark = pytest.mark.django_db
 
@@ -300,18 +294,6 @@ def _operator_of(node: dict) -> tuple[str, str]:
     return node["type"], node["match"] if node["type"] == "group" else node["operator"]
 
 
-def _attribute(key, operator, *value, **extra) -> dict:
-    return {"type": "attribute", "attribute": key, "operator": operator} | (
-        {"value": value[0]} if value else {}
-    ) | extra  # fmt: skip
-
-
-def _answer(question, operator, *value, **extra) -> dict:
-    return {"type": "answer", "survey": "A", "question": question, "operator": operator} | (
-        {"value": value[0]} if value else {}
-    ) | extra  # fmt: skip
-
-
 # Three contacts and, for each operator, conditions that hold for some of them and not for
 # others. Run as an explicit example in every run, whatever the profile and random draws.
 EVERY_OPERATOR_WORLD = {
@@ -355,60 +337,60 @@ EVERY_OPERATOR_WORLD = {
         {"kind": "manual", "members": [0]},
         {"kind": "rules", "rules": {"type": "group", "match": "any", "conditions": [
             {"type": "segment", "segment": 0, "operator": "in"},
-            _attribute("plan", "equals", "free"),
+            attribute("plan", "equals", "free"),
         ]}},
     ],
     "rule": {"type": "group", "match": "any", "conditions": [
         {"type": "group", "match": "all", "conditions": [
-            _attribute("plan", "is_set"), _attribute("n", "greater_than", 100),
+            attribute("plan", "is_set"), attribute("n", "greater_than", 100),
         ]},
         {"type": "group", "match": "none", "conditions": [
-            _attribute("flag", "is_set"), {"type": "segment", "segment": 1, "operator": "in"},
+            attribute("flag", "is_set"), {"type": "segment", "segment": 1, "operator": "in"},
         ]},
     ]},
     "probes": {"type": "group", "match": "all", "conditions": [
-        _attribute("flag", "is_set"),
-        _attribute("flag", "is_not_set"),
-        _attribute("flag", "is_true"),
-        _attribute("flag", "is_false"),
-        _attribute("plan", "equals", "enterprise"),
-        _attribute("plan", "equals", "ENTERPRISE", ignore_case=True),
-        _attribute("n", "equals", 1000),
-        _attribute("plan", "not_equals", "enterprise"),
-        _attribute("plan", "in", ["enterprise", "free"]),
-        _attribute("plan", "not_in", ["enterprise", "free"]),
-        _attribute("plan", "contains", "e"),
-        _attribute("plan", "not_contains", "prise"),
-        _attribute("plan", "starts_with", "ENT", ignore_case=True),
-        _attribute("plan", "ends_with", "ee"),
-        _attribute("n", "greater_than", 100),
-        _attribute("n", "greater_than_or_equal", 12),
-        _attribute("n", "less_than", 100),
-        _attribute("account.seats", "less_than_or_equal", 12),
-        _attribute("since", "before", "2026-01-01"),
-        _attribute("since", "after", "2026-01-01"),
-        _attribute("since", "more_than_days_ago", 30),
-        _attribute("first_seen_at", "less_than_days_ago", 30),
-        _answer("nps", "is_set"),
-        _answer("nps", "is_not_set"),
-        _answer("nps", "is_true"),
-        _answer("nps", "is_false"),
-        _answer("features", "equals", "Reports"),
-        _answer("features", "not_equals", "Reports"),
-        _answer("features", "in", ["reports", "Export"], ignore_case=True),
-        _answer("features", "not_in", ["Émile", "Export"]),
-        _answer("comment", "contains", "prise"),
-        _answer("comment", "not_contains", "prise"),
-        _answer("comment", "starts_with", "Ent"),
-        _answer("comment", "ends_with", "Z"),
-        _answer("nps", "greater_than", 5),
-        _answer("nps", "greater_than_or_equal", 0),
-        _answer("nps", "less_than", 5),
-        _answer("nps", "less_than_or_equal", 0),
-        _answer("comment", "before", "2026-06-10"),
-        _answer("comment", "after", "2026-01-01"),
-        _answer("comment", "more_than_days_ago", 1),
-        _answer("comment", "less_than_days_ago", 30),
+        attribute("flag", "is_set"),
+        attribute("flag", "is_not_set"),
+        attribute("flag", "is_true"),
+        attribute("flag", "is_false"),
+        attribute("plan", "equals", "enterprise"),
+        attribute("plan", "equals", "ENTERPRISE", ignore_case=True),
+        attribute("n", "equals", 1000),
+        attribute("plan", "not_equals", "enterprise"),
+        attribute("plan", "in", ["enterprise", "free"]),
+        attribute("plan", "not_in", ["enterprise", "free"]),
+        attribute("plan", "contains", "e"),
+        attribute("plan", "not_contains", "prise"),
+        attribute("plan", "starts_with", "ENT", ignore_case=True),
+        attribute("plan", "ends_with", "ee"),
+        attribute("n", "greater_than", 100),
+        attribute("n", "greater_than_or_equal", 12),
+        attribute("n", "less_than", 100),
+        attribute("account.seats", "less_than_or_equal", 12),
+        attribute("since", "before", "2026-01-01"),
+        attribute("since", "after", "2026-01-01"),
+        attribute("since", "more_than_days_ago", 30),
+        attribute("first_seen_at", "less_than_days_ago", 30),
+        answer("A", "nps", "is_set"),
+        answer("A", "nps", "is_not_set"),
+        answer("A", "nps", "is_true"),
+        answer("A", "nps", "is_false"),
+        answer("A", "features", "equals", "Reports"),
+        answer("A", "features", "not_equals", "Reports"),
+        answer("A", "features", "in", ["reports", "Export"], ignore_case=True),
+        answer("A", "features", "not_in", ["Émile", "Export"]),
+        answer("A", "comment", "contains", "prise"),
+        answer("A", "comment", "not_contains", "prise"),
+        answer("A", "comment", "starts_with", "Ent"),
+        answer("A", "comment", "ends_with", "Z"),
+        answer("A", "nps", "greater_than", 5),
+        answer("A", "nps", "greater_than_or_equal", 0),
+        answer("A", "nps", "less_than", 5),
+        answer("A", "nps", "less_than_or_equal", 0),
+        answer("A", "comment", "before", "2026-06-10"),
+        answer("A", "comment", "after", "2026-01-01"),
+        answer("A", "comment", "more_than_days_ago", 1),
+        answer("A", "comment", "less_than_days_ago", 30),
         {"type": "event", "event": "report_exported", "operator": "at_least", "value": 2},
         {"type": "event", "event": "login", "operator": "at_most", "value": 0},
         {"type": "event", "event": "login", "operator": "exactly", "value": 1, "within_days": 7},
@@ -486,7 +468,7 @@ def build(world: dict):
     segment_ids: list[int] = []
     for other in world["segments"]:
         if other["kind"] == "manual":
-            segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+            segment = ManualSegmentFactory(workspace=workspace)
             add_members(segment, [f"u{i}" for i in other["members"]])
         else:
             rule = _resolve(other["rules"], surveys, segment_ids)
@@ -502,12 +484,6 @@ def _outsider() -> None:
     user = clean_user({"id": "u0", "plan": "enterprise", "account": {"id": "acme"}})
     contact = identify_contact(workspace=outsider, user=user, now=NOW)
     Event.objects.create(workspace=outsider, contact=contact, name="login", occurred_at=NOW)
-
-
-def _nodes(node: dict):
-    yield node
-    for child in node.get("conditions", []):
-        yield from _nodes(child)
 
 
 class _Rollback(Exception):
@@ -541,7 +517,7 @@ def test_sql_and_memory_agree_on_random_rules_and_contacts(db):
                 definitions = segment_definitions(workspace.pk)
                 people = Contact.objects.filter(workspace=workspace).select_related("account")
                 snapshots = {c.pk: snapshot_of(c) for c in people}
-                for node in [*_nodes(rule), *probes["conditions"]]:
+                for node in [*nodes(rule), *probes["conditions"]]:
                     q = Q(workspace=workspace) & compile_rule(node, NOW, definitions)
                     in_sql = set(Contact.objects.filter(q).values_list("pk", flat=True))
                     in_memory = {

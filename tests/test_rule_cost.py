@@ -3,10 +3,8 @@
 import json
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
-from refiner.models import Membership
 from segments.models import Segment
 from segments.rules import (
     MAX_EXPANDED_CONDITIONS,
@@ -15,26 +13,10 @@ from segments.rules import (
     expanded_costs,
     validate_rule,
 )
-from tests.factories import ContactFactory, MembershipFactory, SegmentFactory
+from tests.factories import ContactFactory, SegmentFactory
+from tests.rules import group, plan, reference
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-def group(*conditions, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def plan(value: str = "pro") -> dict:
-    return {"type": "attribute", "attribute": "plan", "operator": "equals", "value": value}
-
-
-def reference(segment_id: int, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
 
 
 def one_of(count: int) -> dict:
@@ -66,15 +48,15 @@ def too_complex(response) -> dict:
 
 
 def test_a_rule_of_exactly_1000_expanded_conditions_is_accepted():
-    segments = {1: group(*[plan()] * 99)}
+    segments = {1: group(*[plan("pro")] * 99)}
 
     assert validate_rule(group(*[reference(1)] * 10), segments=segments) == {}
 
 
 def test_one_more_expanded_condition_is_too_complex():
-    segments = {1: group(*[plan()] * 99)}
+    segments = {1: group(*[plan("pro")] * 99)}
 
-    problems = validate_rule(group(*[reference(1)] * 10, plan()), segments=segments)
+    problems = validate_rule(group(*[reference(1)] * 10, plan("pro")), segments=segments)
 
     assert problems.code == "rule_too_complex"
     assert f"{MAX_EXPANDED_CONDITIONS:,} conditions" in problems["rules"]
@@ -92,7 +74,7 @@ def test_list_values_count_across_references():
 
 def chain(length: int) -> dict[int, dict]:
     """Segment 1 names nothing; each next one names the one before."""
-    return {1: group(plan()), **{pk: group(reference(pk - 1)) for pk in range(2, length + 1)}}
+    return {1: group(plan("pro")), **{pk: group(reference(pk - 1)) for pk in range(2, length + 1)}}
 
 
 def test_chains_of_references_may_be_10_deep():
@@ -107,7 +89,7 @@ def test_chains_of_references_may_be_10_deep():
 def test_costing_is_memoised_and_needs_no_recursion():
     # 3,000 segments in a chain, each naming the one before twice: 2**3000 conditions
     # when walked naively, and far deeper than Python's recursion limit.
-    segments = {1: group(plan()), **{pk: group(reference(pk - 1), reference(pk - 1))
+    segments = {1: group(plan("pro")), **{pk: group(reference(pk - 1), reference(pk - 1))
                                      for pk in range(2, 3001)}}  # fmt: skip
 
     costs = expanded_costs(segments)
@@ -119,7 +101,7 @@ def test_costing_is_memoised_and_needs_no_recursion():
 
 def test_a_stored_cycle_or_missing_segment_costs_nothing_but_marks_its_users():
     segments = {1: group(reference(2)), 2: group(reference(1)), 3: group(reference(2)),
-                4: group(reference(99)), 5: group(plan())}  # fmt: skip
+                4: group(reference(99)), 5: group(plan("pro"))}  # fmt: skip
 
     costs = expanded_costs(segments)
 
@@ -128,9 +110,9 @@ def test_a_stored_cycle_or_missing_segment_costs_nothing_but_marks_its_users():
 
 
 def test_changing_a_segment_checks_the_segments_that_name_it():
-    segments = {1: group(plan()), 2: group(*[reference(1)] * 10)}
+    segments = {1: group(plan("pro")), 2: group(*[reference(1)] * 10)}
 
-    problems = validate_rule(group(*[plan()] * 100), segments=segments, segment_id=1)
+    problems = validate_rule(group(*[plan("pro")] * 100), segments=segments, segment_id=1)
 
     assert problems.code == "rule_too_complex"
     assert problems["rules"].startswith("Segment 2 references this one")
@@ -153,20 +135,20 @@ def test_post_refuses_a_tenfold_chain_beyond_the_bound_and_writes_nothing(api, w
 
 
 def test_put_refuses_a_change_that_pushes_a_referencing_segment_beyond(api, workspace):
-    base = SegmentFactory(workspace=workspace, rules=group(plan()))
+    base = SegmentFactory(workspace=workspace, rules=group(plan("pro")))
     user = SegmentFactory(workspace=workspace, rules=group(*[reference(base.pk)] * 10))
 
     response = api.put(
-        f"/api/v1/segments/{base.pk}", {"name": "Base", "rules": group(*[plan()] * 100)}
+        f"/api/v1/segments/{base.pk}", {"name": "Base", "rules": group(*[plan("pro")] * 100)}
     )
 
     assert f"Segment {user.pk}" in too_complex(response)["rules"]
     base.refresh_from_db()
-    assert base.rules == group(plan())
+    assert base.rules == group(plan("pro"))
 
 
 def test_a_rule_naming_a_chain_of_300_segments_is_refused_not_a_500(api, workspace):
-    previous = SegmentFactory(workspace=workspace, rules=group(plan()))
+    previous = SegmentFactory(workspace=workspace, rules=group(plan("pro")))
     for _ in range(299):
         previous = SegmentFactory(workspace=workspace, rules=group(reference(previous.pk)))
 
@@ -206,31 +188,23 @@ def test_a_stored_segment_beyond_the_bound_counts_no_one_and_the_list_answers(
 # Dashboard ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def owner_client(client, workspace):
-    client.force_login(MembershipFactory(workspace=workspace, role=Membership.OWNER).user)
-    return client
-
-
-def test_the_editor_refuses_to_save_a_rule_beyond_the_bound(owner_client, workspace):
+def test_the_editor_refuses_to_save_a_rule_beyond_the_bound(owner, workspace):
     links = tenfold_chain(workspace, 1)
     before = Segment.objects.count()
     rules = group(*[reference(links[-1].pk)] * 10, match="any")
 
-    response = owner_client.post(
-        reverse("segment-new"), {"name": "Too much", "rules": json.dumps(rules)}
-    )
+    response = owner.post(reverse("segment-new"), {"name": "Too much", "rules": json.dumps(rules)})
 
     assert response.status_code == 400
     assert "With its segment references expanded" in response.content.decode()
     assert Segment.objects.count() == before
 
 
-def test_the_editor_preview_refuses_a_rule_beyond_the_bound(owner_client, workspace):
+def test_the_editor_preview_refuses_a_rule_beyond_the_bound(owner, workspace):
     links = tenfold_chain(workspace, 1)
     rules = group(*[reference(links[-1].pk)] * 10, match="any")
 
-    response = owner_client.post(reverse("segment-preview"), {"rules": json.dumps(rules)})
+    response = owner.post(reverse("segment-preview"), {"rules": json.dumps(rules)})
 
     assert response.status_code == 200
     assert "With its segment references expanded" in response.content.decode()

@@ -9,18 +9,14 @@ from datetime import timedelta
 import pytest
 from django.db.models import Q
 
+from segments.ingest import clean_user, identify_contact
 from segments.memory import matches
-from segments.models import Contact, Event, Segment
-from segments.services import (
-    add_members,
-    clean_user,
-    identify_contact,
-    segment_definitions,
-    snapshot_of,
-)
+from segments.models import Contact, Event
+from segments.services import add_members, segment_definitions, snapshot_of
 from segments.sql import compile_rule
 from surveys.services import dismiss_display, record_answers, record_display
-from tests.factories import SegmentFactory, SurveyFactory
+from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory, record_response
+from tests.rules import answer, attribute, event, group, survey
 
 pytestmark = pytest.mark.django_db
 
@@ -61,17 +57,6 @@ def members(workspace, rule: dict, now) -> set[str]:
     }
     assert in_sql == in_memory
     return in_sql
-
-
-def group(*conditions: dict, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def attribute(key: str, operator: str, *value, **options) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator, **options}
-    if value:
-        condition["value"] = value[0]
-    return condition
 
 
 def who(workspace, now, *conditions: dict, match: str = "all") -> set[str]:
@@ -411,10 +396,6 @@ def events(contact: Contact, name: str, *moments) -> None:
     )
 
 
-def event(name: str, operator: str, value: int, **window) -> dict:
-    return {"type": "event", "event": name, "operator": operator, "value": value, **window}
-
-
 def test_event_counts_and_windows(workspace, now):
     boundary = now - timedelta(days=30)
     power = person(workspace, "power", now)
@@ -471,10 +452,6 @@ def test_huge_event_counts_and_windows(workspace, now):
 # Surveys and answers --------------------------------------------------------------
 
 
-def survey(survey_id, operator: str, **window) -> dict:
-    return {"type": "survey", "survey": survey_id, "operator": operator, **window}
-
-
 def test_survey_interactions(workspace, now):
     first, second = SurveyFactory(workspace=workspace), SurveyFactory(workspace=workspace)
     shown = person(workspace, "shown", now)
@@ -499,19 +476,6 @@ def test_survey_interactions(workspace, now):
     }
 
 
-def answer(survey_id: int, question: str, operator: str, *value, **options) -> dict:
-    condition = {"type": "answer", "survey": survey_id, "question": question}
-    condition |= {"operator": operator, **options}
-    if value:
-        condition["value"] = value[0]
-    return condition
-
-
-def _answer(target, contact, answers: dict, now, completed: bool = False) -> None:
-    display = record_display(survey=target, contact=contact, now=now)
-    record_answers(display=display, answers=answers, completed=completed, now=now)
-
-
 @pytest.fixture
 def poll(workspace):
     return SurveyFactory(
@@ -530,11 +494,12 @@ def poll(workspace):
 
 def test_answer_conditions_read_the_latest_answer(workspace, now, poll):
     promoter = person(workspace, "promoter", now)
-    _answer(poll, promoter, {"nps": 3}, now - timedelta(days=2), completed=True)
-    _answer(poll, promoter, {"nps": 10}, now - timedelta(days=1))  # not completed: still counts
+    record_response(poll, promoter, {"nps": 3}, now - timedelta(days=2), completed=True)
+    # Not completed: still counts.
+    record_response(poll, promoter, {"nps": 10}, now - timedelta(days=1))
     detractor = person(workspace, "detractor", now)
-    _answer(poll, detractor, {"nps": 9}, now - timedelta(days=2), completed=True)
-    _answer(poll, detractor, {"nps": 2}, now - timedelta(days=1), completed=True)
+    record_response(poll, detractor, {"nps": 9}, now - timedelta(days=2), completed=True)
+    record_response(poll, detractor, {"nps": 2}, now - timedelta(days=1), completed=True)
     person(workspace, "silent", now)
     nps = answer(poll.pk, "nps", "greater_than_or_equal", 9)
     assert who(workspace, now, nps) == {"promoter"}
@@ -545,13 +510,13 @@ def test_answer_conditions_read_the_latest_answer(workspace, now, poll):
 
 def test_multiple_choice_answers_match_when_any_option_does(workspace, now, poll):
     both = person(workspace, "both", now)
-    _answer(poll, both, {"features": ["Reports", "Export"]}, now)
+    record_response(poll, both, {"features": ["Reports", "Export"]}, now)
     reports = person(workspace, "reports", now)
-    _answer(poll, reports, {"features": ["Reports"]}, now)
+    record_response(poll, reports, {"features": ["Reports"]}, now)
     accented = person(workspace, "accented", now)
-    _answer(poll, accented, {"features": ["Émile"]}, now)
+    record_response(poll, accented, {"features": ["Émile"]}, now)
     empty = person(workspace, "none-chosen", now)
-    _answer(poll, empty, {"features": []}, now)
+    record_response(poll, empty, {"features": []}, now)
     person(workspace, "silent", now)
 
     def features(operator, *value, **options):
@@ -586,7 +551,7 @@ def test_segment_references(workspace, now):
     customers = SegmentFactory(
         workspace=workspace, rules=group(attribute("plan", "equals", "Enterprise"))
     )
-    staff = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    staff = ManualSegmentFactory(workspace=workspace)
     add_members(staff, ["employee"])
     in_customers = {"type": "segment", "segment": customers.pk, "operator": "in"}
     not_staff = {"type": "segment", "segment": staff.pk, "operator": "not_in"}

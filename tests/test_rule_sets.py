@@ -14,16 +14,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
+from segments.ingest import clean_user, identify_contact
 from segments.memory import matches
 from segments.models import Contact, Event, Segment
-from segments.services import (
-    add_members,
-    clean_user,
-    identify_contact,
-    rule_count,
-    segment_definitions,
-    snapshot_of,
-)
+from segments.services import add_members, rule_count, segment_definitions, snapshot_of
 from segments.sets import SetCompiler, set_count
 from segments.sql import compile_rule
 from tests.conftest import NOW

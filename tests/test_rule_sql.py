@@ -10,6 +10,7 @@ from segments.models import Contact
 from segments.services import rule_contacts, rule_count, segment_definitions
 from segments.sql import compile_rule
 from tests.factories import ContactFactory, SegmentFactory
+from tests.rules import attribute, group, reference
 
 pytestmark = pytest.mark.django_db
 
@@ -21,21 +22,6 @@ PEOPLE = [
     {"plan": "Pro"},
     {},
 ]
-
-
-def group(*conditions, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def text(key: str, operator: str, value=None, **options) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator, **options}
-    if value is not None:
-        condition["value"] = value
-    return condition
-
-
-def reference(segment_id: int, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
 
 
 @pytest.fixture
@@ -66,17 +52,22 @@ def agree(workspace, people, rule) -> set[int]:
 
 
 MERGED_GROUPS = [
-    group(*[text("role", "contains", f"x{i}") for i in range(50)], text("role", "contains", "a"),
-          match="any"),
-    group(*[text("role", "not_contains", f"X{i}", ignore_case=True) for i in range(50)],
-          text("role", "not_contains", "DESIGN", ignore_case=True)),
-    group(text("plan", "is_set"), text("plan", "equals", "free"), match="any"),
-    group(text("plan", "is_not_set"), text("plan", "not_equals", "pro")),
-    group(text("plan", "is_set"), text("plan", "equals", "pro", ignore_case=True)),
-    group(text("plan", "not_in", ["pro"]), text("plan", "is_set"), match="any"),
-    group(text("plan", "equals", "pro"), text("role", "contains", "a"), match="none"),
-    group(text("plan", "not_equals", "pro"), text("plan", "is_set"), match="none"),
-]  # fmt: skip
+    group(
+        *[attribute("role", "contains", f"x{i}") for i in range(50)],
+        attribute("role", "contains", "a"),
+        match="any",
+    ),
+    group(
+        *[attribute("role", "not_contains", f"X{i}", ignore_case=True) for i in range(50)],
+        attribute("role", "not_contains", "DESIGN", ignore_case=True),
+    ),
+    group(attribute("plan", "is_set"), attribute("plan", "equals", "free"), match="any"),
+    group(attribute("plan", "is_not_set"), attribute("plan", "not_equals", "pro")),
+    group(attribute("plan", "is_set"), attribute("plan", "equals", "pro", ignore_case=True)),
+    group(attribute("plan", "not_in", ["pro"]), attribute("plan", "is_set"), match="any"),
+    group(attribute("plan", "equals", "pro"), attribute("role", "contains", "a"), match="none"),
+    group(attribute("plan", "not_equals", "pro"), attribute("plan", "is_set"), match="none"),
+]
 
 
 @pytest.mark.parametrize("rule", MERGED_GROUPS)
@@ -85,8 +76,8 @@ def test_merged_conditions_keep_their_meaning(workspace, people, rule):
 
 
 def test_conditions_on_one_key_read_its_rows_once(workspace, people):
-    any_of = group(*[text("role", "contains", f"x{i}") for i in range(200)], match="any")
-    none_of = group(*[text("role", "not_contains", f"x{i}") for i in range(200)])
+    any_of = group(*[attribute("role", "contains", f"x{i}") for i in range(200)], match="any")
+    none_of = group(*[attribute("role", "not_contains", f"x{i}") for i in range(200)])
 
     for rule in (any_of, none_of):
         assert sql_of(workspace, rule)[0].count("EXISTS") == 1
@@ -95,7 +86,7 @@ def test_conditions_on_one_key_read_its_rows_once(workspace, people):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's arrays")
 def test_a_list_is_one_parameter_on_postgresql(workspace, people):
-    rule = group(*[text(key, "not_in", [f"v{k}-{i}" for i in range(1000)] + [k])
+    rule = group(*[attribute(key, "not_in", [f"v{k}-{i}" for i in range(1000)] + [k])
                    for k, key in enumerate(["role", "plan", "country", "language"])])  # fmt: skip
 
     sql, params = sql_of(workspace, rule)
@@ -108,12 +99,12 @@ def test_each_referenced_segment_is_queried_once_however_often_named(workspace, 
     # Each segment names the one below twice: inlined, the last would hold 2**8 copies
     # of the first; shared, the SQL holds each segment once (the last, named once by
     # the rule, is inlined).
-    chain = [SegmentFactory(workspace=workspace, rules=group(text("plan", "equals", "pro")))]
+    chain = [SegmentFactory(workspace=workspace, rules=group(attribute("plan", "equals", "pro")))]
     for level in range(8):
         operator = "not_in" if level % 2 else "in"
         rules = group(reference(chain[-1].pk), reference(chain[-1].pk, operator), match="any")
         chain.append(SegmentFactory(workspace=workspace, rules=rules))
-    rule = group(reference(chain[-1].pk), text("role", "is_set"))
+    rule = group(reference(chain[-1].pk), attribute("role", "is_set"))
 
     sql, _ = sql_of(workspace, rule)
 

@@ -6,21 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from segments.models import Segment
 from segments.rules import validate_rule
 from segments.services import check_rule
-from tests.factories import SegmentFactory, SurveyFactory
-
-
-def group(*conditions, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def attribute(operator: str, *value, key: str = "plan", **options) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator, **options}
-    if value:
-        condition["value"] = value[0]
-    return condition
+from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory
+from tests.rules import answer, attribute, event, group, reference, survey
 
 
 def errors_of(*conditions) -> dict[str, str]:
@@ -31,8 +20,8 @@ def test_it_accepts_the_spec_example(workspace):
     target = SegmentFactory(workspace=workspace)
     poll = SurveyFactory(workspace=workspace)
     rule = group(
-        attribute("equals", "enterprise"),
-        attribute("more_than_days_ago", 30, key="signed_up_at"),
+        attribute("plan", "equals", "enterprise"),
+        attribute("signed_up_at", "more_than_days_ago", 30),
         {
             "type": "event",
             "event": "report_exported",
@@ -56,14 +45,18 @@ def test_it_accepts_the_spec_example(workspace):
 
 
 def test_it_names_the_path_of_a_deep_error():
-    rule = group(attribute("is_set"), group(attribute("equals", ["x"]), match="any"))
+    rule = group(
+        attribute("plan", "is_set"), group(attribute("plan", "equals", ["x"]), match="any")
+    )
     assert validate_rule(rule) == {
         "conditions[1].conditions[0].value": "Must be a string, a number or a boolean."
     }
 
 
 def test_it_reports_every_error_at_once():
-    errors = errors_of(attribute("bigger", 1), attribute("equals"), attribute("is_set", 1))
+    errors = errors_of(
+        attribute("plan", "bigger", 1), attribute("plan", "equals"), attribute("plan", "is_set", 1)
+    )
     assert set(errors) == {"conditions[0].operator", "conditions[1].value", "conditions[2].value"}
 
 
@@ -93,29 +86,31 @@ def test_it_refuses_bad_groups(rule, path):
 
 
 def test_it_accepts_nesting_five_deep():
-    rule = group(group(group(group(group(attribute("is_set"))))))
+    rule = group(group(group(group(group(attribute("plan", "is_set"))))))
     assert validate_rule(rule) == {}
 
 
 def test_it_refuses_nesting_six_deep():
-    rule = group(group(group(group(group(group(attribute("is_set")))))))
+    rule = group(group(group(group(group(group(attribute("plan", "is_set")))))))
     errors = validate_rule(rule)
     path = "conditions[0].conditions[0].conditions[0].conditions[0].conditions[0]"
     assert errors == {path: "Groups may be nested at most 5 deep."}
 
 
 def test_it_accepts_200_conditions():
-    assert validate_rule(group(*[attribute("is_set")] * 200)) == {}
+    assert validate_rule(group(*[attribute("plan", "is_set")] * 200)) == {}
 
 
 def test_it_refuses_201_conditions():
-    assert validate_rule(group(*[attribute("is_set")] * 201)) == {
+    assert validate_rule(group(*[attribute("plan", "is_set")] * 201)) == {
         "conditions": "A rule holds at most 200 conditions."
     }
 
 
 def test_groups_count_towards_the_200_conditions():
-    rule = group(*[group(attribute("is_set")) for _ in range(100)], attribute("is_set"))
+    rule = group(
+        *[group(attribute("plan", "is_set")) for _ in range(100)], attribute("plan", "is_set")
+    )
     assert "conditions" in validate_rule(rule)
 
 
@@ -130,7 +125,7 @@ def test_groups_count_towards_the_200_conditions():
     ],
 )  # fmt: skip
 def test_it_refuses_bad_attribute_keys(key):
-    assert "conditions[0].attribute" in errors_of(attribute("is_set", key=key))
+    assert "conditions[0].attribute" in errors_of(attribute(key, "is_set"))
 
 
 @pytest.mark.parametrize(
@@ -141,14 +136,14 @@ def test_it_refuses_bad_attribute_keys(key):
     ],
 )  # fmt: skip
 def test_it_accepts_good_attribute_keys(key):
-    assert errors_of(attribute("is_set", key=key)) == {}
+    assert errors_of(attribute(key, "is_set")) == {}
 
 
 @pytest.mark.parametrize(
     "operator", ["bigger", "EQUALS", "", None, "at_least", "seen", 1, [], ["equals"], {"$gt": 1}]
 )
 def test_it_refuses_unknown_operators(operator):
-    errors = errors_of(attribute(operator, 1))
+    errors = errors_of(attribute("plan", operator, 1))
     assert list(errors) == ["conditions[0].operator"]
     assert errors["conditions[0].operator"].startswith("Unknown operator")
 
@@ -162,38 +157,38 @@ def test_it_refuses_unknown_operators_of_answers(operator):
 @pytest.mark.parametrize(
     "condition, path",
     [
-        (attribute("is_set", True), "value"),
-        (attribute("is_true", None), "value"),
-        (attribute("equals"), "value"),
-        (attribute("equals", None), "value"),
-        (attribute("equals", ["a"]), "value"),
-        (attribute("equals", {"a": 1}), "value"),
-        (attribute("equals", float("inf")), "value"),
-        (attribute("not_equals", float("nan")), "value"),
-        (attribute("in", "a"), "value"),
-        (attribute("in", None), "value"),
-        (attribute("in", ["a", True]), "value[1]"),
-        (attribute("not_in", ["a", ["b"]]), "value[1]"),
-        (attribute("in", [None]), "value[0]"),
-        (attribute("contains", 12), "value"),
-        (attribute("starts_with", None), "value"),
-        (attribute("ends_with", ["a"]), "value"),
-        (attribute("not_contains", True), "value"),
-        (attribute("greater_than", "12"), "value"),
-        (attribute("less_than", True), "value"),
-        (attribute("greater_than_or_equal", None), "value"),
-        (attribute("less_than_or_equal", float("inf")), "value"),
-        (attribute("before", "2024-02-30"), "value"),
-        (attribute("after", "yesterday"), "value"),
-        (attribute("before", 20240101), "value"),
-        (attribute("more_than_days_ago", -1), "value"),
-        (attribute("less_than_days_ago", 1.5), "value"),
-        (attribute("less_than_days_ago", "7"), "value"),
-        (attribute("more_than_days_ago", True), "value"),
-        (attribute("greater_than", 1, ignore_case=True), "ignore_case"),
-        (attribute("is_set", ignore_case=False), "ignore_case"),
-        (attribute("equals", "a", ignore_case="yes"), "ignore_case"),
-        (attribute("equals", "a", colour="red"), "colour"),
+        (attribute("plan", "is_set", True), "value"),
+        (attribute("plan", "is_true", None), "value"),
+        (attribute("plan", "equals"), "value"),
+        (attribute("plan", "equals", None), "value"),
+        (attribute("plan", "equals", ["a"]), "value"),
+        (attribute("plan", "equals", {"a": 1}), "value"),
+        (attribute("plan", "equals", float("inf")), "value"),
+        (attribute("plan", "not_equals", float("nan")), "value"),
+        (attribute("plan", "in", "a"), "value"),
+        (attribute("plan", "in", None), "value"),
+        (attribute("plan", "in", ["a", True]), "value[1]"),
+        (attribute("plan", "not_in", ["a", ["b"]]), "value[1]"),
+        (attribute("plan", "in", [None]), "value[0]"),
+        (attribute("plan", "contains", 12), "value"),
+        (attribute("plan", "starts_with", None), "value"),
+        (attribute("plan", "ends_with", ["a"]), "value"),
+        (attribute("plan", "not_contains", True), "value"),
+        (attribute("plan", "greater_than", "12"), "value"),
+        (attribute("plan", "less_than", True), "value"),
+        (attribute("plan", "greater_than_or_equal", None), "value"),
+        (attribute("plan", "less_than_or_equal", float("inf")), "value"),
+        (attribute("plan", "before", "2024-02-30"), "value"),
+        (attribute("plan", "after", "yesterday"), "value"),
+        (attribute("plan", "before", 20240101), "value"),
+        (attribute("plan", "more_than_days_ago", -1), "value"),
+        (attribute("plan", "less_than_days_ago", 1.5), "value"),
+        (attribute("plan", "less_than_days_ago", "7"), "value"),
+        (attribute("plan", "more_than_days_ago", True), "value"),
+        (attribute("plan", "greater_than", 1, ignore_case=True), "ignore_case"),
+        (attribute("plan", "is_set", ignore_case=False), "ignore_case"),
+        (attribute("plan", "equals", "a", ignore_case="yes"), "ignore_case"),
+        (attribute("plan", "equals", "a", colour="red"), "colour"),
     ],
 )
 def test_it_refuses_wrong_values(condition, path):
@@ -203,19 +198,19 @@ def test_it_refuses_wrong_values(condition, path):
 @pytest.mark.parametrize(
     "condition",
     [
-        attribute("equals", "a"),
-        attribute("equals", 12.5),
-        attribute("equals", False),
-        attribute("equals", "", ignore_case=True),
-        attribute("in", []),
-        attribute("in", ["a", 1, 2.5]),
-        attribute("contains", ""),
-        attribute("greater_than", -1),
-        attribute("before", "2024-01-31"),
-        attribute("after", "2022-01-22T13:00:00+02:00"),
-        attribute("more_than_days_ago", 0),
-        attribute("less_than_days_ago", 10**12),
-        attribute("is_false"),
+        attribute("plan", "equals", "a"),
+        attribute("plan", "equals", 12.5),
+        attribute("plan", "equals", False),
+        attribute("plan", "equals", "", ignore_case=True),
+        attribute("plan", "in", []),
+        attribute("plan", "in", ["a", 1, 2.5]),
+        attribute("plan", "contains", ""),
+        attribute("plan", "greater_than", -1),
+        attribute("plan", "before", "2024-01-31"),
+        attribute("plan", "after", "2022-01-22T13:00:00+02:00"),
+        attribute("plan", "more_than_days_ago", 0),
+        attribute("plan", "less_than_days_ago", 10**12),
+        attribute("plan", "is_false"),
     ],
 )
 def test_it_accepts_right_values(condition):
@@ -223,43 +218,44 @@ def test_it_accepts_right_values(condition):
 
 
 def test_strings_are_limited_to_1000_characters():
-    assert errors_of(attribute("contains", "x" * 1000)) == {}
-    assert errors_of(attribute("contains", "x" * 1001)) == {
+    assert errors_of(attribute("plan", "contains", "x" * 1000)) == {}
+    assert errors_of(attribute("plan", "contains", "x" * 1001)) == {
         "conditions[0].value": "Must be at most 1000 characters."
     }
-    assert "conditions[0].value" in errors_of(attribute("equals", "x" * 1001))
-    assert "conditions[0].value[1]" in errors_of(attribute("in", ["a", "x" * 1001]))
+    assert "conditions[0].value" in errors_of(attribute("plan", "equals", "x" * 1001))
+    assert "conditions[0].value[1]" in errors_of(attribute("plan", "in", ["a", "x" * 1001]))
     event = {"type": "event", "event": "x" * 1001, "operator": "at_least", "value": 1}
     assert "conditions[0].event" in errors_of(event)
 
 
 def test_lists_are_limited_to_1000_values():
-    assert errors_of(attribute("in", list(range(1000)))) == {}
-    assert errors_of(attribute("in", list(range(1001)))) == {
+    assert errors_of(attribute("plan", "in", list(range(1000)))) == {}
+    assert errors_of(attribute("plan", "in", list(range(1001)))) == {
         "conditions[0].value": "Must hold at most 1000 values."
     }
 
 
 # Events, surveys and answers ------------------------------------------------------------
 
-
-def event(**fields) -> dict:
-    return {"type": "event", "event": "login", "operator": "at_least", "value": 1} | fields
+# Valid conditions; each case below changes one field.
+EVENT = event("login", "at_least", 1)
+SURVEY = survey("any", "seen")
+ANSWER = answer(1, "nps", "greater_than", 8)
 
 
 @pytest.mark.parametrize(
     "condition, path",
     [
-        (event(event=""), "event"),
-        (event(event=None), "event"),
-        (event(operator="more_than"), "operator"),
-        (event(value=-1), "value"),
-        (event(value=1.0), "value"),
-        (event(value=None), "value"),
-        (event(within_days=-1), "within_days"),
-        (event(within_days=None), "within_days"),
-        (event(within_days=True), "within_days"),
-        (event(ignore_case=True), "ignore_case"),
+        (EVENT | {"event": ""}, "event"),
+        (EVENT | {"event": None}, "event"),
+        (EVENT | {"operator": "more_than"}, "operator"),
+        (EVENT | {"value": -1}, "value"),
+        (EVENT | {"value": 1.0}, "value"),
+        (EVENT | {"value": None}, "value"),
+        (EVENT | {"within_days": -1}, "within_days"),
+        (EVENT | {"within_days": None}, "within_days"),
+        (EVENT | {"within_days": True}, "within_days"),
+        (EVENT | {"ignore_case": True}, "ignore_case"),
     ],
 )
 def test_it_refuses_bad_event_conditions(condition, path):
@@ -267,43 +263,34 @@ def test_it_refuses_bad_event_conditions(condition, path):
 
 
 def test_it_accepts_event_conditions():
-    assert errors_of(event(), event(operator="exactly", value=0, within_days=0)) == {}
-
-
-def survey(**fields) -> dict:
-    return {"type": "survey", "survey": "any", "operator": "seen"} | fields
+    assert errors_of(EVENT, EVENT | {"operator": "exactly", "value": 0, "within_days": 0}) == {}
 
 
 @pytest.mark.parametrize(
     "condition, path",
     [
-        (survey(survey="all"), "survey"),
-        (survey(survey=None), "survey"),
-        (survey(survey="3"), "survey"),
-        (survey(operator="viewed"), "operator"),
-        (survey(within_days=-3), "within_days"),
-        (survey(value=1), "value"),
+        (SURVEY | {"survey": "all"}, "survey"),
+        (SURVEY | {"survey": None}, "survey"),
+        (SURVEY | {"survey": "3"}, "survey"),
+        (SURVEY | {"operator": "viewed"}, "operator"),
+        (SURVEY | {"within_days": -3}, "within_days"),
+        (SURVEY | {"value": 1}, "value"),
     ],
 )
 def test_it_refuses_bad_survey_conditions(condition, path):
     assert f"conditions[0].{path}" in errors_of(condition)
 
 
-def answer(**fields) -> dict:
-    condition = {"type": "answer", "survey": 1, "question": "nps"}
-    return condition | {"operator": "greater_than", "value": 8} | fields
-
-
 @pytest.mark.parametrize(
     "condition, path",
     [
-        (answer(survey="any"), "survey"),
-        (answer(question=""), "question"),
-        (answer(question="q" * 101), "question"),
-        (answer(question=7), "question"),
-        (answer(operator="at_least"), "operator"),
-        (answer(value="8"), "value"),
-        (answer(within_days=3), "within_days"),
+        (ANSWER | {"survey": "any"}, "survey"),
+        (ANSWER | {"question": ""}, "question"),
+        (ANSWER | {"question": "q" * 101}, "question"),
+        (ANSWER | {"question": 7}, "question"),
+        (ANSWER | {"operator": "at_least"}, "operator"),
+        (ANSWER | {"value": "8"}, "value"),
+        (ANSWER | {"within_days": 3}, "within_days"),
     ],
 )
 def test_it_refuses_bad_answer_conditions(condition, path):
@@ -314,7 +301,10 @@ def test_it_refuses_surveys_of_another_workspace(workspace, other_workspace):
     theirs = SurveyFactory(workspace=other_workspace)
     ours = SurveyFactory(workspace=workspace)
     rule = group(
-        survey(survey=ours.pk), survey(survey=theirs.pk), answer(survey=theirs.pk), answer(survey=0)
+        SURVEY | {"survey": ours.pk},
+        SURVEY | {"survey": theirs.pk},
+        ANSWER | {"survey": theirs.pk},
+        ANSWER | {"survey": 0},
     )
     errors = check_rule(rule, workspace_id=workspace.pk)
     assert errors == {
@@ -325,10 +315,6 @@ def test_it_refuses_surveys_of_another_workspace(workspace, other_workspace):
 
 
 # Segment references ----------------------------------------------------------------------
-
-
-def reference(segment_id, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
 
 
 def test_it_refuses_bad_segment_conditions():
@@ -342,7 +328,7 @@ def test_it_refuses_bad_segment_conditions():
 
 def test_it_refuses_a_segment_of_another_workspace(workspace, other_workspace):
     theirs = SegmentFactory(workspace=other_workspace)
-    ours = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    ours = ManualSegmentFactory(workspace=workspace)
     rule = group(reference(ours.pk), reference(theirs.pk, "not_in"))
     assert check_rule(rule, workspace_id=workspace.pk) == {
         "conditions[1].segment": f"There is no segment {theirs.pk} in this workspace."

@@ -2,13 +2,14 @@
 
 import pytest
 
-from segments.models import Contact, ContactValue, Event, Segment, SegmentMember
+from segments.models import Contact, ContactValue, Event, SegmentMember
 from surveys.models import Answer, Display, Response
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    DisplayFactory,
     EventFactory,
-    SegmentFactory,
+    ManualSegmentFactory,
     SurveyFactory,
 )
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 def give_history(contact, survey, manual):
     EventFactory(contact=contact)
-    display = Display.objects.create(workspace=contact.workspace, survey=survey, contact=contact)
+    display = DisplayFactory(survey=survey, contact=contact)
     SegmentMember.objects.create(segment=manual, contact=contact)
     return display
 
@@ -37,7 +38,7 @@ def rows_about(contact_id: int) -> dict:
 def history(workspace, api):
     account = AccountFactory(workspace=workspace)
     survey = SurveyFactory(workspace=workspace)
-    manual = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
+    manual = ManualSegmentFactory(workspace=workspace)
     leaving = ContactFactory(workspace=workspace, user_id="leaving", account=account)
     staying = ContactFactory(workspace=workspace, user_id="staying", account=account)
     for contact in (leaving, staying):

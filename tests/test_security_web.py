@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, override_settings
 from django.urls import include, path, reverse
 
-from tests.factories import MembershipFactory
+from tests.factories import ManualSegmentFactory, MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -210,11 +210,10 @@ def test_secrets_never_reach_the_logs(client, workspace, caplog):
 @pytest.mark.parametrize("name", ["segment-members-add", "segment-members-remove"])
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x"])
 def test_dashboard_forms_never_redirect_to_another_site(name, target):
-    from segments.models import Segment
-    from tests.factories import ContactFactory, SegmentFactory
+    from tests.factories import ContactFactory
 
     membership = MembershipFactory()
-    segment = SegmentFactory(workspace=membership.workspace, kind=Segment.MANUAL, rules=None)
+    segment = ManualSegmentFactory(workspace=membership.workspace)
     contact = ContactFactory(workspace=membership.workspace)
     client = Client()
     client.force_login(membership.user)

@@ -8,17 +8,12 @@ import json
 import pytest
 from django.test import Client
 
-from segments.memory import find_unusable
+from segments.rules import find_unusable
 from segments.services import segment_definitions
 from tests.factories import SegmentFactory, WorkspaceFactory
 from tests.test_concurrency import RACES, at_once
 
 pytestmark = RACES
-
-
-@pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_REST_PER_MINUTE = 0
 
 
 def put_reference(workspace, segment_id: int, referenced: int) -> int:

@@ -3,31 +3,27 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.http import ApiError
+from refiner.errors import Invalid
 from surveys.models import Question, Survey
 from targeting.models import Targeting
 from targeting.services import audience_estimate, clean_targeting
-from tests.factories import ContactFactory, EventFactory, SegmentFactory, SurveyFactory
+from tests.clients import ApiClient, fields_of
+from tests.factories import (
+    NPS_QUESTION,
+    ContactFactory,
+    EventFactory,
+    SegmentFactory,
+    SurveyFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 QUESTIONS = [
-    {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+    NPS_QUESTION,
     {"key": "plan", "type": "single_choice", "text": "Your plan?", "choices": ["Free", "Pro"]},
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-def fields_of(response) -> dict:
-    assert response.status_code == 400, response.content
-    return response.json()["error"]["fields"]
 
 
 def test_it_creates_a_survey_with_questions_and_targeting(api, workspace):
@@ -54,10 +50,7 @@ def test_it_creates_a_survey_with_questions_and_targeting(api, workspace):
     body = response.json()
     survey = Survey.objects.get(workspace=workspace)
     assert body["id"] == survey.pk and body["status"] == "live"
-    assert body["questions"] == [
-        {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
-        {"key": "plan", "type": "single_choice", "text": "Your plan?", "choices": ["Free", "Pro"]},
-    ]
+    assert body["questions"] == QUESTIONS
     targeting = body["targeting"]
     assert targeting["segments"] == [power.pk] and targeting["excluded_segments"] == []
     assert targeting["trigger_event"] == "report_exported"
@@ -147,8 +140,6 @@ def test_the_outsider_sees_no_survey(api, outsider_api, workspace):
 
 
 def test_it_needs_the_secret_key(workspace):
-    from tests.conftest import ApiClient
-
     assert ApiClient(None).get("/api/v1/surveys").status_code == 401
     assert ApiClient(workspace.widget_key).get("/api/v1/surveys").status_code == 401
 
@@ -241,7 +232,7 @@ def test_bad_surveys_are_refused_and_write_nothing(api, body, field):
 def test_a_segment_cannot_be_both_targeted_and_excluded(workspace):
     segment = SegmentFactory(workspace=workspace)
     data = {"audience": "segments", "segments": [segment.pk], "excluded_segments": [segment.pk]}
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(Invalid) as raised:
         clean_targeting(data, workspace=workspace)
     assert "excluded_segments" in raised.value.fields
 

@@ -8,26 +8,21 @@ from django.db import connection
 
 from segments.models import Contact
 from surveys.models import Response, Survey
-from surveys.services import record_answers, record_display
-from tests.conftest import NOW, signed_in
-from tests.factories import ContactFactory, SurveyFactory
+from tests.clients import signed_in
+from tests.conftest import NOW
+from tests.factories import NPS_QUESTION, ContactFactory, SurveyFactory, record_response
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def survey(workspace) -> Survey:
-    return SurveyFactory(
-        workspace=workspace,
-        name="Quarterly NPS",
-        questions=[{"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}],
-    )
+    return SurveyFactory(workspace=workspace, name="Quarterly NPS", questions=[NPS_QUESTION])
 
 
 def respond(survey: Survey, score: int, **contact) -> Response:
     person = ContactFactory(workspace=survey.workspace, **contact)
-    display = record_display(survey=survey, contact=person, now=NOW)
-    return record_answers(display=display, answers={"nps": score}, completed=True, now=NOW)
+    return record_response(survey, person, {"nps": score}, NOW, completed=True)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from django.urls import include, path
 
 from refiner.http import api
 from segments.models import Contact
+from tests.clients import timed
 from tests.factories import MembershipFactory, SegmentFactory, SurveyFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
@@ -82,12 +83,6 @@ urlpatterns = [
 ]
 
 
-def timed(call):
-    started = time.monotonic()
-    response = call()
-    return response, time.monotonic() - started
-
-
 @pytest.fixture
 def lenient() -> Client:
     return Client(raise_request_exception=False)
@@ -98,19 +93,18 @@ def assert_timeout(response) -> None:
     assert response.json()["error"]["code"] == "timeout"
 
 
-def test_a_slow_widget_query_stops_at_the_widget_budget(settings, lenient):
-    settings.WIDGET_TIME_BUDGET_MS = 100
+@pytest.mark.parametrize(
+    ("budget", "method", "path"),
+    [
+        ("WIDGET_TIME_BUDGET_MS", "post", "/api/v1/widget/test-slow"),
+        ("REQUEST_TIME_BUDGET_MS", "get", "/api/v1/test-slow"),
+    ],
+    ids=["widget", "rest"],
+)
+def test_a_slow_query_stops_at_its_budget(settings, lenient, budget, method, path):
+    setattr(settings, budget, 100)
 
-    response, seconds = timed(lambda: lenient.post("/api/v1/widget/test-slow"))
-
-    assert_timeout(response)
-    assert seconds < 1.5
-
-
-def test_a_slow_rest_query_stops_at_the_request_budget(settings, lenient):
-    settings.REQUEST_TIME_BUDGET_MS = 100
-
-    response, seconds = timed(lambda: lenient.get("/api/v1/test-slow"))
+    response, seconds = timed(lambda: getattr(lenient, method)(path))
 
     assert_timeout(response)
     assert seconds < 1.5

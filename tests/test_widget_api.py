@@ -2,60 +2,40 @@
 
 import hashlib
 import hmac
-import json
 import uuid
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.urls import get_resolver
 
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
 from targeting.preview import preview_token
-from tests.factories import AccountFactory, ContactFactory, SurveyFactory
+from tests.clients import Widget, error_code
+from tests.factories import (
+    NPS_QUESTION,
+    AccountFactory,
+    ContactFactory,
+    DisplayFactory,
+    SurveyFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
-
-
-class Widget:
-    """What the widget script sends: JSON bodies with the widget key, from a page's origin."""
-
-    def __init__(self, workspace, origin: str | None = None):
-        self.client = Client()
-        self.key = workspace.widget_key
-        self.headers = {"Origin": origin} if origin else {}
-
-    def post(self, path: str, body: dict | None = None, *, key: str | None = "default"):
-        body = dict(body or {})
-        if key == "default":
-            body["workspace"] = self.key
-        elif key is not None:
-            body["workspace"] = key
-        return self.client.post(
-            f"/api/v1/widget/{path}",
-            json.dumps(body),
-            content_type="application/json",
-            headers=self.headers,
-        )
-
-
-@pytest.fixture
-def widget(workspace):
-    return Widget(workspace)
+QUESTIONS = [
+    NPS_QUESTION,
+    {"key": "why", "type": "text", "text": "Why?"},
+    {
+        "key": "used",
+        "type": "multiple_choice",
+        "text": "What do you use?",
+        "choices": ["Reports", "Alerts", "API"],
+    },
+]
 
 
 def sign(workspace, user_id: str) -> str:
     return hmac.new(workspace.secret_key.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-
-
-def error_code(response) -> str:
-    return response.json()["error"]["code"]
 
 
 def survey_ids(response) -> list[int]:
@@ -68,16 +48,7 @@ def nps(workspace):
     return SurveyFactory(
         workspace=workspace,
         name="NPS",
-        questions=[
-            {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
-            {"key": "why", "type": "text", "text": "Why?"},
-            {
-                "key": "used",
-                "type": "multiple_choice",
-                "text": "What do you use?",
-                "choices": ["Reports", "Alerts", "API"],
-            },  # fmt: skip
-        ],
+        questions=QUESTIONS,
         targeting={"trigger": "event", "trigger_event": "report_exported", "delay_seconds": 3},
     )
 
@@ -107,16 +78,7 @@ def test_the_widget_flow_from_identify_to_completion(widget, workspace, nps):
                 "id": nps.pk,
                 "name": "NPS",
                 "delay_seconds": 3,
-                "questions": [
-                    {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
-                    {"key": "why", "type": "text", "text": "Why?"},
-                    {
-                        "key": "used",
-                        "type": "multiple_choice",
-                        "text": "What do you use?",
-                        "choices": ["Reports", "Alerts", "API"],
-                    },  # fmt: skip
-                ],
+                "questions": QUESTIONS,
             }
         ]
     }
@@ -190,7 +152,7 @@ def test_an_unknown_contact_gets_no_survey(widget, workspace, nps):
 @pytest.fixture
 def display(workspace, nps):
     contact = ContactFactory(workspace=workspace, user_id="u-1")
-    return Display.objects.create(workspace=workspace, survey=nps, contact=contact)
+    return DisplayFactory(survey=nps, contact=contact)
 
 
 def test_answers_merge_and_repeating_them_is_harmless(widget, display):

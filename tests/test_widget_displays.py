@@ -3,27 +3,20 @@
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
-from segments.models import Segment, SegmentMember
 from surveys.models import Display, Response
-from targeting import eligibility
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
-from tests.test_widget_api import Widget, error_code
+from tests.clients import error_code
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    ManualSegmentFactory,
+    ResponseFactory,
+    SurveyFactory,
+    target,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_definitions():
-    cache.clear()
-    eligibility._in_process.clear()
-
-
-@pytest.fixture
-def widget(workspace):
-    return Widget(workspace)
 
 
 @pytest.fixture
@@ -45,20 +38,6 @@ def refused_for(response) -> list[str]:
     return [reason["code"] for reason in error["reasons"]]
 
 
-def member_segment(workspace, *contacts) -> Segment:
-    segment = SegmentFactory(workspace=workspace, kind=Segment.MANUAL, rules=None)
-    for person in contacts:
-        SegmentMember.objects.create(segment=segment, contact=person)
-    return segment
-
-
-def set_segments(survey, *, segments=(), excluded=()) -> None:
-    survey.targeting.audience = "segments" if segments else "everyone"
-    survey.targeting.save()
-    survey.targeting.segments.set(segments)
-    survey.targeting.excluded_segments.set(excluded)
-
-
 def test_an_eligible_survey_is_recorded(widget, workspace, contact):
     survey = SurveyFactory(workspace=workspace)
     response = show(widget, survey)
@@ -68,14 +47,14 @@ def test_an_eligible_survey_is_recorded(widget, workspace, contact):
 
 def test_a_contact_outside_the_audience_is_refused(widget, workspace, contact):
     survey = SurveyFactory(workspace=workspace)
-    set_segments(survey, segments=[member_segment(workspace)])
+    target(survey, segments=[ManualSegmentFactory(workspace=workspace)])
     assert refused_for(show(widget, survey)) == ["not_in_audience"]
     assert not Display.objects.exists()
 
 
 def test_a_contact_in_an_excluded_segment_is_refused(widget, workspace, contact):
     survey = SurveyFactory(workspace=workspace)
-    set_segments(survey, excluded=[member_segment(workspace, contact)])
+    target(survey, excluded=[ManualSegmentFactory(workspace=workspace, members=[contact])])
     assert refused_for(show(widget, survey)) == ["in_excluded_segment"]
     assert not Display.objects.exists()
 
@@ -117,9 +96,7 @@ def test_a_survey_outside_its_schedule_is_refused(widget, workspace, contact):
 def test_a_survey_with_its_responses_is_refused(widget, workspace, contact):
     survey = SurveyFactory(workspace=workspace, targeting={"max_responses": 1})
     someone = ContactFactory(workspace=workspace)
-    display = Display.objects.create(workspace=workspace, survey=survey, contact=someone)
-    Response.objects.create(workspace=workspace, survey=survey, contact=someone, display=display,
-                            completed=True)  # fmt: skip
+    ResponseFactory(display=DisplayFactory(survey=survey, contact=someone), completed=True)
     assert refused_for(show(widget, survey)) == ["response_cap_reached"]
     assert Display.objects.count() == 1
 
@@ -154,7 +131,7 @@ def test_every_reason_against_is_given(widget, workspace, contact):
         workspace=workspace,
         targeting={"trigger": "event", "trigger_event": "x", "sample_percent": 0},
     )
-    set_segments(survey, segments=[member_segment(workspace)])
+    target(survey, segments=[ManualSegmentFactory(workspace=workspace)])
     assert refused_for(show(widget, survey)) == ["not_in_audience", "trigger_mismatch",
                                                  "not_sampled"]  # fmt: skip
 

@@ -16,13 +16,13 @@ from targeting.preview import (
     preview_token,
     previewed_survey_id,
 )
-from tests.factories import SurveyFactory
-from tests.test_widget_api import Widget, error_code
+from tests.clients import Widget, error_code, signed_in
+from tests.factories import NPS_QUESTION, SurveyFactory
 
 pytestmark = pytest.mark.django_db
 
 QUESTIONS = [
-    {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"},
+    NPS_QUESTION,
     {"key": "why", "type": "text", "text": "Why?"},
 ]
 
@@ -206,8 +206,6 @@ def test_the_editor_says_when_the_address_is_no_web_page(owner, draft):
 
 
 def test_an_editor_gets_the_block_on_the_targeting_tab_too(workspace, draft):
-    from tests.conftest import signed_in
-
     page = signed_in(workspace, "editor").get(f"/surveys/{draft.pk}/targeting/").content.decode()
     assert "Preview on my site" in page and "previewForm" in page
 

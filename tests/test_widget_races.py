@@ -18,11 +18,6 @@ pytestmark = RACES
 THREADS = 20
 
 
-@pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
-
-
 def widget_post(path: str, body: dict) -> tuple[int, dict]:
     response = Client().post(f"/api/v1/widget/{path}", json.dumps(body),
                              content_type="application/json")  # fmt: skip

@@ -12,10 +12,15 @@ from django.utils import timezone
 
 from refiner.models import Membership
 from segments.models import Segment, SegmentMember
-from surveys.models import Display
 from targeting import eligibility
 from tests.browser.conftest import TIMEOUT_MS
-from tests.factories import ContactFactory, EventFactory, MembershipFactory, SurveyFactory
+from tests.factories import (
+    ContactFactory,
+    DisplayFactory,
+    EventFactory,
+    MembershipFactory,
+    SurveyFactory,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -89,13 +94,8 @@ def contact_with_everything(workspace):
         targeting={"frequency": "recurring", "recurring_days": 90},
     )
     pulse.targeting.excluded_segments.set([staff])
-    Display.objects.create(
-        workspace=workspace,
-        survey=pulse,
-        contact=ada,
-        shown_at=now - timedelta(days=3),
-        completed_at=now - timedelta(days=3),
-    )
+    answered = now - timedelta(days=3)
+    DisplayFactory(survey=pulse, contact=ada, shown_at=answered, completed_at=answered)
     return ada
 
 
