@@ -173,13 +173,15 @@ def free_segment(workspace_id: int) -> int:
 
 
 def orm_sql(run) -> str:
-    """The SQL the ORM sent for `run` (the last query), parameters inlined."""
+    """The SQL the ORM sent for `run` (its last query that reads), parameters inlined."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
         run()
-    return captured.captured_queries[-1]["sql"]
+    # The last query that reads: a set-based count ends with its transaction's COMMIT.
+    reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith(("SELECT", "WITH"))]
+    return [sql for sql in reads if "set_config" not in sql][-1]
 
 
 def explain(sql: str, params: dict | None = None) -> str:
