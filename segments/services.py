@@ -62,10 +62,11 @@ def rule_count(
     if connection.vendor == "postgresql":
         if definitions is None:
             definitions = segment_definitions(workspace_id)
-        if condition is not None or is_wide(rule, definitions):
+        wide = is_wide(rule, definitions)
+        if condition is not None or wide:
             # Set-based: one pass per key or event window, not a probe per contact and
             # condition; a lone trait reads its value rows (text through its digest).
-            return set_count(workspace_id, rule, now, definitions)
+            return set_count(workspace_id, rule, now, definitions, roomy=wide)
     if condition is not None:
         return matching_values(workspace_id, condition, now).count()
     return rule_contacts(workspace_id, rule, now, definitions).count()
