@@ -21,7 +21,7 @@ A set holds the ids of contacts that meet a condition, or (`outside`) of those
 that do not, so a negation costs nothing and "everyone but" is counted as the
 workspace's contacts minus the set. Text equality reads an index on a digest of
 the folded text, and substring operators add a `LIKE` a trigram index can answer
-(both built by migration 0005 on PostgreSQL only). Every predicate is the one
+(both built by migration 0008 on PostgreSQL only). Every predicate is the one
 `segments.sql` uses, so the count agrees with both evaluators; the index terms
 only narrow what is read.
 """

@@ -4,7 +4,7 @@ Every rule here is counted by `rule_count` (set-based on PostgreSQL, contact by
 contact on SQLite) and compared with the in-memory evaluator and the members SQL,
 on contacts built so that each condition holds for some and fails for others.
 The last tests check the shape on PostgreSQL: one query, one pass per key and per
-event window, and the text indexes of migration 0005 in use.
+event window, and the text indexes of migration 0008 in use.
 """
 
 from datetime import timedelta

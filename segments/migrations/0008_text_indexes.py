@@ -36,6 +36,6 @@ def run(statements):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("segments", "0004_contact_is_test_db_default")]
+    dependencies = [("segments", "0007_segment_membership")]
 
     operations = [migrations.RunPython(run(CREATE), run(DROP))]

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('refiner', '0002_workspace_definitions_version'),
-        ('segments', '0005_text_indexes'),
+        ('segments', '0008_text_indexes'),
     ]
 
     operations = [
