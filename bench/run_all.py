@@ -4,10 +4,11 @@
     BENCH_SCALE=full .venv/bin/python bench/run_all.py  # 1M contacts, 10M events
 
 Creates and migrates `refiner_bench` (BENCH_DATABASE_URL overrides it), seeds,
-times segments, load-tests eligibility and ingestion against a gunicorn it starts
-and stops, sends hostile input at a 100k-contact workspace (the full scale reuses the
-million-contact one), and writes the output to bench/results-<scale>.md. Exits non-zero when
-something errs (a disagreement between ORM and hand-written SQL, an HTTP error,
+times segments and every dashboard page, load-tests eligibility and ingestion
+against a gunicorn it starts and stops, sends hostile input at a 100k-contact
+workspace (the full scale reuses the million-contact one), and writes the output
+to bench/results-<scale>.md. Exits non-zero when something errs (a disagreement
+between ORM and hand-written SQL, an HTTP error, a page that does not answer 200,
 a duplicated contact); a missed target is reported, not an error.
 """
 
@@ -55,6 +56,8 @@ def main() -> int:
 
     started = time.perf_counter()
     ensure_database()
+    # The dashboard's pages run in this process: one JSON log line each would bury the output.
+    os.environ.setdefault("LOG_REQUESTS", "false")
     setup_django()
     from django.core.management import call_command
 
@@ -66,6 +69,7 @@ def main() -> int:
     eligibility = load_bench_module("eligibility")
     ingest = load_bench_module("ingest")
     hostile = load_bench_module("hostile")
+    dashboard = load_bench_module("dashboard")
     failures = []
 
     log(f"# Refiner benchmarks, scale {scale}, {os.cpu_count()} CPUs\n")
@@ -87,6 +91,11 @@ def main() -> int:
     results = segments.run(workspace_id, size["repeat"], log=log)
     if not all(r["agree"] for r in results):
         failures.append("segments: ORM and hand-written SQL disagree")
+
+    log("\n## Dashboard\n")
+    results = dashboard.run(workspace_id, size["repeat"], log=log)
+    if not dashboard.passed(results):
+        failures.append("dashboard: a page answered other than 200")
 
     log("\n## Eligibility\n")
     result = eligibility.run(

@@ -173,13 +173,15 @@ def free_segment(workspace_id: int) -> int:
 
 
 def orm_sql(run) -> str:
-    """The SQL the ORM sent for `run` (the last query), parameters inlined."""
+    """The SQL the ORM sent for `run` (its last query that reads), parameters inlined."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as captured:
         run()
-    return captured.captured_queries[-1]["sql"]
+    # The last query that reads: a set-based count ends with its transaction's COMMIT.
+    reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith(("SELECT", "WITH"))]
+    return [sql for sql in reads if "set_config" not in sql][-1]
 
 
 def explain(sql: str, params: dict | None = None) -> str:
@@ -335,28 +337,47 @@ def reference_chain(workspace_id: int) -> dict:
     return ref(ids[-1])
 
 
-def run_worst(workspace_id: int, repeat: int = 3, log=print) -> list[dict]:
-    """Time the count of each worst legal rule (no hand-written twin: the point is the bound)."""
+def run_worst(workspace_id: int, repeat: int = 3, log=print, compare: bool = True) -> list[dict]:
+    """Time the count of each worst legal rule (no hand-written twin: the point is the bound).
+
+    With `compare`, the same count through the contact-by-contact compiler
+    (`rule_contacts(...).count()`, what every count used before `segments.sets`) is
+    timed in the same run, so the ratio holds on a noisy machine.
+    """
     from django.db import OperationalError, connection
     from django.utils import timezone
 
-    from segments.services import check_rule, rule_count
+    from segments.services import check_rule, rule_contacts, rule_count
 
     now = timezone.now()
     results = []
+
+    def timed(function):
+        try:
+            return best_of(function, repeat)
+        except OperationalError as error:  # PGOPTIONS='-c statement_timeout=…' stops it
+            log(f"    stopped ({str(error).strip()})")
+            connection.close()
+            return None, None
+
     for name, rule in worst_rules(workspace_id):
         errors = check_rule(rule, workspace_id=workspace_id)
         if errors:
             raise SystemExit(f"{name}: invalid rule {errors}")
-        try:
-            seconds, members = best_of(lambda r=rule: rule_count(workspace_id, r, now), repeat)
-        except OperationalError as error:  # PGOPTIONS='-c statement_timeout=…' stops it
-            log(f"  {name}: stopped ({str(error).strip()})")
-            connection.close()
-            results.append({"name": name, "members": None, "seconds": None})
-            continue
-        results.append({"name": name, "members": members, "seconds": seconds})
-        log(f"  {name}: {seconds:.2f} s ({members:,} members)")
+        seconds, members = timed(lambda r=rule: rule_count(workspace_id, r, now))
+        before, before_members = (None, None)
+        if compare:
+            before, before_members = timed(
+                lambda r=rule: rule_contacts(workspace_id, r, now).count()
+            )
+        agree = before_members is None or members is None or before_members == members
+        results.append(
+            {"name": name, "members": members, "seconds": seconds, "before": before,
+             "agree": agree}
+        )  # fmt: skip
+        shown = "stopped" if seconds is None else f"{seconds:.2f} s"
+        was = "" if before is None else f" (contact by contact {before:.2f} s)"
+        log(f"  {name}: {shown}{was}, {members} members" + ("" if agree else " DISAGREE"))
 
     def shown(r):
         if r["seconds"] is None:
@@ -364,8 +385,15 @@ def run_worst(workspace_id: int, repeat: int = 3, log=print) -> list[dict]:
         mark = "" if r["seconds"] <= WORST_TARGET else " ✗"
         return [f"{r['members']:,}", f"{r['seconds']:.2f}{mark}"]
 
-    rows = [[r["name"], *shown(r)] for r in results]
-    log(table(["worst legal rule", "members", "count s (≤2)"], rows))
+    def before(r):
+        if r["before"] is None:
+            return ["–" if not compare else "stopped", "–"]
+        ratio = f"{r['before'] / r['seconds']:.1f}×" if r["seconds"] else "–"
+        return [f"{r['before']:.2f}", ratio]
+
+    rows = [[r["name"], *shown(r), *before(r)] for r in results]
+    headers = ["worst legal rule", "members", "count s (≤2)", "contact by contact s", "speed-up"]
+    log(table(headers, rows))
     return results
 
 
@@ -407,30 +435,35 @@ def workspace_by_name(name: str) -> int | None:
     return Workspace.objects.filter(name=name).order_by("-pk").values_list("pk", flat=True).first()
 
 
+def largest_workspace() -> int:
+    """The largest seeded workspace: seed.py names them bench-<contacts>."""
+    from refiner.models import Workspace
+
+    names = Workspace.objects.filter(name__regex=r"^bench-[0-9]+$").values_list("name", "pk")
+    return max(names, key=lambda row: int(row[0].split("-")[1]))[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=int, help="workspace id (default: largest bench-*)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--worst", action="store_true", help="only the worst legal rules")
+    parser.add_argument(
+        "--no-compare", action="store_true", help="worst rules: skip the contact-by-contact count"
+    )
     arguments = parser.parse_args()
     setup_django()
     from segments.models import Contact
 
-    workspace_id = arguments.workspace
-    if workspace_id is None:
-        from refiner.models import Workspace
-
-        # The largest seeded workspace: seed.py names them bench-<contacts>.
-        names = Workspace.objects.filter(name__regex=r"^bench-[0-9]+$").values_list("name", "pk")
-        workspace_id = max(names, key=lambda row: int(row[0].split("-")[1]))[1]
+    workspace_id = arguments.workspace or largest_workspace()
     size = Contact.objects.filter(workspace_id=workspace_id).count()
     print(f"workspace {workspace_id}: {size:,} contacts")
     if arguments.worst:
-        run_worst(workspace_id, arguments.repeat)
-        return
+        worst = run_worst(workspace_id, arguments.repeat, compare=not arguments.no_compare)
+        sys.exit(0 if all(r["agree"] for r in worst) else 1)
     results = run(workspace_id, arguments.repeat)
-    run_worst(workspace_id, arguments.repeat)
-    sys.exit(0 if all(r["agree"] for r in results) else 1)
+    worst = run_worst(workspace_id, arguments.repeat)
+    sys.exit(0 if all(r["agree"] for r in results + worst) else 1)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,8 @@ class AccountValue(ParsedValueFields):
         constraints = [
             models.UniqueConstraint(fields=["account", "key"], name="one_value_per_account_key")
         ]
+        # The catalogue walks a workspace's keys one index probe each (segments.distinct).
+        indexes = [models.Index(fields=["workspace", "key"], name="accountvalue_key")]
 
 
 class Event(models.Model):

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from refiner.models import Workspace
@@ -13,6 +13,7 @@ from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment, SegmentMember
 from segments.registry import survey_facts
 from segments.rules import Problems, SegmentDefinitions, usable_segment, validate_rule
+from segments.sets import is_wide, set_count
 from segments.snapshot import load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 
@@ -59,6 +60,14 @@ def rule_count(
 ) -> int:
     """How many contacts match `rule` now; a rule of one trait counts its value rows."""
     condition = lone_attribute(rule)
+    if connection.vendor == "postgresql":
+        if definitions is None:
+            definitions = segment_definitions(workspace_id)
+        wide = is_wide(rule, definitions)
+        if condition is not None or wide:
+            # Set-based: one pass per key or event window, not a probe per contact and
+            # condition; a lone trait reads its value rows (text through its digest).
+            return set_count(workspace_id, rule, now, definitions, roomy=wide)
     if condition is not None:
         return matching_values(workspace_id, condition, now).count()
     return rule_contacts(workspace_id, rule, now, definitions).count()

@@ -9,10 +9,11 @@ from django.db.models import Q
 from refiner.errors import Invalid
 from refiner.http import parse_id
 from refiner.models import Workspace
-from segments.models import Contact, Segment
+from segments.models import Segment
 from segments.services import segment_contacts, segment_count
 from segments.values import is_json_integer, parse_date
 from surveys.models import Survey
+from targeting.audiences import audience_count, audience_rule
 from targeting.models import Targeting
 
 PAGE_MATCHES = tuple(value for value, _ in Targeting.PAGE_MATCHES)
@@ -262,10 +263,7 @@ def audience_estimate(workspace_id: int, *, now: datetime, **audience) -> int:
     segment = _lone_segment(by_id, **audience)
     if segment is not None:
         return segment_count(segment, now)
-    condition = audience_condition(by_id, now=now, **audience)
-    if condition is None:
-        return 0
-    return Contact.objects.filter(Q(workspace_id=workspace_id) & condition).count()
+    return audience_count(workspace_id, audience_rule(by_id, **audience), now)
 
 
 def _lone_segment(

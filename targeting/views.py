@@ -6,7 +6,6 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -14,11 +13,13 @@ from django.views.decorators.http import require_http_methods
 
 from refiner.fragments import render_fragment
 from refiner.models import Membership
+from segments.distinct import distinct_names
 from segments.models import Contact, Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
+from targeting.audiences import audience_rule, overlap_count
 from targeting.models import Targeting
-from targeting.services import apply_targeting, audience_condition, audience_estimate
+from targeting.services import apply_targeting, audience_estimate
 from targeting.tab import TargetingTab
 
 MAX_EVENT_NAMES = 200
@@ -44,7 +45,7 @@ def competitors(
 ) -> list[Competitor]:
     """Other live surveys whose audience shares contacts with this one: one COUNT each."""
     workspace_id = survey.workspace_id
-    mine = audience_condition(segments, now=now, **audience)
+    mine = audience_rule(segments, **audience)
     if mine is None:
         return []
     others = (
@@ -55,10 +56,10 @@ def competitors(
     )
     found = []
     for other in others:
-        theirs = audience_condition(segments, now=now, **_saved_audience(other.targeting))
+        theirs = audience_rule(segments, **_saved_audience(other.targeting))
         if theirs is None:
             continue
-        shared = Contact.objects.filter(Q(workspace_id=workspace_id) & mine & theirs).count()
+        shared = overlap_count(workspace_id, mine, theirs, now)
         if shared:
             found.append(Competitor(other, shared))
     return found
@@ -86,8 +87,7 @@ def _estimate(survey: Survey, form: TargetingTab, segments: dict[int, Segment]) 
 
 
 def _event_names(workspace_id: int) -> list[str]:
-    events = Event.objects.filter(workspace_id=workspace_id).order_by("name")
-    names = set(events.values_list("name", flat=True).distinct()[:MAX_EVENT_NAMES])
+    names = set(distinct_names(Event, "name", workspace_id, MAX_EVENT_NAMES))
     triggers = Targeting.objects.filter(survey__workspace_id=workspace_id)
     names |= set(triggers.exclude(trigger_event="").values_list("trigger_event", flat=True))
     return sorted(names)

@@ -94,7 +94,9 @@ def test_an_audience_of_one_segment_is_counted_like_the_segment(workspace, other
     assert estimate(segments=[manual.pk]) == 2
     with CaptureQueriesContext(connection) as queries:
         assert estimate(segments=[pro.pk], excluded_segments=[free.pk]) == 1
-    assert reads_contacts(queries)
+    # An exclusion takes the general way: over contacts on SQLite; on PostgreSQL the
+    # set-based count (segments.sets) subtracts the excluded set from the segment's.
+    assert reads_contacts(queries) or connection.vendor == "postgresql"
     assert estimate(segments=[manual.pk], excluded_segments=[free.pk]) == 1
     assert estimate(segments=[pro.pk, free.pk]) == 2
     assert estimate(audience="everyone", segments=[pro.pk]) == 3

@@ -1,0 +1,208 @@
+"""Every dashboard page and htmx fragment, timed through a signed-in Django test client.
+
+    .venv/bin/python bench/dashboard.py [--workspace ID] [--repeat 3]
+
+On a seeded workspace (bench/seed.py; default the largest bench-<contacts>), with
+what the pages need added once and kept: the six typical rules of bench/segments.py
+saved as segments, the two seeded surveys targeted at some of them (so the
+Targeting tab counts an audience and its overlap with the other survey), a signed-in
+owner, and one contact with 1,000 events. Each page is requested once to warm up,
+then `repeat` times; the median is compared with the 300 ms target (issue 16). The
+CSV export is timed to its first byte. Requests go through the whole middleware
+stack (time budgets included) but not over HTTP, so the figures are the server's.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+from common import load_bench_module, setup_django, table
+
+TARGET = 0.300
+DETAIL_EVENTS = 1000
+OWNER = "bench-dashboard@example.com"
+
+
+def prepare(workspace_id: int) -> dict:
+    """What the pages need beyond the seed, made once (later runs find it)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from refiner.models import Membership
+    from segments.models import Contact, Event, Segment
+    from surveys.models import Survey
+    from targeting.models import Targeting
+
+    bench_segments = load_bench_module("segments")
+    user, _ = get_user_model().objects.get_or_create(username=OWNER, defaults={"email": OWNER})
+    Membership.objects.get_or_create(
+        workspace_id=workspace_id, user=user, defaults={"role": Membership.OWNER}
+    )
+    free = bench_segments.free_segment(workspace_id)
+    segments = {}
+    for case in bench_segments.cases(free):
+        rule = bench_segments.as_rule(case["rule"])
+        if rule.get("type") != "group":
+            rule = {"type": "group", "match": "all", "conditions": [rule]}
+        segment, _ = Segment.objects.update_or_create(
+            workspace_id=workspace_id, name=f"dashboard: {case['name']}", defaults={"rules": rule}
+        )
+        segments[case["name"]] = segment
+
+    surveys = list(Survey.objects.filter(workspace_id=workspace_id).order_by("pk")[:2])
+    audiences = [
+        (["trait equals", "nested all/any of 4"], ["segment not_in (+ equals)"]),
+        (["date more_than_days_ago 365", "trait equals"], []),
+    ]
+    for survey, (targeted, excluded) in zip(surveys, audiences, strict=False):
+        targeting, _ = Targeting.objects.get_or_create(survey=survey)
+        targeting.audience = Targeting.SEGMENTS
+        targeting.save()
+        targeting.segments.set([segments[name] for name in targeted])
+        targeting.excluded_segments.set([segments[name] for name in excluded])
+
+    contact = Contact.objects.filter(workspace_id=workspace_id).order_by("user_id").first()
+    have = Event.objects.filter(contact=contact).count()
+    if have < DETAIL_EVENTS:
+        now = timezone.now()
+        Event.objects.bulk_create(
+            Event(
+                workspace_id=workspace_id,
+                contact=contact,
+                name=["page_viewed", "feature_used", "report_viewed"][i % 3],
+                occurred_at=now - timezone.timedelta(minutes=37 * i),
+            )
+            for i in range(DETAIL_EVENTS - have)
+        )
+    busiest = (
+        Survey.objects.filter(workspace_id=workspace_id)
+        .annotate(answered=Count("responses"))
+        .order_by("-answered")
+        .values_list("pk", "answered")
+        .first()
+    )
+    return {
+        "user": user,
+        "segments": segments,
+        "surveys": surveys,
+        "contact": contact,
+        "busiest": busiest,
+    }
+
+
+def pages(fixtures: dict) -> list[tuple[str, str, dict]]:
+    """(name, method, request arguments) of every page and fragment measured."""
+    listed: list[tuple[str, str, dict]] = []
+
+    def page(name: str, path: str, data: dict | None = None, method="get", htmx=False):
+        arguments = {"path": path, "data": data or {}}
+        if htmx:
+            arguments["HTTP_HX_REQUEST"] = "true"
+        listed.append((name, method, arguments))
+
+    segments, contact = fixtures["segments"], fixtures["contact"]
+    page("segment list", "/segments/")
+    for name, segment in segments.items():
+        page(f"segment size: {name}", f"/segments/{segment.pk}/size/", htmx=True)
+    for name, segment in segments.items():
+        rules = {"rules": json.dumps(segment.rules)}
+        page(f"editor preview: {name}", "/segments/preview/", rules, "post", htmx=True)
+    for survey in fixtures["surveys"]:
+        path = f"/surveys/{survey.pk}/targeting/"
+        page(f"targeting tab: {survey.name}", path)
+        targeting = survey.targeting
+        audience = {
+            "audience": targeting.audience,
+            "segment_match": targeting.segment_match,
+            "segments": [s.pk for s in targeting.segments.all()],
+            "excluded_segments": [s.pk for s in targeting.excluded_segments.all()],
+        }
+        page(f"targeting estimate + overlap: {survey.name}", path, audience, htmx=True)
+    page("contact list", "/contacts/")
+    page("contact search: user id", "/contacts/", {"q": contact.user_id})
+    page("contact search: email domain", "/contacts/", {"q": "example99"})
+    page("contact search: no match", "/contacts/", {"q": "nobody-here"})
+    page("contact list, page 500", "/contacts/", {"page": 500})
+    page("contact detail, 1,000 events", f"/contacts/{contact.user_id}/")
+    page("responses", "/responses/")
+    page("responses, page 1,000", "/responses/", {"page": 1000})
+    page("CSV export, first byte", "/responses/export.csv", method="export")
+    if fixtures["busiest"]:
+        survey_id, _ = fixtures["busiest"]
+        page("responses of one survey", "/responses/", {"survey": survey_id})
+        page("results of one survey", f"/surveys/{survey_id}/results/")
+    return listed
+
+
+def timed_request(client, method: str, arguments: dict) -> tuple[float, int]:
+    """Seconds to the answer (to its first byte for a streamed one) and its status."""
+    started = time.perf_counter()
+    if method == "export":
+        response = client.get(**arguments)
+        next(iter(response.streaming_content), b"")
+        elapsed = time.perf_counter() - started
+        response.close()
+        return elapsed, response.status_code
+    response = getattr(client, method)(**arguments)
+    return time.perf_counter() - started, response.status_code
+
+
+def run(workspace_id: int, repeat: int = 3, log=print) -> list[dict]:
+    from django.conf import settings
+    from django.test import Client
+
+    from refiner.workspaces import SESSION_KEY
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # the test client's host
+
+    fixtures = prepare(workspace_id)
+    client = Client()
+    client.force_login(fixtures["user"])
+    session = client.session  # the owner may belong to other bench workspaces: pick this one
+    session[SESSION_KEY] = workspace_id
+    session.save()
+    results = []
+    for name, method, arguments in pages(fixtures):
+        first, status = timed_request(client, method, arguments)  # warm-up
+        times = [timed_request(client, method, arguments)[0] for _ in range(repeat)]
+        median = statistics.median(times)
+        results.append({"name": name, "status": status, "median": median, "first": first})
+        log(f"  {name}: {median * 1000:.0f} ms (status {status})")
+    rows = [
+        [
+            r["name"],
+            r["status"],
+            f"{r['first'] * 1000:.0f}",
+            f"{r['median'] * 1000:.0f}" + ("" if r["median"] <= TARGET else " ✗"),
+        ]
+        for r in results
+    ]
+    log(table(["page or fragment", "status", "first ms", "median ms (≤300)"], rows))
+    return results
+
+
+def passed(results: list[dict]) -> bool:
+    """Every page answered 200: a slow page is a missed target, an error is a failure."""
+    return all(r["status"] == 200 for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=int, help="workspace id (default: largest bench-*)")
+    parser.add_argument("--repeat", type=int, default=3)
+    arguments = parser.parse_args()
+    # One JSON line per request would bury the table (bench/common.py's server does the same).
+    os.environ.setdefault("LOG_REQUESTS", "false")
+    setup_django()
+    bench_segments = load_bench_module("segments")
+    workspace_id = arguments.workspace or bench_segments.largest_workspace()
+    results = run(workspace_id, arguments.repeat)
+    sys.exit(0 if passed(results) else 1)
+
+
+if __name__ == "__main__":
+    main()

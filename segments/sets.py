@@ -1,0 +1,370 @@
+"""Counting a rule's members with set-based SQL, on PostgreSQL (issue 12).
+
+`segments.sql` asks each condition about each contact (an EXISTS per contact per
+condition). That suits a first page in `user_id` order, which stops after 50
+contacts, but a count visits every contact, so a wide rule costs contacts ×
+conditions probes: 200 conditions over a million contacts took 6 to 42 s.
+
+Here a condition, or a set of conditions one pass can answer, becomes the SQL of
+the contact ids that meet it, computed once, and the rule's logic becomes
+INTERSECT, UNION and EXCEPT of those sets:
+
+- conditions on one attribute key in a group: one pass over that key's values,
+  their predicates OR'ed or AND'ed as in `segments.sql.Compiler.group`;
+- event counts in a group with the same window: one pass over those events,
+  `GROUP BY contact_id` with a `HAVING` that combines every count;
+- a referenced segment: one `WITH` query, however often it is named;
+- account, survey and answer conditions: the contact-by-contact compiler, once
+  for all of them in the group.
+
+A set holds the ids of contacts that meet a condition, or (`outside`) of those
+that do not, so a negation costs nothing and "everyone but" is counted as the
+workspace's contacts minus the set. Text equality reads an index on a digest of
+the folded text, and substring operators add a `LIKE` a trigram index can answer
+(both built by migration 0008 on PostgreSQL only). Every predicate is the one
+`segments.sql` uses, so the count agrees with both evaluators; the index terms
+only narrow what is read.
+"""
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import BooleanField, F, Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from segments.memory import SegmentDefinition
+from segments.models import Contact, ContactValue, Event, SegmentMember
+from segments.rules import NEGATIONS, usable_segment
+from segments.sql import MAX_EVENTS, AnyOf, Compiler, positive_predicate, value_predicate
+from segments.values import days_before, fold
+
+SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
+# work_mem of a count's transaction: each hash or sort of the query may use this much
+# (hashes twice as much, PostgreSQL's hash_mem_multiplier), per parallel worker.
+COUNT_WORK_MEM = "64MB"
+# Up to this many conditions (references followed), a rule is narrow: see is_wide.
+NARROW = 8
+
+
+@dataclass(frozen=True)
+class Members:
+    """Contact ids as SQL (None: no contact), or with `outside` every other contact."""
+
+    sql: str | None
+    params: tuple = ()
+    outside: bool = False
+
+
+NOBODY = Members(None)
+EVERYBODY = Members(None, outside=True)
+
+
+def negated(members: Members) -> Members:
+    return Members(members.sql, members.params, not members.outside)
+
+
+def _joined(operator: str, parts: list[Members]) -> tuple[str, tuple]:
+    if len(parts) == 1:
+        return parts[0].sql, parts[0].params
+    sql = f" {operator} ".join(f"({part.sql})" for part in parts)
+    return sql, tuple(param for part in parts for param in part.params)
+
+
+def all_of(parts: list[Members]) -> Members:
+    """Contacts in every part: the sets intersected, minus every `outside` set."""
+    inside = [part for part in parts if not part.outside]
+    outside = [part for part in parts if part.outside and part.sql is not None]
+    if any(part.sql is None for part in inside):
+        return NOBODY
+    if not inside:
+        if not outside:
+            return EVERYBODY
+        sql, params = _joined("UNION", outside)
+        return Members(sql, params, outside=True)
+    sql, params = _joined("INTERSECT", inside)
+    if outside:
+        excluded, excluded_params = _joined("UNION", outside)
+        sql, params = f"({sql}) EXCEPT ({excluded})", params + excluded_params
+    return Members(sql, params)
+
+
+def any_of(parts: list[Members]) -> Members:
+    # De Morgan: in any part = not outside every part.
+    return negated(all_of([negated(part) for part in parts]))
+
+
+def text_digest(text: str) -> uuid.UUID:
+    """What the digest index holds for a folded text: PostgreSQL's md5 of it, as a uuid."""
+    return uuid.UUID(hashlib.md5(text.encode(), usedforsecurity=False).hexdigest())
+
+
+def _digest_in(texts: list[str], ignore_case: bool) -> Q:
+    """Text equal to one of `texts`: the digest index finds the rows, the text decides."""
+    folded = list(dict.fromkeys(fold(text) for text in texts))
+    digests = RawSQL(
+        "md5(text_folded)::uuid = ANY(%s)", [[text_digest(t) for t in folded]], BooleanField()
+    )
+    # One array parameter (segments.sql.AnyOf), not one parameter per value.
+    exact = AnyOf(F("text_folded"), folded) if ignore_case else AnyOf(F("text"), list(texts))
+    return Q(digests) & Q(exact)
+
+
+def _like_pattern(operator: str, text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return {"contains": f"%{escaped}%", "starts_with": f"{escaped}%"}.get(operator, f"%{escaped}")
+
+
+def set_predicate(
+    operator: str, value: Any, ignore_case: bool, now: datetime, like: bool = True
+) -> Q:
+    """`segments.sql.value_predicate`, with the terms PostgreSQL's text indexes answer.
+
+    `like`: add the trigram index's LIKE to a substring operator. One pattern found in
+    a third of a key's values reads faster by scanning the key than through the
+    index, so only passes that test several patterns ask for it.
+    """
+    if operator == "equals" and isinstance(value, str):
+        return _digest_in([value], ignore_case)
+    if operator == "in":
+        texts = [item for item in value if isinstance(item, str)]
+        others = [item for item in value if not isinstance(item, str)]
+        if texts:
+            parts = [_digest_in(texts, ignore_case)]
+            if others:
+                parts.append(value_predicate("in", others, ignore_case, now))
+            return parts[0] if len(parts) == 1 else parts[0] | parts[1]
+    predicate = value_predicate(operator, value, ignore_case, now)
+    if like and operator in SUBSTRING_OPERATORS and value:
+        # Folding maps letter to letter, so a match implies one in the folded text.
+        like = RawSQL("text_folded LIKE %s", [_like_pattern(operator, fold(value))], BooleanField())
+        return Q(like) & predicate
+    return predicate
+
+
+def condition_predicate(condition: Mapping, now: datetime, like: bool) -> tuple[Q, bool]:
+    """The condition's positive predicate over value rows, and whether it is negated."""
+    operator = condition["operator"]
+    if operator == "is_set" or operator == "is_not_set":
+        return positive_predicate(condition, now)
+    predicate = set_predicate(
+        NEGATIONS.get(operator, operator),
+        condition.get("value"),
+        condition.get("ignore_case", False),
+        now,
+        like,
+    )
+    return predicate, operator in NEGATIONS
+
+
+def _members_of(queryset: QuerySet) -> Members:
+    try:
+        sql, params = queryset.order_by().query.sql_with_params()
+    except EmptyResultSet:  # the condition holds for no row
+        return NOBODY
+    return Members(sql, tuple(params))
+
+
+def _count_expression(event: str) -> tuple[str, list]:
+    return "count(*) FILTER (WHERE name = %s)", [event]
+
+
+def _event_term(condition: Mapping) -> tuple[str, list, bool]:
+    """(SQL over the counts of one contact, its parameters, whether it holds at no events)."""
+    wanted, operator = condition["value"], condition["operator"]
+    counted, params = _count_expression(condition["event"])
+    if operator == "at_least":
+        if wanted <= 0:
+            return "TRUE", [], True
+        if wanted > MAX_EVENTS:
+            return "FALSE", [], False
+        return f"{counted} >= %s", [*params, wanted], False
+    if operator == "at_most":
+        if wanted >= MAX_EVENTS:
+            return "TRUE", [], True
+        return f"{counted} <= %s", [*params, wanted], True
+    if wanted > MAX_EVENTS:
+        return "FALSE", [], False
+    return f"{counted} = %s", [*params, wanted], wanted == 0
+
+
+class SetCompiler:
+    """Compiles rules of one workspace into `Members`; segments become `WITH` queries."""
+
+    def __init__(self, workspace_id: int, now: datetime, segments: Mapping[int, SegmentDefinition]):
+        self.workspace_id, self.now, self.segments = workspace_id, now, segments
+        self.lists: list[tuple[str, str, tuple]] = []  # (name, SQL, params), in order
+        self._segment_members: dict[int, Members] = {}
+
+    def compile(self, node: Mapping) -> Members:
+        if node["type"] != "group":
+            node = {"type": "group", "match": "all", "conditions": [node]}
+        return self.group(node)
+
+    def group(self, node: Mapping) -> Members:
+        match = node["match"]
+        combine = "all" if match == "all" else "any"  # `none` is "not any"
+        parts: list[Members] = []
+        by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
+        events: dict[Any, list[Mapping]] = {}
+        others: list[Mapping] = []
+        patterns = Counter(
+            condition["attribute"]
+            for condition in node["conditions"]
+            if condition["type"] == "attribute"
+            and NEGATIONS.get(condition["operator"], condition["operator"]) in SUBSTRING_OPERATORS
+        )
+        for condition in node["conditions"]:
+            kind = condition["type"]
+            if kind == "group":
+                parts.append(self.group(condition))
+            elif kind == "segment":
+                held = self.segment(condition["segment"])
+                parts.append(held if condition["operator"] == "in" else negated(held))
+            elif kind == "event":
+                events.setdefault(condition.get("within_days"), []).append(condition)
+            elif kind == "attribute" and not condition["attribute"].startswith("account."):
+                like = patterns[condition["attribute"]] > 1
+                predicate, negative = condition_predicate(condition, self.now, like)
+                # Which identity merges them: see segments.sql.Compiler.group.
+                joined = "or" if negative == (combine == "all") else "and"
+                by_key.setdefault((condition["attribute"], joined), (negative, []))[1].append(
+                    predicate
+                )
+            else:
+                others.append(condition)
+        for (key, joined), (negative, predicates) in by_key.items():
+            combined = Q(*predicates, _connector=Q.OR if joined == "or" else Q.AND)
+            rows = ContactValue.objects.filter(workspace_id=self.workspace_id, key=key)
+            found = _members_of(rows.filter(combined).values_list("contact_id"))
+            parts.append(negated(found) if negative else found)
+        for within_days, conditions in events.items():
+            parts.append(self.events(conditions, combine, within_days))
+        if others:
+            rest = {"type": "group", "match": combine, "conditions": others}
+            contacts = Contact.objects.filter(workspace_id=self.workspace_id)
+            condition = Compiler(self.now, self.segments).group(rest)
+            parts.append(_members_of(contacts.filter(condition).values_list("id")))
+        held = all_of(parts) if combine == "all" else any_of(parts)
+        return negated(held) if match == "none" else held
+
+    def events(self, conditions: list[Mapping], combine: str, within_days) -> Members:
+        """Event counts of one window, in one pass: contacts grouped, counts combined."""
+        terms, term_params, at_zero = [], [], []
+        for condition in conditions:
+            sql, params, holds = _event_term(condition)
+            terms.append(sql)
+            term_params += params
+            at_zero.append(holds)
+        holds_at_zero = all(at_zero) if combine == "all" else any(at_zero)
+        having = f" {'AND' if combine == 'all' else 'OR'} ".join(terms)
+        names = sorted({condition["event"] for condition in conditions})
+        where, params = "workspace_id = %s AND name = ANY(%s)", [self.workspace_id, names]
+        if within_days is not None:
+            where += " AND occurred_at >= %s AND occurred_at <= %s"
+            params += [days_before(self.now, within_days), self.now]
+        # Contacts without such events are not in the GROUP BY: when the counts hold at
+        # zero, the set is of those they fail for, and the members are everyone else.
+        sql = (
+            f'SELECT contact_id FROM "{Event._meta.db_table}" WHERE {where} '  # noqa: S608
+            f"GROUP BY contact_id HAVING {'NOT ' if holds_at_zero else ''}({having})"
+        )
+        return Members(sql, tuple(params + term_params), outside=holds_at_zero)
+
+    def segment(self, segment_id: int) -> Members:
+        if segment_id not in self._segment_members:
+            self._segment_members[segment_id] = self._segment(segment_id)
+        return self._segment_members[segment_id]
+
+    def _segment(self, segment_id: int) -> Members:
+        if not usable_segment(self.segments, segment_id):
+            return NOBODY
+        segment = self.segments[segment_id]
+        if segment.kind == "manual":
+            rows = SegmentMember.objects.filter(segment_id=segment_id).values_list("contact_id")
+            return _members_of(rows)
+        held = self.compile(segment.rules)
+        if held.sql is None:
+            return held
+        name = f"segment_{segment_id}_set"
+        self.lists.append((name, held.sql, held.params))
+        return Members(f'SELECT id FROM "{name}"', (), held.outside)  # noqa: S608
+
+    def count_query(self, rule: Mapping) -> tuple[str, tuple] | int:
+        """The SQL counting the rule's members, or the count itself when no query is needed."""
+        held = self.compile(rule)
+        contacts = f'SELECT count(*) FROM "{Contact._meta.db_table}" WHERE workspace_id = %s'
+        if held.sql is None:
+            return (contacts, (self.workspace_id,)) if held.outside else 0
+        counted = f"SELECT count(*) FROM ({held.sql}) AS members"  # noqa: S608
+        params = held.params
+        if held.outside:
+            counted = f"SELECT ({contacts}) - ({counted})"
+            params = (self.workspace_id, *params)
+        if self.lists:
+            lists = ", ".join(f'"{name}"(id) AS ({sql})' for name, sql, _ in self.lists)
+            counted = f"WITH {lists} {counted}"
+            params = tuple(p for _, _, list_params in self.lists for p in list_params) + params
+        return counted, params
+
+
+def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:
+    """Does the rule, with its references followed (each segment once), hold more than
+    `NARROW` conditions (list values counted)? A narrow rule is counted faster contact
+    by contact: the sets of a few broad conditions (a plan, a country) are each
+    hundreds of thousands of ids."""
+    seen: set[int] = set()
+    stack, conditions = [rule], 0
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if node.get("type") == "group":
+            stack.extend(node.get("conditions") or [])
+            continue
+        # A list is as wide as its values: each is a comparison per contact.
+        value = node.get("value")
+        conditions += len(value) if isinstance(value, list) else 1
+        if conditions > NARROW:
+            return True
+        pk = node.get("segment") if node.get("type") == "segment" else None
+        if pk in segments and pk not in seen:
+            seen.add(pk)
+            stack.append(segments[pk].rules)
+    return False
+
+
+def set_count(
+    workspace_id: int,
+    rule: Mapping,
+    now: datetime,
+    segments: Mapping[int, SegmentDefinition],
+    roomy: bool = True,
+) -> int:
+    """How many of the workspace's contacts match `rule` at `now`, in one set-based query.
+
+    `roomy` runs it in a transaction of its own with more memory and no JIT; a count
+    of one trait's values needs neither, and skips the round trips.
+    """
+    query = SetCompiler(workspace_id, now, segments).count_query(rule)
+    if isinstance(query, int):
+        return query
+    if not roomy:
+        with connection.cursor() as cursor:
+            cursor.execute(*query)
+            return cursor.fetchone()[0]
+    with transaction.atomic(), connection.cursor() as cursor:
+        # For this transaction only: room to hash the id sets and the grouped events in
+        # memory, and no JIT, whose compiling cost more than these queries save by it.
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
+            [COUNT_WORK_MEM],
+        )
+        cursor.execute(*query)
+        return cursor.fetchone()[0]
