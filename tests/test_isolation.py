@@ -41,6 +41,7 @@ from tests.factories import (
     WorkspaceFactory,
     record_response,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
@@ -152,13 +153,7 @@ def world(settings) -> World:
     segment = SegmentFactory(
         workspace=a,
         name="alpha-segment-name",
-        rules={
-            "type": "group",
-            "match": "all",
-            "conditions": [
-                {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
-            ],
-        },
+        rules=plan_is("pro"),
     )
     manual = ManualSegmentFactory(workspace=a, name="alpha-manual", members=[contact])
     survey = SurveyFactory(

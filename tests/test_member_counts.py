@@ -18,12 +18,12 @@ from segments.sql import lone_attribute
 from targeting.services import audience_estimate
 from tests.conftest import NOW
 from tests.factories import ManualSegmentFactory, SegmentFactory, WorkspaceFactory
-from tests.rules import group
+from tests.rules import group, plan
 from tests.test_rule_agreement import TRAIT_KEYS, _identify, attribute_conditions, contacts
 
 pytestmark = pytest.mark.django_db
 
-PLAN = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
+PLAN = plan("pro")
 
 
 @pytest.mark.parametrize(
