@@ -4,8 +4,10 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -37,6 +39,68 @@ READABLE_JSON = {
         "widget": forms.Textarea(attrs={"rows": 6, "cols": 60, **MONOSPACE}),
     }
 }
+
+
+class RecordedAdmin(admin.ModelAdmin):
+    """Shown and deletable, never added or edited by hand: what the widget and API recorded."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class InUseAdmin(admin.ModelAdmin):
+    """For a workspace's object that others use (a segment, a survey): refuses to delete it
+    while something uses it, naming what does, and to move it to another workspace.
+
+    `users_of(obj)` lists the users; add "used_by" to `readonly_fields` to show them.
+    """
+
+    def users_of(self, obj) -> list[str]:
+        raise NotImplementedError
+
+    def get_readonly_fields(self, request, obj=None):
+        # Its users, displays and responses stay in its workspace: moving it would break them.
+        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
+
+    @admin.display(description="used by")
+    def used_by(self, obj):
+        users = self.users_of(obj) if obj.pk else []
+        if not users:
+            return "Nothing: it can be deleted."
+        return format_html(
+            "{}<br><small>It cannot be deleted while these use it.</small>", ", ".join(users)
+        )
+
+    def get_actions(self, request):
+        # The bulk delete would skip the "in use" check below.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and self.users_of(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django answers a refused deletion with a bare 403; say what holds the object instead.
+        obj = self.get_object(request, object_id)
+        users = self.users_of(obj) if obj is not None else []
+        if users and super().has_delete_permission(request, obj):
+            self.message_user(
+                request,
+                f"“{obj}” cannot be deleted: it is used by {', '.join(users)}. "
+                "Remove those uses first.",
+                messages.ERROR,
+            )
+            opts = self.opts
+            return redirect(
+                reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            )
+        return super().delete_view(request, object_id, extra_context)
 
 
 class MembershipInline(admin.TabularInline):

@@ -1,9 +1,9 @@
-from urllib.parse import urlsplit
-
 from django import forms
 from django.contrib.auth import get_user_model
 
+from refiner.errors import Invalid
 from refiner.models import Membership, Workspace
+from refiner.workspace_settings import SETTINGS, clean_settings
 
 
 class WorkspaceSettingsForm(forms.ModelForm):
@@ -24,20 +24,18 @@ class WorkspaceSettingsForm(forms.ModelForm):
             self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins)
 
     def clean_allowed_origins(self) -> list[str]:
-        origins = []
-        for line in self.cleaned_data["allowed_origins"].splitlines():
-            origin = line.strip().rstrip("/")
-            if not origin:
-                continue
-            parts = urlsplit(origin)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-                raise forms.ValidationError(
-                    f"“{origin}” is not an origin like https://app.example.com."
-                )
-            origins.append(origin)
-        if len(origins) > 100:
-            raise forms.ValidationError("At most 100 origins.")
-        return list(dict.fromkeys(origins))
+        lines = (line.strip() for line in self.cleaned_data["allowed_origins"].splitlines())
+        return [line for line in lines if line]
+
+    def clean(self) -> dict:
+        # The rules are the REST API's (`clean_settings`); the fields only read the page.
+        cleaned = super().clean()
+        try:
+            cleaned |= clean_settings({key: cleaned[key] for key in SETTINGS if key in cleaned})
+        except Invalid as problem:
+            for field, message in problem.fields.items():
+                self.add_error(field, message)
+        return cleaned
 
 
 class AddMemberForm(forms.Form):

@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 
 from refiner.budget import is_timeout
+from refiner.errors import Conflict, Invalid, Refused
 from refiner.models import Workspace
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,16 @@ def error(
     return JsonResponse({"error": body}, status=status)
 
 
-def invalid(fields: dict, message: str = "The request has invalid fields.") -> ApiError:
-    return ApiError("invalid", message, 400, fields)
+def invalid(fields: dict, message: str = "The request has invalid fields.") -> Invalid:
+    return Invalid(fields, message)
+
+
+# The one place where what the product refuses (`refiner.errors`) becomes an HTTP status.
+REFUSAL_STATUSES = ((Invalid, 400), (Conflict, 409))
+
+
+def refusal_status(refusal: Refused) -> int:
+    return next((status for kind, status in REFUSAL_STATUSES if isinstance(refusal, kind)), 400)
 
 
 def _reject_constant(name: str):
@@ -123,8 +132,6 @@ def api(methods: list[str]) -> Callable:
         @csrf_exempt
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-            if request.method == "OPTIONS" and getattr(view, "cors", False):
-                return view(request, *args, **kwargs)
             if request.method not in methods:
                 response = error("method_not_allowed", f"Use {' or '.join(methods)}.", 405)
                 response["Allow"] = ", ".join(methods)
@@ -135,10 +142,11 @@ def api(methods: list[str]) -> Callable:
                 return view(request, *args, **kwargs)
             except ApiError as e:
                 return error(e.code, e.message, e.status, e.fields, e.details)
+            except Refused as e:
+                return error(e.code, e.message, refusal_status(e), e.fields, e.details)
             except (OperationalError, InterfaceError) as e:
                 if is_timeout(e):
-                    log.warning("time budget spent: %s %s", request.method, request.path_info)
-                    return error("timeout", TIMEOUT_MESSAGE, 503)
+                    raise  # HardeningMiddleware answers every spent budget, pages and API alike
                 log.warning("database unavailable: %s", e)
                 return error("unavailable", "The service is unavailable; try again soon.", 503)
             except DatabaseError as e:

@@ -32,6 +32,9 @@ INSTALLED_APPS = [
     "segments",
     "surveys",
     "targeting",
+    # Above every app: whole-product tools (docs/architecture.md).
+    "demo",
+    "workspace_backups",
 ]
 
 MIDDLEWARE = [

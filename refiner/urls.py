@@ -5,6 +5,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # JSON API (SPEC §5)
     path("api/v1/", include("segments.api_urls")),
+    path("api/v1/", include("surveys.api_urls")),
     path("api/v1/", include("targeting.api_urls")),
     path("api/v1/", include("refiner.api_urls")),
     # Dashboard (SPEC §6)
@@ -13,5 +14,5 @@ urlpatterns = [
     path("", include("surveys.urls")),
     path("", include("targeting.urls")),
     # The widget's demo host page (SPEC §7), only when enabled
-    path("", include("refiner.demo_urls")),
+    path("", include("demo.urls")),
 ]

@@ -2,7 +2,7 @@
 
 from django.http import Http404, HttpRequest
 
-from refiner.models import Membership, Workspace
+from refiner.models import Membership
 
 SESSION_KEY = "workspace_id"
 
@@ -48,7 +48,3 @@ def current_workspace(request: HttpRequest) -> dict:
         "workspace": membership.workspace if membership else None,
         "memberships": memberships_of(request.user),
     }
-
-
-def workspace_for_key(widget_key: str) -> Workspace | None:
-    return Workspace.objects.filter(widget_key=widget_key).first()

@@ -6,14 +6,12 @@ let the two drift apart, so they are read-only (deleting stays possible).
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from refiner.admin import MONOSPACE, IndentedJSONField, pretty_json
-from segments.api import segment_users
+from refiner.admin import MONOSPACE, IndentedJSONField, InUseAdmin, RecordedAdmin, pretty_json
 from segments.models import (
     Account,
     AccountValue,
@@ -24,22 +22,13 @@ from segments.models import (
     SegmentMember,
 )
 from segments.services import check_rule
+from segments.uses import segment_users
 
 RECENT_EVENTS = 20
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown and deletable, never added or edited by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Account)
-class AccountAdmin(ReadOnlyAdmin):
+class AccountAdmin(RecordedAdmin):
     list_display = ["external_id", "name", "workspace", "updated_at"]
     list_filter = ["workspace", "updated_at"]
     search_fields = ["external_id", "name"]
@@ -53,7 +42,7 @@ class AccountAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Contact)
-class ContactAdmin(ReadOnlyAdmin):
+class ContactAdmin(RecordedAdmin):
     list_display = ["user_id", "email", "name", "workspace", "account", "last_seen_at"]
     list_filter = ["workspace", "first_seen_at", "last_seen_at"]
     search_fields = ["user_id", "email", "name", "account__external_id", "account__name"]
@@ -86,7 +75,7 @@ class ContactAdmin(ReadOnlyAdmin):
         return format_html('<ul style="margin:0">{}</ul><a href="{}">All events</a>', items, url)
 
 
-class ValueAdmin(ReadOnlyAdmin):
+class ValueAdmin(RecordedAdmin):
     list_display = ["key", "text", "num", "date", "boolean"]
     list_filter = ["workspace"]
     search_fields = ["key", "text"]
@@ -107,7 +96,7 @@ class AccountValueAdmin(ValueAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(RecordedAdmin):
     list_display = ["name", "contact", "workspace", "occurred_at"]
     list_filter = ["workspace", "occurred_at"]
     search_fields = ["name", "contact__user_id"]
@@ -166,7 +155,7 @@ class SegmentMemberInline(admin.TabularInline):
 
 
 @admin.register(Segment)
-class SegmentAdmin(admin.ModelAdmin):
+class SegmentAdmin(InUseAdmin):
     form = SegmentForm
     list_display = ["name", "kind", "workspace", "updated_at"]
     list_filter = ["kind", "workspace", "updated_at"]
@@ -176,43 +165,8 @@ class SegmentAdmin(admin.ModelAdmin):
     readonly_fields = ["used_by", "created_at", "updated_at"]
     inlines = [SegmentMemberInline]
 
-    @admin.display(description="used by")
-    def used_by(self, segment: Segment):
-        users = segment_users(segment) if segment.pk else []
-        if not users:
-            return "Nothing: it can be deleted."
-        return format_html(
-            "{}<br><small>It cannot be deleted while these use it.</small>", ", ".join(users)
-        )
-
-    def get_readonly_fields(self, request, obj=None):
-        # Moving a segment to another workspace would break the rules and surveys using it.
-        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
-
-    def get_actions(self, request):
-        # The bulk delete would skip the "in use" check below.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        if obj is not None and segment_users(obj):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        # Django answers a refused deletion with a bare 403; say what holds the segment instead.
-        segment = self.get_object(request, object_id)
-        users = segment_users(segment) if segment is not None else []
-        if users and super().has_delete_permission(request, segment):
-            self.message_user(
-                request,
-                f"“{segment.name}” cannot be deleted: it is used by {', '.join(users)}. "
-                "Remove those uses first.",
-                messages.ERROR,
-            )
-            return redirect(reverse("admin:segments_segment_change", args=[segment.pk]))
-        return super().delete_view(request, object_id, extra_context)
+    def users_of(self, segment: Segment) -> list[str]:
+        return segment_users(segment)
 
 
 @admin.register(SegmentMember)

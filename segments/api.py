@@ -4,10 +4,12 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from refiner.errors import Invalid
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
-from segments import services
+from segments import ingest, services
 from segments.models import Contact, Segment
-from segments.rules import TOO_COMPLEX, referenced_segments
+from segments.rules import TOO_COMPLEX
+from segments.uses import delete_segment
 from segments.values import parse_date
 
 SAMPLE_SIZE = 10
@@ -54,8 +56,8 @@ def segment_to_dict(segment: Segment, now) -> dict:
 @api(["POST"])
 @authorize
 def identify_user(request: HttpRequest) -> JsonResponse:
-    user = services.clean_user(json_body(request))
-    contact = services.identify_contact(workspace=request.workspace, user=user, now=timezone.now())
+    user = ingest.clean_user(json_body(request))
+    contact = ingest.identify_contact(workspace=request.workspace, user=user, now=timezone.now())
     return JsonResponse({"contact": contact.to_dict()})
 
 
@@ -64,8 +66,8 @@ def identify_user(request: HttpRequest) -> JsonResponse:
 def track_event(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     errors = {}
-    user_id = services._check_id(data.get("user_id"), "user_id", errors)
-    event = services.check_event_name(data.get("event"), "event", errors)
+    user_id = ingest.check_id(data.get("user_id"), "user_id", errors)
+    event = ingest.check_event_name(data.get("event"), "event", errors)
     occurred_at = None
     if data.get("occurred_at") is not None:
         occurred_at = parse_date(data["occurred_at"])
@@ -73,7 +75,7 @@ def track_event(request: HttpRequest) -> JsonResponse:
             errors["occurred_at"] = "Must be an ISO-8601 date or datetime."
     if errors:
         raise invalid(errors)
-    services.track_event(
+    ingest.track_event(
         workspace=request.workspace,
         user_id=user_id,
         event=event,
@@ -114,11 +116,11 @@ def rule_fields(problems: dict[str, str]) -> dict[str, str]:
     return {path if path == "rules" else f"rules.{path}": msg for path, msg in problems.items()}
 
 
-def rule_error(fields: dict[str, str], code: str) -> ApiError:
-    """The 400 for a body with these problems; `code` is the rule's (see `Problems`)."""
+def rule_error(fields: dict[str, str], code: str) -> Invalid:
+    """The refusal of a body with these problems; `code` is the rule's (see `Problems`)."""
     if code == TOO_COMPLEX:
         message = "The rule is beyond the work a rule may cost, with segment references expanded."
-        return ApiError(TOO_COMPLEX, message, 400, fields)
+        return Invalid(fields, message, code=TOO_COMPLEX)
     return invalid(fields)
 
 
@@ -177,38 +179,12 @@ def segments(request: HttpRequest) -> JsonResponse:
     return paginated(request, queryset, lambda s: segment_to_dict(s, now))
 
 
-def segment_users(segment: Segment) -> list[str]:
-    """What stops a segment's deletion: segments that reference it, surveys that target it."""
-    from surveys.models import Survey
-
-    users = [
-        f"segment {other.pk} ({other.name})"
-        for other in Segment.objects.filter(workspace_id=segment.workspace_id, kind=Segment.RULES)
-        if other.pk != segment.pk and segment.pk in referenced_segments(other.rules)
-    ]
-    surveys = Survey.objects.filter(workspace_id=segment.workspace_id).filter(
-        targeting__segments=segment
-    ) | Survey.objects.filter(
-        workspace_id=segment.workspace_id, targeting__excluded_segments=segment
-    )
-    users += [f"survey {s.pk} ({s.name})" for s in surveys.distinct()]
-    return users
-
-
 @api(["GET", "PUT", "DELETE"])
 @authorize
 def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
     found = _segment(request, segment_id)
     if request.method == "DELETE":
-        with transaction.atomic():
-            users = segment_users(found)
-            if users:
-                raise ApiError(
-                    "segment_in_use",
-                    f"Segment {found.pk} is used by {', '.join(users)}; remove those uses first.",
-                    409,
-                )
-            found.delete()
+        delete_segment(found)
         return HttpResponse(status=204)
     if request.method == "PUT":
         data = json_body(request)
@@ -226,8 +202,9 @@ def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
 def segment_members(request: HttpRequest, segment_id: int) -> JsonResponse:
     found = _segment(request, segment_id)
     queryset = services.segment_contacts(found, timezone.now())
-    return paginated(request, queryset.select_related("account").order_by("user_id"),
-                     Contact.to_dict)  # fmt: skip
+    return paginated(
+        request, queryset.select_related("account").order_by("user_id"), Contact.to_dict
+    )
 
 
 @api(["POST"])

@@ -16,7 +16,8 @@ from typing import Any
 from django.db.models import Count, Max, QuerySet
 
 from refiner.models import Workspace
-from segments.models import BUILTIN_FIELDS, AccountValue, ContactValue, Event
+from segments.models import AccountValue, ContactValue, Event
+from segments.rules import BUILTIN_FIELDS
 
 LIMIT = 500
 

@@ -8,7 +8,6 @@ then called on each contact's snapshot: the eligibility check runs the same
 segments for every widget call, so a segment keeps its compiled rule.
 """
 
-import logging
 import operator as compare
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from segments.rules import NEGATIONS, expanded_costs
+from segments.rules import NEGATIONS, SURVEY_MOMENTS, SegmentDefinitions, usable_segment
 from segments.values import ParsedValue, days_before, fold, parse_date, parse_number, parse_value
 
 
@@ -54,44 +53,6 @@ class SegmentDefinition:
         # The compiled rule is rebuilt on use: functions do not pickle into the cache.
         return {"id": self.id, "kind": self.kind, "rules": self.rules}
 
-
-class SegmentDefinitions(dict[int, SegmentDefinition]):
-    """A workspace's segments by id, knowing once which of them cannot be evaluated."""
-
-    @cached_property
-    def unusable(self) -> frozenset[int]:
-        return find_unusable(self)
-
-
-def find_unusable(segments: Mapping[int, SegmentDefinition]) -> frozenset[int]:
-    """Segments no evaluator may expand: on a cycle, naming a missing segment, or beyond
-    the work bound (SPEC §3.1) once references are expanded; also those that name them.
-
-    Saves refuse such definitions, but one may still be stored (written by hand, or by
-    an older version): evaluation then fails closed, identically in both evaluators.
-    """
-    rules = {pk: None if d.kind == "manual" else d.rules for pk, d in segments.items()}
-    costs = expanded_costs(rules)
-    return frozenset(pk for pk, cost in costs.items() if cost is None or cost.problem())
-
-
-def usable_segment(segments: Mapping[int, SegmentDefinition], segment_id: int) -> bool:
-    """Can the segment be evaluated? When not, log it: no contact is then in it."""
-    if isinstance(segments, SegmentDefinitions):
-        unusable = segments.unusable
-    else:
-        unusable = find_unusable(segments)
-    if segment_id in segments and segment_id not in unusable:
-        return True
-    log.warning(
-        "Segment %s is missing, on a cycle of references or beyond the work bound: "
-        "no contact is counted in it.",
-        segment_id,
-    )
-    return False
-
-
-log = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -225,15 +186,6 @@ def _in_window(moment: datetime | None, within_days: int | None, now: datetime) 
     if moment is None:
         return False
     return within_days is None or days_before(now, within_days) <= moment <= now
-
-
-SURVEY_MOMENTS = {
-    "seen": "shown_at",
-    "not_seen": "shown_at",
-    "dismissed": "dismissed_at",
-    "completed": "completed_at",
-    "not_completed": "completed_at",
-}
 
 
 def _survey_condition(condition: Mapping) -> Predicate:

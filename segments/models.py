@@ -4,9 +4,6 @@ from django.utils import timezone
 from refiner.models import Workspace
 from segments.values import iso, parse_value
 
-BUILTIN_FIELDS = ("user_id", "email", "name", "first_seen_at", "last_seen_at")
-ACCOUNT_BUILTIN_FIELDS = ("id", "name")
-
 
 class ParsedValueFields(models.Model):
     """A raw value's parsed forms (see segments.values): what SQL compares."""

@@ -5,13 +5,18 @@ the path to the bad node (`conditions[2].value`). The two evaluators live in
 `segments.sql` (a Django Q over contacts) and `segments.memory` (one contact).
 """
 
+import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from segments.models import ACCOUNT_BUILTIN_FIELDS, BUILTIN_FIELDS
-from segments.values import is_json_number, parse_date, parse_number
+from segments.values import is_json_integer, is_json_number, parse_date, parse_number
+
+# Fields every contact (or account) has, that rules read beside its traits.
+BUILTIN_FIELDS = ("user_id", "email", "name", "first_seen_at", "last_seen_at")
+ACCOUNT_BUILTIN_FIELDS = ("id", "name")
 
 MAX_DEPTH = 5
 MAX_CONDITIONS = 200
@@ -22,6 +27,8 @@ MAX_EXPANDED_CONDITIONS = 1000
 MAX_EXPANDED_VALUES = 5000
 MAX_REFERENCE_DEPTH = 10
 TOO_COMPLEX = "rule_too_complex"
+
+log = logging.getLogger(__name__)
 
 GROUP_MATCHES = ("all", "any", "none")
 
@@ -53,6 +60,14 @@ NEGATIONS = {
 
 EVENT_OPERATORS = ("at_least", "at_most", "exactly")
 SURVEY_OPERATORS = ("seen", "not_seen", "dismissed", "completed", "not_completed")
+# The moment of a display each survey operator looks at; `not_` ones negate their twin.
+SURVEY_MOMENTS = {
+    "seen": "shown_at",
+    "not_seen": "shown_at",
+    "dismissed": "dismissed_at",
+    "completed": "completed_at",
+    "not_completed": "completed_at",
+}
 SEGMENT_OPERATORS = ("in", "not_in")
 CONDITION_TYPES = ("group", "attribute", "event", "survey", "answer", "segment")
 
@@ -91,7 +106,7 @@ def is_attribute_key(key: Any) -> bool:
 
 
 def is_whole_number(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_json_integer(value) and value >= 0
 
 
 class _Validator:
@@ -216,8 +231,12 @@ class _Validator:
         elif isinstance(value, str):
             self.check_string(path, value)
         elif not is_json_number(value) or parse_number(value) is None:
-            self.fail(path, "Must be a string, a number or a boolean." if allow_bool
-                      else "Must be a string or a number.")  # fmt: skip
+            self.fail(
+                path,
+                "Must be a string, a number or a boolean."
+                if allow_bool
+                else "Must be a string or a number.",
+            )
 
     def event(self, node: dict, prefix: str) -> None:
         self.unknown_keys(node, {"type", "event", "operator", "value", "within_days"}, prefix)
@@ -238,8 +257,10 @@ class _Validator:
         if allow_any and survey == "any":
             return
         if not is_whole_number(survey):
-            self.fail(f"{prefix}survey", 'Must be a survey id or "any".' if allow_any
-                      else "Must be a survey id.")  # fmt: skip
+            self.fail(
+                f"{prefix}survey",
+                'Must be a survey id or "any".' if allow_any else "Must be a survey id.",
+            )
         elif self.surveys is not None and survey not in self.surveys:
             self.fail(f"{prefix}survey", f"There is no survey {survey} in this workspace.")
 
@@ -312,19 +333,29 @@ class RuleCost:
         return None
 
 
-def _own_cost(rule: Any) -> RuleCost:
-    """The rule's own conditions and list values, and the references it makes (no expansion).
+def rule_nodes(rule: Any) -> Iterator[dict]:
+    """Every group and condition of a rule document, however nested, skipping what is
+    not an object (stored and posted documents are walked before they are validated).
 
-    A loop over a stack rather than recursion: stored rules are walked too, and no
-    document may exhaust the interpreter's stack.
+    A loop over a stack rather than recursion: no document may exhaust the
+    interpreter's stack.
     """
-    conditions = values = 0
-    references: list[int] = []
     stack = [rule]
     while stack:
         node = stack.pop()
         if not isinstance(node, dict):
             continue
+        yield node
+        children = node.get("conditions")
+        if isinstance(children, list):
+            stack.extend(children)
+
+
+def _own_cost(rule: Any) -> RuleCost:
+    """The rule's own conditions and list values, and the references it makes (no expansion)."""
+    conditions = values = 0
+    references: list[int] = []
+    for node in rule_nodes(rule):
         if node.get("type") == "segment" and is_whole_number(node.get("segment")):
             references.append(node["segment"])
         if node.get("operator") in LIST_OPERATORS and isinstance(node.get("value"), list):
@@ -332,7 +363,6 @@ def _own_cost(rule: Any) -> RuleCost:
         children = node.get("conditions")
         if isinstance(children, list):
             conditions += len(children)
-            stack.extend(children)
     return RuleCost(conditions, values, 0, tuple(references))
 
 
@@ -382,6 +412,42 @@ def _expand(cost: RuleCost, costs: Mapping[int, RuleCost | None]) -> RuleCost | 
     return RuleCost(conditions, values, depth, cost.references)
 
 
+class SegmentDefinitions(dict):
+    """A workspace's segments by id, knowing once which of them cannot be evaluated."""
+
+    @cached_property
+    def unusable(self) -> frozenset[int]:
+        return find_unusable(self)
+
+
+def find_unusable(segments: Mapping[int, Any]) -> frozenset[int]:
+    """Segments no evaluator may expand: on a cycle, naming a missing segment, or beyond
+    the work bound (SPEC §3.1) once references are expanded; also those that name them.
+
+    Saves refuse such definitions, but one may still be stored (written by hand, or by
+    an older version): evaluation then fails closed, identically in both evaluators.
+    """
+    rules = {pk: None if d.kind == "manual" else d.rules for pk, d in segments.items()}
+    costs = expanded_costs(rules)
+    return frozenset(pk for pk, cost in costs.items() if cost is None or cost.problem())
+
+
+def usable_segment(segments: Mapping[int, Any], segment_id: int) -> bool:
+    """Can the segment be evaluated? When not, log it: no contact is then in it."""
+    if isinstance(segments, SegmentDefinitions):
+        unusable = segments.unusable
+    else:
+        unusable = find_unusable(segments)
+    if segment_id in segments and segment_id not in unusable:
+        return True
+    log.warning(
+        "Segment %s is missing, on a cycle of references or beyond the work bound: "
+        "no contact is counted in it.",
+        segment_id,
+    )
+    return False
+
+
 def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int) -> bool:
     seen: set[int] = set()
     stack = [start]
@@ -396,8 +462,9 @@ def _find_cycle(start: int, references: Mapping[int, set[int]], segment_id: int)
     return False
 
 
-def _check_cost(validator: _Validator, rule: Any, segments: Mapping[int, Any],
-                segment_id: int | None) -> None:  # fmt: skip
+def _check_cost(
+    validator: _Validator, rule: Any, segments: Mapping[int, Any], segment_id: int | None
+) -> None:
     """The work bound, for the rule and for every segment that would expand it."""
     others = {pk: other for pk, other in segments.items() if pk != segment_id}
     costs = expanded_costs(others)

@@ -14,20 +14,15 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from refiner.rows import fast_cursor
+from refiner.raw_sql import fast_cursor
 from segments.memory import ContactSnapshot, DisplayFacts
 from segments.models import Contact
+from segments.registry import survey_facts
 
 EVENT, DISPLAY, ANSWER, MEMBERSHIP = 1, 2, 3, 4
 
-# Columns of every branch: kind, text, number, three moments, JSON.
-_DISPLAYS = """
-    SELECT 2, NULL, survey_id, shown_at, dismissed_at, completed_at, NULL
-    FROM surveys_display WHERE contact_id = %s"""
-_ANSWERS = """
-    SELECT 3, a.key, a.survey_id, NULL, NULL, NULL, CAST(r.answers AS TEXT)
-    FROM surveys_answer a JOIN surveys_response r ON r.id = a.response_id
-    WHERE a.contact_id = %s AND a.is_latest"""
+# Columns of every branch: kind, text, number, three moments, JSON. The displays and
+# answers branches are the surveys app's (`segments.registry.SurveyFacts`).
 _MEMBERSHIPS = """
     SELECT 4, NULL, segment_id, NULL, NULL, NULL, NULL
     FROM segments_segmentmember WHERE contact_id = %s"""
@@ -45,7 +40,9 @@ def _events(names: list[str] | None) -> str:
 def snapshot_query(contact_id: int, event_names: Iterable[str] | None) -> tuple[str, list]:
     """The SQL and parameters of the snapshot; events only of `event_names` (None: all)."""
     names = sorted(event_names) if event_names is not None else None
-    branches, params = [_DISPLAYS, _ANSWERS, _MEMBERSHIPS], [contact_id] * 3
+    facts = survey_facts()
+    branches = [facts.snapshot_displays, facts.snapshot_answers, _MEMBERSHIPS]
+    params = [contact_id] * 3
     if names is None or names:
         branches.insert(0, _events(names))
         params = [contact_id, *(names or [])] + params

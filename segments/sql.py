@@ -17,9 +17,10 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Left, Length, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
-from segments.memory import SURVEY_MOMENTS, SegmentDefinition, usable_segment
+from segments.memory import SegmentDefinition
 from segments.models import AccountValue, Contact, ContactValue, Event, SegmentMember
-from segments.rules import NEGATIONS, referenced_by
+from segments.registry import survey_facts
+from segments.rules import NEGATIONS, referenced_by, usable_segment
 from segments.values import days_before, fold, parse_date, parse_number
 
 # Explicit truth values: an empty Q() is the identity of both & and |, not "true".
@@ -156,15 +157,8 @@ def value_condition(condition: Mapping, rows, now: datetime) -> Q:
 
 def value_rows(condition: Mapping) -> QuerySet:
     """The rows an attribute or answer condition reads: at most one for the contact."""
-    from surveys.models import Answer
-
     if condition["type"] == "answer":
-        return Answer.objects.filter(
-            contact=OuterRef("pk"),
-            survey_id=condition["survey"],
-            key=condition["question"],
-            is_latest=True,
-        )
+        return survey_facts().answer_rows(condition)
     key = condition["attribute"]
     if key.startswith("account."):
         return AccountValue.objects.filter(
@@ -206,21 +200,6 @@ def _event(condition: Mapping, now: datetime) -> Q:
     return _at_least(condition, wanted, now) & fewer
 
 
-def _survey(condition: Mapping, now: datetime) -> Q:
-    from surveys.models import Display
-
-    operator = condition["operator"]
-    moment = SURVEY_MOMENTS[operator]
-    displays = Display.objects.filter(contact=OuterRef("pk"), **{f"{moment}__isnull": False})
-    if condition["survey"] != "any":
-        displays = displays.filter(survey_id=condition["survey"])
-    if condition.get("within_days") is not None:
-        start = days_before(now, condition["within_days"])
-        displays = displays.filter(**{f"{moment}__gte": start, f"{moment}__lte": now})
-    exists = Q(Exists(displays))
-    return ~exists if operator.startswith("not_") else exists
-
-
 def _answer(condition: Mapping, now: datetime) -> Q:
     return value_condition(condition, value_rows(condition), now)
 
@@ -240,8 +219,12 @@ def _merge_event_counts(conditions: list, match: str) -> list:
     "at least 3" and "at least 5" hold together when "at least 5" holds, and either
     holds when "at least 3" does; "at most" the other way round.
     """
-    strongest = {("all", "at_least"): max, ("all", "at_most"): min,
-                 ("any", "at_least"): min, ("any", "at_most"): max}  # fmt: skip
+    strongest = {
+        ("all", "at_least"): max,
+        ("all", "at_most"): min,
+        ("any", "at_least"): min,
+        ("any", "at_most"): max,
+    }
     kept: list = []
     by_events: dict[tuple, int] = {}
     for condition in conditions:
@@ -331,7 +314,7 @@ class Compiler:
         if kind == "event":
             return _event(node, self.now)
         if kind == "survey":
-            return _survey(node, self.now)
+            return survey_facts().survey_condition(node, self.now)
         if kind == "answer":
             return _answer(node, self.now)
         if kind == "segment":

@@ -23,5 +23,4 @@ urlpatterns = [
     path("catalogue/", views.trait_catalogue, name="catalogue"),
     path("contacts/", views.contact_list, name="contact-list"),
     path("test-contacts/", views.contact_test, name="contact-test"),
-    path("contacts/<path:user_id>/", views.contact_detail, name="contact-detail"),
 ]

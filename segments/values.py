@@ -29,6 +29,11 @@ def is_json_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def is_json_integer(value: Any) -> bool:
+    # Python's True is an int; JSON's true is no number.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def parse_number(value: Any) -> float | None:
     """A JSON number, or a string holding a plain decimal number; else None."""
     if is_json_number(value):
@@ -55,9 +60,15 @@ def parse_date(value: Any) -> datetime | None:
     micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         moment = datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-            micro, tzinfo=UTC,
-        )  # fmt: skip
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=UTC,
+        )
         if offset and offset != "Z":
             hours, minutes = int(offset[1:3]), int(offset[4:6])
             if hours > 23 or minutes > 59:

@@ -18,11 +18,11 @@ from refiner.fragments import render_fragment
 from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
-from segments import catalogue, forms, services
-from segments.api import segment_users
-from segments.models import BUILTIN_FIELDS, Contact, Segment
-from segments.rules import referenced_segments
-from targeting.explanations import WhatIfForm, explain_contact
+from segments import catalogue, forms, member_import, rule_editor, services
+from segments.models import Contact, Segment
+from segments.registry import survey_facts
+from segments.rules import BUILTIN_FIELDS
+from segments.uses import segment_users, segment_uses
 
 PREVIEW_SAMPLE = 8
 CONTACTS_PER_PAGE = 25
@@ -39,7 +39,8 @@ def _get_segment_for_user(request: HttpRequest, pk: int, *, edit: bool = False) 
     return segment
 
 
-def _get_contact_for_user(request: HttpRequest, user_id: str) -> Contact:
+def contact_for(request: HttpRequest, user_id: str) -> Contact:
+    """The contact of the current workspace; 404 for anybody else's."""
     membership = require_membership(request)
     contacts = Contact.objects.select_related("account")
     contact = contacts.filter(workspace=membership.workspace, user_id=user_id).first()
@@ -49,38 +50,6 @@ def _get_contact_for_user(request: HttpRequest, user_id: str) -> Contact:
 
 
 # Segment list -----------------------------------------------------------------
-
-
-def segment_uses(workspace: Workspace, segments: list[Segment]) -> dict[int, list[dict]]:
-    """What uses each segment: surveys that target or exclude it, segments that reference it."""
-    from surveys.models import Survey
-
-    uses: dict[int, list[dict]] = {s.pk: [] for s in segments}
-    for other in Segment.objects.filter(workspace=workspace, kind=Segment.RULES):
-        for referenced in referenced_segments(other.rules):
-            if referenced in uses and referenced != other.pk:
-                uses[referenced].append(
-                    {
-                        "kind": "segment",
-                        "name": other.name,
-                        "url": reverse("segment-edit", args=[other.pk]),
-                    }  # fmt: skip
-                )
-    surveys = Survey.objects.filter(workspace=workspace)
-    for field, role in (
-        ("targeting__segments", "targets"),
-        ("targeting__excluded_segments", "excludes"),
-    ):
-        rows = surveys.filter(**{f"{field}__isnull": False}).values_list(
-            field, "pk", "name", "status"
-        )
-        for segment_id, survey_id, name, status in rows:
-            if segment_id in uses:
-                uses[segment_id].append(
-                    {"kind": "survey", "name": name, "id": survey_id, "role": role,
-                     "live": status == Survey.LIVE, "status": status}
-                )  # fmt: skip
-    return uses
 
 
 @login_required
@@ -106,30 +75,24 @@ def segment_size(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _suggestions(workspace: Workspace) -> dict:
-    from surveys.models import Question, Survey
-
-    def distinct(queryset, field: str) -> list[str]:
-        return list(queryset.values_list(field, flat=True).distinct().order_by(field)[:SUGGESTIONS])
-
     return {
         "builtin_fields": BUILTIN_FIELDS,
         **catalogue.names(workspace, limit=SUGGESTIONS),
-        "question_keys": distinct(Question.objects.filter(survey__workspace=workspace), "key"),
-        "surveys": list(Survey.objects.filter(workspace=workspace).values_list("pk", "name")),
+        **survey_facts().editor_choices(workspace, limit=SUGGESTIONS),
     }
 
 
 def _choices(workspace: Workspace, segment: Segment | None) -> dict:
     others = Segment.objects.filter(workspace=workspace).exclude(pk=getattr(segment, "pk", None))
     return {
-        "kinds": forms.KINDS,
-        "matches": forms.MATCH_LABELS,
-        "attribute_operators": forms.ATTRIBUTE_OPERATOR_GROUPS,
-        "event_operators": forms.EVENT_OPERATOR_LABELS,
-        "survey_operators": forms.SURVEY_OPERATOR_LABELS,
-        "segment_operators": forms.SEGMENT_OPERATOR_LABELS,
+        "kinds": rule_editor.KINDS,
+        "matches": rule_editor.MATCH_LABELS,
+        "attribute_operators": rule_editor.ATTRIBUTE_OPERATOR_GROUPS,
+        "event_operators": rule_editor.EVENT_OPERATOR_LABELS,
+        "survey_operators": rule_editor.SURVEY_OPERATOR_LABELS,
+        "segment_operators": rule_editor.SEGMENT_OPERATOR_LABELS,
         "segments": list(others.values_list("pk", "name")),
-        "max_depth": forms.MAX_DEPTH,
+        "max_depth": rule_editor.MAX_DEPTH,
     }
 
 
@@ -151,24 +114,24 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
     return {"count": count, "sample": list(sample), "errors": {}, "warnings": warnings, **shown}
 
 
-def _posted_tree(request: HttpRequest) -> tuple[forms.GroupNode, str | None]:
+def _posted_tree(request: HttpRequest) -> tuple[rule_editor.GroupNode, str | None]:
     """The rule tree from the editor's fields, or from a `rules` JSON field when posted."""
     if "rules" in request.POST:
-        rule, problem = forms.parse_rules_json(request.POST["rules"])
-        return forms.from_rule(rule), problem
-    return forms.tree_from_post(request.POST), None
+        rule, problem = rule_editor.parse_rules_json(request.POST["rules"])
+        return rule_editor.from_rule(rule), problem
+    return rule_editor.tree_from_post(request.POST), None
 
 
-def _rule_of(request: HttpRequest, tree: forms.GroupNode):
+def _rule_of(request: HttpRequest, tree: rule_editor.GroupNode):
     if "rules" in request.POST:
-        return forms.parse_rules_json(request.POST["rules"])[0]
-    return forms.to_rule(tree)
+        return rule_editor.parse_rules_json(request.POST["rules"])[0]
+    return rule_editor.to_rule(tree)
 
 
 def _render_editor(request, membership: Membership, segment, form, tree, errors, status=200):
     now = timezone.now()
-    rule = forms.to_rule(tree)
-    loose = forms.attach_errors(tree, errors)
+    rule = rule_editor.to_rule(tree)
+    loose = rule_editor.attach_errors(tree, errors)
     segment_id = getattr(segment, "pk", None)
     uses = segment_uses(membership.workspace, [segment])[segment_id] if segment_id else []
     context = {
@@ -210,14 +173,14 @@ def _save_rules_segment(request, membership: Membership, segment: Segment | None
     operation = request.POST.get("op")
     if operation:
         return _render_editor(
-            request, membership, segment, form, forms.apply_operation(tree, operation), {}
+            request, membership, segment, form, rule_editor.apply_operation(tree, operation), {}
         )
     rule = _rule_of(request, tree)
     with transaction.atomic():
         errors = _rule_problems(membership.workspace, rule, segment, problem)
         if "rules" not in request.POST:
             # A blank box is a forgotten value, not the empty text (typed as "").
-            errors = {**forms.blank_values(tree), **errors}
+            errors = {**rule_editor.blank_values(tree), **errors}
         valid = form.is_valid() and not errors
         if valid:
             saved = form.save(commit=False)
@@ -238,7 +201,7 @@ def segment_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _save_rules_segment(request, membership, None)
     form = forms.SegmentForm()
-    return _render_editor(request, membership, None, form, forms.GroupNode(), {})
+    return _render_editor(request, membership, None, form, rule_editor.GroupNode(), {})
 
 
 def _new_manual_segment(request: HttpRequest, membership: Membership) -> HttpResponse:
@@ -266,7 +229,9 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         return _save_rules_segment(request, membership, segment)
     form = forms.SegmentForm(instance=segment)
-    return _render_editor(request, membership, segment, form, forms.from_rule(segment.rules), {})
+    return _render_editor(
+        request, membership, segment, form, rule_editor.from_rule(segment.rules), {}
+    )
 
 
 @login_required
@@ -349,9 +314,10 @@ def _manual_segment_for_user(request: HttpRequest, pk: int) -> Segment:
 
 def _add_user_ids(request: HttpRequest, segment: Segment, user_ids: list[str]) -> None:
     known = set(
-        Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids)
-        .values_list("user_id", flat=True)
-    )  # fmt: skip
+        Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids).values_list(
+            "user_id", flat=True
+        )
+    )
     added = services.add_members(segment, [u for u in user_ids if u in known])
     unknown = [u for u in dict.fromkeys(user_ids) if u not in known]
     if added:
@@ -365,7 +331,7 @@ def _add_user_ids(request: HttpRequest, segment: Segment, user_ids: list[str]) -
 @require_POST
 def segment_members_add(request: HttpRequest, pk: int) -> HttpResponse:
     segment = _manual_segment_for_user(request, pk)
-    user_ids = forms.user_ids_from_text(request.POST.get("user_ids", ""))
+    user_ids = member_import.user_ids_from_text(request.POST.get("user_ids", ""))
     if not user_ids:
         messages.error(request, "Enter at least one user id.")
     else:
@@ -381,7 +347,7 @@ def segment_members_import(request: HttpRequest, pk: int) -> HttpResponse:
     if upload is None:
         messages.error(request, "Choose a CSV file whose first column holds user ids.")
         return redirect("segment-edit", segment.pk)
-    user_ids, problem = forms.user_ids_from_csv(upload)
+    user_ids, problem = member_import.user_ids_from_csv(upload)
     if problem:
         messages.error(request, problem)
     else:
@@ -414,8 +380,8 @@ def _trait_filter(request: HttpRequest, workspace: Workspace) -> tuple[QuerySet 
         return None, ""
     value = request.GET.get("value", "")
     operator = "equals" if value.strip() else "is_set"
-    node = forms.ConditionNode(attribute=key, operator=operator, value=value)
-    rule = forms.to_rule(forms.GroupNode(children=[node]))
+    node = rule_editor.ConditionNode(attribute=key, operator=operator, value=value)
+    rule = rule_editor.to_rule(rule_editor.GroupNode(children=[node]))
     errors = services.check_rule(rule, workspace_id=workspace.pk)
     if errors:
         return None, " ".join(errors.values())
@@ -482,27 +448,6 @@ def contact_list(request: HttpRequest) -> HttpResponse:
     return render_fragment(request, "segments/contact_list.html", "results", context, status=status)
 
 
-def _explanations(
-    request: HttpRequest, workspace: Workspace, contact: Contact, now: datetime
-) -> dict:
-    """The what-if form and, when it is valid, each survey explained for its check."""
-    what_if = WhatIfForm(request.GET)
-    if not what_if.is_valid():
-        return {"what_if": what_if, "explanations": None}
-    event, url = what_if.cleaned_data["event"] or None, what_if.cleaned_data["url"] or None
-    explanations = explain_contact(
-        workspace=workspace, contact=contact, now=now, event=event, url=url
-    )
-    tracked = contact.events.order_by("name").values_list("name", flat=True).distinct()
-    triggers = {e.survey.trigger_event for e in explanations if e.survey.trigger_event}
-    return {
-        "what_if": what_if,
-        "asked": event is not None or url is not None,
-        "explanations": explanations,
-        "event_names": sorted(triggers.union(tracked[:SUGGESTIONS])),
-    }
-
-
 @login_required
 @require_POST
 def contact_test(request: HttpRequest) -> HttpResponse:
@@ -522,32 +467,3 @@ def contact_test(request: HttpRequest) -> HttpResponse:
     note = "left out of results" if contact.is_test else "counted in results again"
     messages.success(request, f"{contact.user_id} is {note}.")
     return redirect("contact-detail", user_id=contact.user_id)
-
-
-@login_required
-@require_GET
-def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
-    contact = _get_contact_for_user(request, user_id)
-    membership = require_membership(request)
-    now = timezone.now()
-    segments = services.contact_segments(contact, now)
-    member_of = {s.pk for s in segments}
-    context = {
-        "contact": contact,
-        "now": now,
-        "segments": segments,
-        "events": contact.events.order_by("-occurred_at")[:100],
-        "event_count": contact.events.count(),
-        "displays": contact.displays.select_related("survey", "response").order_by("-shown_at")[
-            :50
-        ],
-        "manual_segments": [
-            s
-            for s in Segment.objects.filter(workspace=membership.workspace, kind=Segment.MANUAL)
-            if s.pk not in member_of
-        ],
-        "can_edit": membership.can_edit,
-        **_explanations(request, membership.workspace, contact, now),
-    }
-    status = 400 if context["what_if"].errors else 200
-    return render(request, "segments/contact_detail.html", context, status=status)

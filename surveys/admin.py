@@ -5,19 +5,9 @@ Displays, responses and parsed answers are what the widget recorded: read-only.
 
 from django.contrib import admin
 
-from refiner.admin import READABLE_JSON, pretty_json
+from refiner.admin import READABLE_JSON, InUseAdmin, RecordedAdmin, pretty_json
+from surveys.editing import survey_users
 from surveys.models import Answer, Display, Question, Response, Survey
-from targeting.admin import TargetingInline
-
-
-class RecordedAdmin(admin.ModelAdmin):
-    """Shown and deletable, never added or edited by hand."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class QuestionInline(admin.TabularInline):
@@ -28,18 +18,18 @@ class QuestionInline(admin.TabularInline):
 
 
 @admin.register(Survey)
-class SurveyAdmin(admin.ModelAdmin):
+class SurveyAdmin(InUseAdmin):
     list_display = ["name", "status", "workspace", "created_at", "updated_at"]
     list_filter = ["status", "workspace", "created_at"]
     search_fields = ["name"]
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
-    readonly_fields = ["updated_at"]
-    inlines = [QuestionInline, TargetingInline]
+    readonly_fields = ["used_by", "updated_at"]
+    # `targeting.admin` adds the Targeting inline: surveys may not import targeting.
+    inlines = [QuestionInline]
 
-    def get_readonly_fields(self, request, obj=None):
-        # Its displays, responses and targeted segments stay in the workspace it began in.
-        return [*self.readonly_fields, "workspace"] if obj else self.readonly_fields
+    def users_of(self, survey: Survey) -> list[str]:
+        return survey_users(survey)
 
 
 @admin.register(Question)

@@ -6,6 +6,21 @@ from django.utils import timezone
 from refiner.models import Workspace
 from segments.models import Contact, ParsedValueFields
 from segments.values import iso
+from surveys.parts import survey_parts
+
+
+class SurveyQuerySet(models.QuerySet):
+    def with_parts(self) -> "SurveyQuerySet":
+        """Surveys with their parts owned above (targeting and its segments), in a fixed
+        number of queries however many surveys there are."""
+        parts = survey_parts()
+        return self.select_related(*(n for p in parts for n in p.select_related)).prefetch_related(
+            *(n for p in parts for n in p.prefetch_related)
+        )
+
+    def complete(self) -> "SurveyQuerySet":
+        """`with_parts`, and the questions: all the REST API and the widget show."""
+        return self.prefetch_related("questions").with_parts()
 
 
 class Survey(models.Model):
@@ -17,6 +32,8 @@ class Survey(models.Model):
     status = models.CharField(max_length=10, choices=STATUSES, default=DRAFT)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = SurveyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -30,13 +47,12 @@ class Survey(models.Model):
 
     def to_dict(self) -> dict:
         """The survey as the REST API shows it: questions and targeting included."""
-        targeting = getattr(self, "targeting", None)
         return {
             "id": self.pk,
             "name": self.name,
             "status": self.status,
             "questions": [q.to_dict() for q in self.questions.all()],
-            "targeting": targeting.to_dict() if targeting is not None else None,
+            **{part.key: part.to_dict(self) for part in survey_parts()},
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }

@@ -6,8 +6,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from refiner.http import ApiError, invalid
+from refiner.errors import Conflict, Invalid
 from segments.models import Contact
+from segments.values import is_json_integer
 from surveys.models import Answer, Display, Question, Response, Survey
 
 MAX_QUESTIONS = 50
@@ -19,10 +20,6 @@ MAX_TEXT_ANSWER = 5000
 # Tuples, not sets: a JSON list or object is unhashable and must fail validation, not crash.
 QUESTION_TYPES = tuple(value for value, _ in Question.TYPES)
 CHOICE_TYPES = (Question.SINGLE, Question.MULTIPLE)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _clean_choices(choices: Any, path: str, errors: dict) -> list[str]:
@@ -73,7 +70,7 @@ def clean_questions(data: Any) -> list[dict]:
     Paths are relative to the list, such as `questions[1].choices`.
     """
     if not isinstance(data, list) or len(data) > MAX_QUESTIONS:
-        raise invalid({"questions": f"Must be a list of at most {MAX_QUESTIONS} questions."})
+        raise Invalid({"questions": f"Must be a list of at most {MAX_QUESTIONS} questions."})
     errors: dict[str, str] = {}
     cleaned, seen = [], set()
     for index, question in enumerate(data):
@@ -86,7 +83,7 @@ def clean_questions(data: Any) -> list[dict]:
         seen.add(result["key"])
         cleaned.append(result)
     if errors:
-        raise invalid(errors)
+        raise Invalid(errors)
     return cleaned
 
 
@@ -109,10 +106,10 @@ def save_questions(survey: Survey, questions: list[dict]) -> None:
 
 def _answer_error(question: Question, value: Any) -> str | None:
     if question.type == Question.NPS:
-        if not _is_int(value) or not 0 <= value <= 10:
+        if not is_json_integer(value) or not 0 <= value <= 10:
             return "Must be a whole number from 0 to 10."
     elif question.type == Question.RATING:
-        if not _is_int(value) or not 1 <= value <= 5:
+        if not is_json_integer(value) or not 1 <= value <= 5:
             return "Must be a whole number from 1 to 5."
     elif question.type == Question.SINGLE:
         if not isinstance(value, str) or value not in question.choices:
@@ -132,7 +129,7 @@ def _answer_error(question: Question, value: Any) -> str | None:
 def clean_answers(survey: Survey, answers: Any) -> dict:
     """Validate `{question key: value}` against the survey's questions; 400 on any problem."""
     if not isinstance(answers, dict):
-        raise invalid({"answers": "Must be an object of question keys to answers."})
+        raise Invalid({"answers": "Must be an object of question keys to answers."})
     questions = {q.key: q for q in survey.questions.all()}
     errors = {}
     for key, value in answers.items():
@@ -144,7 +141,7 @@ def clean_answers(survey: Survey, answers: Any) -> dict:
         if problem:
             errors[f"answers.{key}"] = problem
     if errors:
-        raise invalid(errors)
+        raise Invalid(errors)
     return dict(answers)
 
 
@@ -231,16 +228,16 @@ def record_answers(
             Contact.objects.select_for_update().filter(pk=display.contact_id).first()
         display = Display.objects.select_for_update().get(pk=display.pk)
         if display.dismissed_at is not None:
-            raise ApiError("display_closed", "This display was dismissed.", 409)
+            raise Conflict("This display was dismissed.", code="display_closed")
         if once and display.completed_at is None and _closed_elsewhere(display):
-            raise ApiError(
-                "display_closed", "The contact already completed or dismissed this survey.", 409
+            raise Conflict(
+                "The contact already completed or dismissed this survey.", code="display_closed"
             )
         response = _locked_response(display, now)
         if response.completed:
             changes = {k: v for k, v in answers.items() if response.answers.get(k) != v}
             if changes:
-                raise ApiError("display_closed", "This response is already completed.", 409)
+                raise Conflict("This response is already completed.", code="display_closed")
             return response
         changed = {k: v for k, v in answers.items() if response.answers.get(k, object()) != v}
         response.answers = {**response.answers, **answers}

@@ -13,11 +13,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from refiner.errors import Invalid
 from refiner.fragments import render_fragment
-from refiner.http import ApiError, safe_next
+from refiner.http import safe_next
 from refiner.models import Membership
 from refiner.workspaces import require_membership
 from surveys import reports
+from surveys.editing import clean_survey, save_survey, survey_users
 from surveys.forms import (
     QuestionForm,
     ResponseFilterForm,
@@ -28,7 +30,6 @@ from surveys.forms import (
     question_initial,
 )
 from surveys.models import Question, Survey
-from targeting.api import clean_survey, save_survey, survey_users
 
 RESPONSES_PER_PAGE = 25
 STATUS_FILTERS = [("", "All"), *Survey.STATUSES]
@@ -37,9 +38,7 @@ STATUS_FILTERS = [("", "All"), *Survey.STATUSES]
 def survey_for(request: HttpRequest, survey_id: int, *, edit: bool = False):
     """The membership and one survey of the current workspace; 404 for anybody else's."""
     membership = require_membership(request, edit=edit)
-    surveys = Survey.objects.select_related("targeting").prefetch_related(
-        "targeting__segments", "targeting__excluded_segments"
-    )
+    surveys = Survey.objects.with_parts()
     return membership, get_object_or_404(surveys, pk=survey_id, workspace=membership.workspace)
 
 
@@ -49,9 +48,8 @@ def survey_for(request: HttpRequest, survey_id: int, *, edit: bool = False):
 def _survey_list(request: HttpRequest, membership: Membership, form: SurveyCreateForm):
     status = request.GET.get("status", "")
     surveys = (
-        Survey.objects.filter(workspace=membership.workspace)
-        .select_related("targeting")
-        .prefetch_related("targeting__segments", "targeting__excluded_segments")
+        Survey.objects.with_parts()
+        .filter(workspace=membership.workspace)
         .annotate(completed_responses=Count("responses", filter=Q(responses__completed=True)))
     )
     if status in dict(Survey.STATUSES):
@@ -89,7 +87,7 @@ def _apply_questions(survey: Survey, questions: list[dict]) -> dict[str, str]:
     """Save the survey's new question list through the API's own rules; errors if refused."""
     try:
         cleaned = clean_survey({"questions": questions}, survey.workspace, survey)
-    except ApiError as problem:
+    except Invalid as problem:
         return problem.fields or {"questions": problem.message}
     save_survey(survey.workspace, cleaned, survey)
     return {}
@@ -212,7 +210,7 @@ def survey_status(request: HttpRequest, survey_id: int) -> HttpResponse:
     status = request.POST.get("status", "")
     try:
         cleaned = clean_survey({"status": status}, membership.workspace, survey)
-    except ApiError as problem:
+    except Invalid as problem:
         said = " ".join((problem.fields or {}).values()) or problem.message
         messages.error(request, plain_words(said))
     else:
@@ -228,7 +226,7 @@ def survey_rename(request: HttpRequest, survey_id: int) -> HttpResponse:
     membership, survey = survey_for(request, survey_id, edit=True)
     try:
         cleaned = clean_survey({"name": request.POST.get("name", "")}, membership.workspace, survey)
-    except ApiError as problem:
+    except Invalid as problem:
         messages.error(request, plain_words(" ".join((problem.fields or {}).values())))
     else:
         save_survey(membership.workspace, cleaned, survey)

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from refiner.admin import READABLE_JSON
+from surveys.admin import SurveyAdmin
 from targeting.models import Targeting
 from targeting.services import FIELDS
 
@@ -35,6 +36,10 @@ class TargetingInline(admin.StackedInline):
     can_delete = False
     autocomplete_fields = list(SEGMENT_FIELDS)
     formfield_overrides = READABLE_JSON
+
+
+# A survey's page shows its targeting too, edited in place.
+SurveyAdmin.inlines = [*SurveyAdmin.inlines, TargetingInline]
 
 
 @admin.register(Targeting)

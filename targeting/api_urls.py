@@ -20,12 +20,9 @@ urlpatterns = [
     ),
     path("widget/preview", widget_api.preview, name="widget-preview"),
     # REST (SPEC §5.2): secret key
-    path("surveys", api.surveys, name="api-surveys"),
-    path("surveys/<int:survey_id>", api.survey, name="api-survey"),
     path(
         "surveys/<int:survey_id>/eligibility/<path:user_id>",
         api.survey_eligibility,
         name="api-survey-eligibility",
     ),
-    path("responses", api.responses, name="api-responses"),
 ]

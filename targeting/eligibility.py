@@ -24,6 +24,7 @@ from django.db.models import Count
 from refiner.models import Workspace, new_definitions_version
 from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment
+from segments.rules import rule_nodes
 from segments.services import segment_definitions, snapshot_of
 from surveys.models import Response, Survey
 from targeting.models import Targeting
@@ -151,20 +152,14 @@ def _offer_order(survey: SurveyDefinition) -> tuple:
 
 
 def _rule_event_names(rule) -> Iterator[str]:
-    if isinstance(rule, dict):
-        if rule.get("type") == "event" and isinstance(rule.get("event"), str):
-            yield rule["event"]
-        for condition in rule.get("conditions") or []:
-            yield from _rule_event_names(condition)
+    for node in rule_nodes(rule):
+        if node.get("type") == "event" and isinstance(node.get("event"), str):
+            yield node["event"]
 
 
 def load_definitions(workspace_id: int) -> Definitions:
     """Read the definitions from the database (a constant number of queries)."""
-    surveys = (
-        Survey.objects.filter(workspace_id=workspace_id, status=Survey.LIVE)
-        .select_related("targeting")
-        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
-    )
+    surveys = Survey.objects.complete().filter(workspace_id=workspace_id, status=Survey.LIVE)
     segments = segment_definitions(workspace_id)
     names = {
         name
@@ -393,9 +388,9 @@ def _trigger_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]
     elif survey.trigger == Targeting.MANUAL and check.survey_id != survey.id:
         yield Reason("trigger_mismatch", "It shows only when the widget asks for it by id.")
     url = check.url
-    if survey.allowed_pages and (url is None or not any(
-        page_matches(rule, url) for rule in survey.allowed_pages
-    )):  # fmt: skip
+    if survey.allowed_pages and (
+        url is None or not any(page_matches(rule, url) for rule in survey.allowed_pages)
+    ):
         yield Reason("page_mismatch", "The page is not one of the survey’s pages.")
     elif url is not None and any(page_matches(rule, url) for rule in survey.excluded_pages):
         yield Reason("page_mismatch", "The page is one of the survey’s excluded pages.")
@@ -444,8 +439,13 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
 STEPS = (_status_reasons, _audience_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons)
 # Whether a survey may be shown does not depend on the order of the steps, so the
 # widget's check runs the cheap ones first and evaluates segments only if it must.
-CHEAP_FIRST = (_status_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons,
-               _audience_reasons)  # fmt: skip
+CHEAP_FIRST = (
+    _status_reasons,
+    _trigger_reasons,
+    _sample_reasons,
+    _pacing_reasons,
+    _audience_reasons,
+)
 
 
 def may_show(survey: SurveyDefinition, check: Check) -> bool:
@@ -489,7 +489,6 @@ def _response_counts(surveys: Iterable[SurveyDefinition], now: datetime) -> dict
 
 
 def _check(
-    *,
     workspace: Workspace,
     contact: Contact | None,
     surveys: Iterable[SurveyDefinition],
@@ -499,6 +498,7 @@ def _check(
     url: str | None,
     survey_id: int | None,
 ) -> Check:
+    # Called with the callers' own variables, each named as its parameter.
     return Check(
         contact=contact,
         event_names=found.event_names,
@@ -534,8 +534,7 @@ def eligible_surveys(
     surveys = [s for s in found.surveys if survey_id is None or s.id == survey_id]
     if not surveys:
         return []
-    check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
-                   event=event, url=url, survey_id=survey_id)  # fmt: skip
+    check = _check(workspace, contact, surveys, found, now, event, url, survey_id)
     return [s for s in surveys if may_show(s, check)]
 
 
@@ -559,16 +558,7 @@ def display_decision(
     survey = next((s for s in found.surveys if s.id == survey_id), None)
     if survey is None:
         return None
-    check = _check(
-        workspace=workspace,
-        contact=contact,
-        surveys=[survey],
-        found=found,
-        now=now,
-        event=event,
-        url=url,
-        survey_id=survey_id,
-    )
+    check = _check(workspace, contact, [survey], found, now, event, url, survey_id)
     reasons = reasons_against(survey, check)
     return Decision(survey, not reasons, reasons)
 
@@ -582,8 +572,7 @@ def _decisions(
     surveys, *, workspace, contact, now, event, url, survey_id, names=None
 ) -> list[Decision]:
     found = definitions(workspace.pk)
-    check = _check(workspace=workspace, contact=contact, surveys=surveys, found=found, now=now,
-                   event=event, url=url, survey_id=survey_id)  # fmt: skip
+    check = _check(workspace, contact, surveys, found, now, event, url, survey_id)
     check.segment_names = segment_names(workspace) if names is None else names
     return [_explained(survey, check) for survey in surveys]
 
@@ -603,11 +592,7 @@ def _explained(survey: SurveyDefinition, check: Check) -> Decision:
 
 
 def _survey_definitions(workspace: Workspace, **filters) -> list[SurveyDefinition]:
-    surveys = (
-        Survey.objects.filter(workspace=workspace, **filters)
-        .select_related("targeting")
-        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
-    )
+    surveys = Survey.objects.complete().filter(workspace=workspace, **filters)
     return sorted((SurveyDefinition.of(s) for s in surveys), key=_offer_order)
 
 
@@ -631,8 +616,9 @@ def explain(
     surveys = _survey_definitions(workspace, pk=survey_id)
     if not surveys:
         raise Survey.DoesNotExist(f"There is no survey {survey_id} in this workspace.")
-    return _decisions(surveys, workspace=workspace, contact=contact, now=now, event=event,
-                      url=url, survey_id=None)[0]  # fmt: skip
+    return _decisions(
+        surveys, workspace=workspace, contact=contact, now=now, event=event, url=url, survey_id=None
+    )[0]
 
 
 def explain_all(
@@ -649,5 +635,13 @@ def explain_all(
     `names` are the workspace's `segment_names`, when the caller has read them already.
     """
     surveys = [s for s in _survey_definitions(workspace) if s.status != Survey.ARCHIVED]
-    return _decisions(surveys, workspace=workspace, contact=contact, now=now, event=event,
-                      url=url, survey_id=None, names=names)  # fmt: skip
+    return _decisions(
+        surveys,
+        workspace=workspace,
+        contact=contact,
+        now=now,
+        event=event,
+        url=url,
+        survey_id=None,
+        names=names,
+    )

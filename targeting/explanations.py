@@ -17,8 +17,8 @@ from segments.models import Contact
 from targeting.eligibility import Decision, SurveyDefinition, explain_all, segment_names
 from targeting.models import Targeting
 
-# How each page rule reads after "pages that …".
-PAGE_MATCHES = {
+# How each page rule (`Targeting.PAGE_MATCHES`) reads after "pages that …".
+PAGE_MATCH_PHRASES = {
     "equals": "are",
     "starts_with": "start with",
     "contains": "contain",
@@ -30,13 +30,17 @@ class WhatIfForm(forms.Form):
     """The check to explain: a GET form, so that a question asked can be shared as a link."""
 
     event = forms.CharField(
-        required=False, max_length=200, label="Event tracked",
+        required=False,
+        max_length=200,
+        label="Event tracked",
         help_text="Empty: a check on page load, with no event.",
-    )  # fmt: skip
+    )
     url = forms.CharField(
-        required=False, max_length=2000, label="Page URL",
+        required=False,
+        max_length=2000,
+        label="Page URL",
         help_text="Empty: any page. A path such as /pricing is enough.",
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,12 @@ class Explanation:
         return self.survey.frequency == Targeting.RECURRING
 
 
+def _page(rule) -> str:
+    return f"{PAGE_MATCH_PHRASES.get(rule['match'], rule['match'])} {rule['value']}"
+
+
 def _pages(rules) -> str:
-    return ", ".join(f"{PAGE_MATCHES.get(r['match'], r['match'])} {r['value']}" for r in rules)
+    return ", ".join(_page(rule) for rule in rules)
 
 
 def _open_conditions(survey: SurveyDefinition, event: str | None, url: str | None) -> dict:
@@ -71,21 +79,26 @@ def _open_conditions(survey: SurveyDefinition, event: str | None, url: str | Non
     found = {}
     if survey.trigger == Targeting.EVENT and event is None:
         found["trigger_mismatch"] = (
-            f"Shows when “{survey.trigger_event}” is tracked.", f"on {survey.trigger_event}"
-        )  # fmt: skip
+            f"Shows when “{survey.trigger_event}” is tracked.",
+            f"on {survey.trigger_event}",
+        )
     elif survey.trigger == Targeting.MANUAL:
         found["trigger_mismatch"] = (
-            "Shows only when the widget asks for it by id.", "when asked for by id"
-        )  # fmt: skip
+            "Shows only when the widget asks for it by id.",
+            "when asked for by id",
+        )
     if survey.allowed_pages and url is None:
-        found["page_mismatch"] = (f"Shows only on pages that {_pages(survey.allowed_pages)}.",
-                                  "on its pages")  # fmt: skip
+        found["page_mismatch"] = (
+            f"Shows only on pages that {_pages(survey.allowed_pages)}.",
+            "on its pages",
+        )
     return found
 
 
 def _fits(segment_ids, decision: Decision, names: dict[int, str]) -> list[SegmentFit]:
-    fits = [SegmentFit(pk, names.get(pk, f"#{pk}"), pk in decision.segments_in)
-            for pk in segment_ids]  # fmt: skip
+    fits = [
+        SegmentFit(pk, names.get(pk, f"#{pk}"), pk in decision.segments_in) for pk in segment_ids
+    ]
     return sorted(fits, key=lambda fit: fit.name.lower())
 
 

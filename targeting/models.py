@@ -16,6 +16,13 @@ class Targeting(models.Model):
     TRIGGERS = [(PAGE_LOAD, "Page load"), (EVENT, "Event"), (MANUAL, "Manual")]
     ONCE, RECURRING, EVERY_TRIGGER = "once", "recurring", "every_trigger"
     FREQUENCIES = [(ONCE, "Once"), (RECURRING, "Recurring"), (EVERY_TRIGGER, "Every trigger")]
+    # How a page rule compares the page's URL with its value (`allowed_pages`, `excluded_pages`).
+    PAGE_MATCHES = [
+        ("equals", "equals"),
+        ("starts_with", "starts with"),
+        ("contains", "contains"),
+        ("pattern", "matches pattern (*)"),
+    ]
 
     survey = models.OneToOneField(Survey, models.CASCADE, related_name="targeting")
     audience = models.CharField(max_length=10, choices=AUDIENCES, default=EVERYONE)

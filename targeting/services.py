@@ -6,15 +6,16 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from refiner.http import invalid, parse_id
+from refiner.errors import Invalid
+from refiner.http import parse_id
 from refiner.models import Workspace
 from segments.models import Contact, Segment
 from segments.services import segment_contacts, segment_count
-from segments.values import parse_date
+from segments.values import is_json_integer, parse_date
 from surveys.models import Survey
 from targeting.models import Targeting
 
-PAGE_MATCHES = ("equals", "starts_with", "contains", "pattern")
+PAGE_MATCHES = tuple(value for value, _ in Targeting.PAGE_MATCHES)
 MAX_PAGES = 100
 MAX_PAGE_VALUE = 1000
 MAX_SEGMENTS = 100
@@ -63,10 +64,6 @@ DEFAULTS = {
 }
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _choice(data: dict, key: str, choices, errors: dict) -> Any:
     value = data[key]
     if value not in [c for c, _ in choices]:
@@ -78,7 +75,7 @@ def _whole(data: dict, key: str, low: int, high: int, errors: dict, *, nullable=
     value = data[key]
     if value is None and nullable:
         return None
-    if not _is_int(value) or not low <= value <= high:
+    if not is_json_integer(value) or not low <= value <= high:
         errors[key] = f"Must be a whole number from {low} to {high}" + (
             ", or null." if nullable else "."
         )
@@ -94,7 +91,7 @@ def _segment_ids(data: dict, key: str, workspace: Workspace, errors: dict) -> li
     for item in raw:
         if isinstance(item, str) and parse_id(item) is not None:
             item = parse_id(item)
-        if not _is_int(item):
+        if not is_json_integer(item):
             errors[key] = "Must be a list of segment ids."
             return []
         ids.append(item)
@@ -149,7 +146,7 @@ def clean_targeting(data: Any, *, workspace: Workspace) -> dict:
     fields name each problem (`allowed_pages[0].match`, `segments`, ...).
     """
     if not isinstance(data, dict):
-        raise invalid({"targeting": "Must be an object."})
+        raise Invalid({"targeting": "Must be an object."})
     errors: dict[str, str] = {}
     for key in data:
         if key not in FIELDS:
@@ -202,7 +199,7 @@ def clean_targeting(data: Any, *, workspace: Workspace) -> dict:
     if starts and ends and not errors.get("ends_at") and not starts < ends:
         errors["ends_at"] = "Must be after starts_at."
     if errors:
-        raise invalid(errors)
+        raise Invalid(errors)
     if cleaned["audience"] == Targeting.EVERYONE:
         cleaned["segments"] = []
     return cleaned

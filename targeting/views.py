@@ -17,17 +17,11 @@ from refiner.models import Membership
 from segments.models import Contact, Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
-from targeting.forms import TargetingForm
 from targeting.models import Targeting
 from targeting.services import apply_targeting, audience_condition, audience_estimate
+from targeting.tab import TargetingTab
 
 MAX_EVENT_NAMES = 200
-PAGE_MATCHES = [
-    ("equals", "equals"),
-    ("starts_with", "starts with"),
-    ("contains", "contains"),
-    ("pattern", "matches pattern (*)"),
-]
 
 
 @dataclass(frozen=True)
@@ -54,12 +48,9 @@ def competitors(
     if mine is None:
         return []
     others = (
-        Survey.objects.filter(
-            workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False
-        )
+        Survey.objects.with_parts()
+        .filter(workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False)
         .exclude(pk=survey.pk)
-        .select_related("targeting")
-        .prefetch_related("targeting__segments", "targeting__excluded_segments")
         .order_by("-targeting__priority", "created_at")
     )
     found = []
@@ -73,7 +64,7 @@ def competitors(
     return found
 
 
-def _estimate(survey: Survey, form: TargetingForm, segments: dict[int, Segment]) -> dict:
+def _estimate(survey: Survey, form: TargetingTab, segments: dict[int, Segment]) -> dict:
     now = timezone.now()
     audience = form.audience()
     size = audience_estimate(survey.workspace_id, now=now, **audience)
@@ -103,7 +94,7 @@ def _event_names(workspace_id: int) -> list[str]:
 
 
 def _render(
-    request: HttpRequest, survey: Survey, membership: Membership, form: TargetingForm, **extra
+    request: HttpRequest, survey: Survey, membership: Membership, form: TargetingTab, **extra
 ) -> HttpResponse:
     fragment = "estimate" if request.method == "GET" else "targeting-form"
     segments = {s.pk: s for s in Segment.objects.filter(workspace_id=survey.workspace_id)}
@@ -113,7 +104,7 @@ def _render(
         "estimate": _estimate(survey, form, segments),
         "segments": segments.values(),
         "event_names": [] if request.htmx else _event_names(survey.workspace_id),
-        "page_matches": PAGE_MATCHES,
+        "page_matches": Targeting.PAGE_MATCHES,
         "can_edit": membership.can_edit,
         "tab": "targeting",
         **extra,
@@ -134,16 +125,16 @@ def survey_targeting(request: HttpRequest, survey_id: int) -> HttpResponse:
         return _targeting_post(request, survey_id)
     membership, survey = survey_for(request, survey_id)
     if request.htmx:
-        form = TargetingForm.from_data(request.GET)
+        form = TargetingTab.from_data(request.GET)
     else:
-        form = TargetingForm.from_targeting(_targeting_of(survey))
+        form = TargetingTab.from_targeting(_targeting_of(survey))
     return _render(request, survey, membership, form)
 
 
 def _targeting_post(request: HttpRequest, survey_id: int) -> HttpResponse:
     """Save, or add/remove a page row (nothing saved) and show the form again."""
     membership, survey = survey_for(request, survey_id, edit=True)
-    form = TargetingForm.from_data(request.POST)
+    form = TargetingTab.from_data(request.POST)
     if form.change_rows(request.POST.get("action", "save")):
         return _render(request, survey, membership, form)
     cleaned = form.clean(membership.workspace)
@@ -154,5 +145,5 @@ def _targeting_post(request: HttpRequest, survey_id: int) -> HttpResponse:
         messages.success(request, "Targeting saved.")
         return redirect("survey-targeting", survey_id=survey.pk)
     survey.refresh_from_db()
-    form = TargetingForm.from_targeting(Targeting.objects.get(survey=survey))
+    form = TargetingTab.from_targeting(Targeting.objects.get(survey=survey))
     return _render(request, survey, membership, form, saved=True)

@@ -14,8 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from refiner.http import ApiError, api, invalid, json_body
 from refiner.models import Workspace
-from refiner.rows import Columns, fast_cursor
-from segments import services as contacts
+from refiner.raw_sql import Columns, fast_cursor
+from segments import ingest
 from segments.models import Account, Contact
 from surveys import services
 from surveys.models import Display, Survey
@@ -153,7 +153,7 @@ def _verify_account(workspace: Workspace, data: dict, account: dict | None) -> N
 
 def _user_id(data: dict) -> str:
     errors: dict[str, str] = {}
-    user_id = contacts._check_id(data.get("user_id"), "user_id", errors)
+    user_id = ingest.check_id(data.get("user_id"), "user_id", errors)
     if errors:
         raise invalid(errors)
     return user_id
@@ -196,9 +196,9 @@ def identify(request: HttpRequest) -> JsonResponse:
     user = data.get("user")
     raw = user.get("id") if isinstance(user, dict) else None
     workspace, current = _verified_caller(request, data, raw)
-    cleaned = contacts.clean_user(user, "user.")
+    cleaned = ingest.clean_user(user, "user.")
     _verify_account(workspace, data, cleaned["account"])
-    contact = contacts.identify_known(
+    contact = ingest.identify_known(
         workspace=workspace, user=cleaned, now=timezone.now(), current=current
     )
     # The widget key is public: the answer names the contact and nothing stored about it.
@@ -210,11 +210,11 @@ def identify(request: HttpRequest) -> JsonResponse:
 def track(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     workspace, contact, user_id = _identified(request, data)
-    event = contacts.clean_event_name(data.get("event"))
+    event = ingest.clean_event_name(data.get("event"))
     if contact is None:
-        contacts.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
+        ingest.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
     else:
-        contacts.record_event(contact=contact, event=event, now=timezone.now())
+        ingest.record_event(contact=contact, event=event, now=timezone.now())
     return JsonResponse({"status": "accepted"}, status=202)
 
 
@@ -359,12 +359,7 @@ def preview(request: HttpRequest) -> JsonResponse:
         survey_id = previewed_survey_id(token, workspace.pk)
     except PreviewRefused as refused:
         raise ApiError(refused.code, refused.message, 403) from None
-    survey = (
-        Survey.objects.filter(workspace=workspace, pk=survey_id)
-        .select_related("targeting")
-        .prefetch_related("questions", "targeting__segments", "targeting__excluded_segments")
-        .first()
-    )
+    survey = Survey.objects.complete().filter(workspace=workspace, pk=survey_id).first()
     if survey is None:
         raise ApiError("not_found", "The previewed survey no longer exists.", 404)
     return JsonResponse({"survey": SurveyDefinition.of(survey).to_widget_dict()})

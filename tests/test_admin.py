@@ -303,6 +303,30 @@ def test_a_segment_in_use_cannot_be_deleted_from_the_admin(staff, world):
     assert not Segment.objects.filter(pk=unused.pk).exists()
 
 
+def test_a_survey_named_by_segment_rules_cannot_be_deleted_from_the_admin(staff, world):
+    survey = Survey.objects.get(name="NPS")
+    rule = {"type": "group", "match": "all", "conditions": [
+        {"type": "survey", "survey": survey.pk, "operator": "completed"}]}  # fmt: skip
+    naming = SegmentFactory(workspace=world, name="Answered NPS", rules=rule)
+    page = staff.get(admin_url("surveys.survey", "change", survey.pk)).content.decode()
+    assert f"segment {naming.pk} (Answered NPS)" in page
+    assert "cannot be deleted while these use it" in page
+    for method in ("get", "post"):
+        response = getattr(staff, method)(
+            admin_url("surveys.survey", "delete", survey.pk), {"post": "yes"}, follow=True
+        )
+        assert response.redirect_chain[-1][0] == admin_url("surveys.survey", "change", survey.pk)
+        text = response.content.decode()
+        assert f"“NPS” cannot be deleted: it is used by segment {naming.pk} (Answered NPS)" in text
+    assert Survey.objects.filter(pk=survey.pk).exists()
+    changelist = staff.get(admin_url("surveys.survey", "changelist"))
+    assert "delete_selected" not in changelist.content.decode()
+    naming.delete()
+    response = staff.post(admin_url("surveys.survey", "delete", survey.pk), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Survey.objects.filter(pk=survey.pk).exists()
+
+
 def test_targeting_admin_refuses_another_workspaces_segment(staff, world, other_workspace):
     targeting = Targeting.objects.get()
     stranger = SegmentFactory(workspace=other_workspace, name="Stranger")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from refiner.models import Workspace
+from refiner.models import Membership, Workspace
+from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +53,11 @@ def test_it_changes_only_the_given_settings(api, workspace):
         ({"identity_verification": "yes"}, "identity_verification"),
         ({"allowed_origins": "https://a.example"}, "allowed_origins"),
         ({"allowed_origins": ["ftp://a.example"]}, "allowed_origins"),
+        # A path, query or fragment never matches a browser's Origin header.
+        ({"allowed_origins": ["https://a.example/app"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://a.example?x=1"]}, "allowed_origins"),
+        ({"allowed_origins": ["https://"]}, "allowed_origins"),
+        ({"allowed_origins": [3]}, "allowed_origins"),
         ({"recontact_days": -1}, "recontact_days"),
         ({"recontact_days": True}, "recontact_days"),
         ({"recontact_days": 2.5}, "recontact_days"),
@@ -103,3 +109,20 @@ def test_the_outsider_sees_and_changes_only_its_own_workspace(
     outsider_api.patch("/api/v1/workspace", {"name": "Renamed", "recontact_days": 3})
     assert settings_of(other_workspace)["name"] == "Renamed"
     assert settings_of(workspace) == before
+
+
+def test_the_api_and_the_settings_page_refuse_the_same_origin_alike(api, client, workspace):
+    """One validator: an origin the page refuses, the API refuses with the same words."""
+    refused = api.patch("/api/v1/workspace", {"allowed_origins": ["https://a.example/app"]})
+    message = refused.json()["error"]["fields"]["allowed_origins"]
+    assert message == "“https://a.example/app” is not an origin like https://app.example.com."
+    owner = MembershipFactory(workspace=workspace, role=Membership.OWNER).user
+    client.force_login(owner)
+    page = client.post(
+        "/settings/",
+        {"name": "X", "allowed_origins": "https://a.example/app", "recontact_days": "0"},
+    )
+    assert page.status_code == 400
+    assert "is not an origin like https://app.example.com" in page.content.decode()
+    workspace.refresh_from_db()
+    assert workspace.allowed_origins == []

@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from refiner.backups import TABLES
 from refiner.models import Membership, Workspace
 from segments.models import Contact
 from surveys.services import record_display
@@ -25,6 +24,7 @@ from tests.factories import (
     WorkspaceFactory,
     record_response,
 )
+from workspace_backups.backups import TABLES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.utils import timezone
 
+from segments.ingest import sync_contact_values
 from segments.models import Contact, Segment
-from segments.services import sync_contact_values
 from surveys.models import Response, Survey
 from surveys.reports import SMALL_GROUP, survey_results, week_of
 from tests.factories import (

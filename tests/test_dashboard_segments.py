@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from segments import forms
+from segments import rule_editor
 from segments.models import Segment, SegmentMember
 from segments.services import add_members
 from tests.factories import (
@@ -455,10 +455,10 @@ def test_members_of_a_rules_segment_cannot_be_added(owner, workspace, contacts):
 def test_stored_rules_survive_the_editor(condition):
     rule = {"type": "group", "match": "any", "conditions": [
         condition, {"type": "group", "match": "none", "conditions": []}]}  # fmt: skip
-    tree = forms.number(forms.from_rule(rule))
+    tree = rule_editor.number(rule_editor.from_rule(rule))
     posted = {}
     collect_fields(tree, posted)
-    assert forms.to_rule(forms.tree_from_post(posted)) == rule
+    assert rule_editor.to_rule(rule_editor.tree_from_post(posted)) == rule
 
 
 def collect_fields(group, posted):

@@ -11,8 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from segments.models import Contact, ContactValue, Event
-from segments.services import (
+from segments.ingest import (
     LAST_SEEN_STEP,
     clean_user,
     identify_contact,
@@ -21,6 +20,7 @@ from segments.services import (
     sync_contact_values,
     track_event,
 )
+from segments.models import Contact, ContactValue, Event
 from segments.values import parse_value
 from tests.conftest import NOW
 from tests.factories import ContactFactory

@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segments.services import add_members, clean_user, identify_contact, rule_contacts, rule_count
+from segments.ingest import clean_user, identify_contact
+from segments.services import add_members, rule_contacts, rule_count
 from segments.sql import lone_attribute
 from targeting.services import audience_estimate
 from tests.agreement import rolled_back

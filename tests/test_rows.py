@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from refiner.rows import fast_cursor
+from refiner.raw_sql import fast_cursor
 from segments.models import Event
 from segments.snapshot import load_snapshot
 from tests.factories import ContactFactory, DisplayFactory, SurveyFactory

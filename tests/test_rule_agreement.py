@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from segments.ingest import clean_user, identify_contact
 from segments.models import Contact, Event
 from segments.rules import (
     ATTRIBUTE_OPERATORS,
@@ -33,15 +34,7 @@ from segments.rules import (
     STRING_OPERATORS,
     SURVEY_OPERATORS,
 )
-from segments.services import (
-    add_members,
-    check_rule,
-    clean_user,
-    identify_contact,
-    rule_count,
-    segment_definitions,
-    snapshot_of,
-)
+from segments.services import add_members, check_rule, rule_count, segment_definitions, snapshot_of
 from surveys.services import clean_answers, dismiss_display, record_answers, record_display
 from tests.agreement import members_both_ways, rolled_back
 from tests.conftest import NOW

@@ -9,15 +9,10 @@ from datetime import timedelta
 import pytest
 from django.db.models import Q
 
+from segments.ingest import clean_user, identify_contact
 from segments.memory import matches
 from segments.models import Contact, Event
-from segments.services import (
-    add_members,
-    clean_user,
-    identify_contact,
-    segment_definitions,
-    snapshot_of,
-)
+from segments.services import add_members, segment_definitions, snapshot_of
 from segments.sql import compile_rule
 from surveys.services import dismiss_display, record_answers, record_display
 from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory, record_response

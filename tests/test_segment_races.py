@@ -8,7 +8,7 @@ import json
 import pytest
 from django.test import Client
 
-from segments.memory import find_unusable
+from segments.rules import find_unusable
 from segments.services import segment_definitions
 from tests.factories import SegmentFactory, WorkspaceFactory
 from tests.workers import RACES, at_once

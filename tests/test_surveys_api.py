@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from refiner.http import ApiError
+from refiner.errors import Invalid
 from surveys.models import Question, Survey
 from targeting.models import Targeting
 from targeting.services import audience_estimate, clean_targeting
@@ -233,7 +233,7 @@ def test_bad_surveys_are_refused_and_write_nothing(api, body, field):
 def test_a_segment_cannot_be_both_targeted_and_excluded(workspace):
     segment = SegmentFactory(workspace=workspace)
     data = {"audience": "segments", "segments": [segment.pk], "excluded_segments": [segment.pk]}
-    with pytest.raises(ApiError) as raised:
+    with pytest.raises(Invalid) as raised:
         clean_targeting(data, workspace=workspace)
     assert "excluded_segments" in raised.value.fields
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from refiner import backups
+from workspace_backups import backups
 
 
 class Command(BaseCommand):

@@ -2,12 +2,12 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from refiner import backups
 from refiner.models import Workspace
+from workspace_backups import backups
 
 
 class Command(BaseCommand):
-    help = "Write every row of one workspace to a JSON file (see refiner/backups.py)."
+    help = "Write every row of one workspace to a JSON file (see workspace_backups/backups.py)."
 
     def add_arguments(self, parser):
         parser.add_argument("workspace_id", type=int)

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from refiner import demo
+from demo import views
 
 urlpatterns = [
     # The widget's demo host page (SPEC §7); 404 unless DEMO_PAGE_ENABLED.
-    path("demo/", demo.demo_page, name="demo"),
+    path("demo/", views.demo_page, name="demo"),
 ]

@@ -1,4 +1,4 @@
-"""The Targeting tab's form: browser fields in, the REST API's targeting object out.
+"""The Targeting tab's values: browser fields in, the REST API's targeting object out.
 
 Validation itself is `targeting.services.clean_targeting`, shared with the API; this
 module only reads strings, keeps them for redisplay, and places the errors.
@@ -10,7 +10,8 @@ from typing import Any
 
 from django.http import QueryDict
 
-from refiner.http import ApiError, parse_id
+from refiner.errors import Invalid
+from refiner.http import parse_id
 from refiner.models import Workspace
 from surveys.forms import plain_words
 from targeting.models import Targeting
@@ -39,7 +40,7 @@ def _ids(raw: list[str]) -> list[Any]:
     return [item if parse_id(item) is None else parse_id(item) for item in raw]
 
 
-class TargetingForm:
+class TargetingTab:
     """The tab's values as the browser shows them (strings), plus errors by field."""
 
     def __init__(self, values: dict[str, Any]):
@@ -47,7 +48,7 @@ class TargetingForm:
         self.errors: dict[str, str] = {}
 
     @classmethod
-    def from_targeting(cls, targeting: Targeting) -> "TargetingForm":
+    def from_targeting(cls, targeting: Targeting) -> "TargetingTab":
         values: dict[str, Any] = {key: getattr(targeting, key) for key in CHOICES}
         values |= {
             "segments": [s.pk for s in targeting.segments.all()],
@@ -65,7 +66,7 @@ class TargetingForm:
         return cls(values)
 
     @classmethod
-    def from_data(cls, data: QueryDict) -> "TargetingForm":
+    def from_data(cls, data: QueryDict) -> "TargetingTab":
         """From a POST (or the live estimate's GET): page rows come as parallel lists."""
         values: dict[str, Any] = {
             key: data.get(key, str(DEFAULTS[key] if DEFAULTS[key] is not None else ""))
@@ -143,7 +144,7 @@ class TargetingForm:
         data, origins = self.targeting_data()
         try:
             cleaned = clean_targeting(data, workspace=workspace)
-        except ApiError as problem:
+        except Invalid as problem:
             for field, message in (problem.fields or {}).items():
                 self.errors.setdefault(self._row_field(field, origins), plain_words(message))
             return None

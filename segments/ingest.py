@@ -1,0 +1,339 @@
+"""Contact ingestion: identify and track (SPEC §5), with the parsed values rules compare."""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+
+from refiner.errors import Invalid
+from refiner.models import Workspace
+from segments.models import Account, AccountValue, Contact, ContactValue
+from segments.rules import ACCOUNT_BUILTIN_FIELDS, is_trait_key
+from segments.values import iso, parse_value
+
+MAX_TRAITS = 100
+MAX_TRAIT_VALUE = 10_000
+MAX_ID = 200
+# last_seen_at moves only when it is this far behind: rules compare it in days, and a
+# track or identify that leaves it alone writes one event, or nothing.
+LAST_SEEN_STEP = timedelta(seconds=60)
+
+
+def _check_traits(traits: dict, prefix: str, reserved: Iterable[str]) -> dict[str, str]:
+    errors = {}
+    if len(traits) > MAX_TRAITS:
+        errors[prefix.rstrip(".") or "traits"] = f"At most {MAX_TRAITS} traits per call."
+    for key, value in traits.items():
+        if key in reserved or not is_trait_key(key):
+            errors[f"{prefix}{key}"[:200]] = (
+                "Trait keys are 1–100 letters, digits, _, - or space, not starting with - or "
+                "space, and not a built-in field."
+            )
+        elif isinstance(value, str) and len(value) > MAX_TRAIT_VALUE:
+            errors[f"{prefix}{key}"] = f"Trait values are at most {MAX_TRAIT_VALUE} characters."
+        elif len(str(value)) > MAX_TRAIT_VALUE:
+            errors[f"{prefix}{key}"] = f"Trait values are at most {MAX_TRAIT_VALUE} characters."
+    return errors
+
+
+def check_id(value: Any, field: str, errors: dict) -> str | None:
+    """A user or account id as stored (a number becomes text), or None with the problem
+    added to `errors`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID:
+        errors[field] = f"Must be a non-empty string of at most {MAX_ID} characters."
+        return None
+    return value
+
+
+def _check_optional_string(data: dict, key: str, field: str, errors: dict, size: int) -> None:
+    value = data.get(key)
+    if value is not None and (not isinstance(value, str) or len(value) > size):
+        errors[field] = f"Must be a string of at most {size} characters, or null."
+
+
+def clean_user(user: Any, prefix: str = "") -> dict:
+    """Validate an identify payload's `user` object; raise `Invalid` on any problem.
+
+    `prefix` ("user." in the widget's body) starts the field names of errors.
+    """
+    if not isinstance(user, dict):
+        raise Invalid({prefix.rstrip(".") or "user": "Must be an object with at least an id."})
+    errors: dict[str, str] = {}
+    user_id = check_id(user.get("id"), f"{prefix}id", errors)
+    _check_optional_string(user, "email", f"{prefix}email", errors, 320)
+    _check_optional_string(user, "name", f"{prefix}name", errors, 200)
+    traits = {k: v for k, v in user.items() if k not in ("id", "email", "name", "account")}
+    errors |= _check_traits(traits, prefix, ("user_id", "first_seen_at", "last_seen_at"))
+    account = user.get("account")
+    cleaned_account = None
+    if account is not None:
+        if not isinstance(account, dict):
+            errors[f"{prefix}account"] = "Must be an object with at least an id, or null."
+        else:
+            account_id = check_id(account.get("id"), f"{prefix}account.id", errors)
+            _check_optional_string(account, "name", f"{prefix}account.name", errors, 200)
+            account_traits = {k: v for k, v in account.items() if k not in ACCOUNT_BUILTIN_FIELDS}
+            errors |= _check_traits(account_traits, f"{prefix}account.", ())
+            cleaned_account = {"id": account_id, "traits": account_traits}
+            if "name" in account:
+                cleaned_account["name"] = account["name"]
+    if errors:
+        raise Invalid(errors)
+    cleaned = {"id": user_id, "traits": traits, "account": cleaned_account}
+    for key in ("email", "name"):
+        if key in user:
+            cleaned[key] = user[key]
+    return cleaned
+
+
+def merge_traits(current: dict, changes: dict) -> dict:
+    """New keys added, existing keys overwritten, a null value removes the key."""
+    merged = {**current, **changes}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def _new_contact_values(contact: Contact) -> list[ContactValue]:
+    """Parsed-value rows for every attribute of a contact that has none yet."""
+    return [
+        ContactValue(
+            workspace_id=contact.workspace_id,
+            contact=contact,
+            key=key,
+            **parse_value(raw).as_fields(),
+        )
+        for key, raw in contact.attributes().items()
+    ]
+
+
+def _sync_values(model, owner_field: str, owner, workspace_id: int, attributes: dict) -> None:
+    """Make the parsed-value rows of a contact or account match its attributes."""
+    existing = {row.key: row for row in model.objects.filter(**{owner_field: owner})}
+    stale, fresh = [], []
+    for key, raw in attributes.items():
+        parsed = parse_value(raw).as_fields()
+        row = existing.pop(key, None)
+        if row is not None and all(getattr(row, f) == v for f, v in parsed.items()):
+            continue
+        if row is not None:
+            stale.append(row.pk)
+        fresh.append(model(workspace_id=workspace_id, key=key, **{owner_field: owner}, **parsed))
+    stale.extend(row.pk for row in existing.values())
+    if stale:
+        model.objects.filter(pk__in=stale).delete()
+    if fresh:
+        model.objects.bulk_create(fresh)
+
+
+def sync_contact_values(contact: Contact) -> None:
+    _sync_values(ContactValue, "contact", contact, contact.workspace_id, contact.attributes())
+
+
+def sync_account_values(account: Account) -> None:
+    _sync_values(AccountValue, "account", account, account.workspace_id, account.attributes())
+
+
+def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[Contact, bool]:
+    """The contact, locked for update; created once even under concurrent calls."""
+    contacts = Contact.objects.select_for_update()
+    contact = contacts.filter(workspace=workspace, user_id=user_id).first()
+    if contact is not None:
+        return contact, False
+    try:
+        with transaction.atomic():
+            contact = Contact.objects.create(
+                workspace=workspace, user_id=user_id, first_seen_at=now, last_seen_at=now
+            )
+            return contact, True
+    except IntegrityError:
+        # Only a concurrent create of the same user may end here; anything else re-raises.
+        contact = contacts.filter(workspace=workspace, user_id=user_id).first()
+        if contact is None:
+            raise
+        return contact, False
+
+
+def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:
+    accounts = Account.objects.select_for_update()
+    account = accounts.filter(workspace=workspace, external_id=data["id"]).first()
+    if account is None:
+        try:
+            with transaction.atomic():
+                account = Account.objects.create(workspace=workspace, external_id=data["id"])
+        except IntegrityError:
+            account = accounts.get(workspace=workspace, external_id=data["id"])
+    if "name" in data:
+        account.name = data["name"]
+    account.traits = merge_traits(account.traits, data["traits"])
+    account.updated_at = now
+    account.save()
+    sync_account_values(account)
+    return account
+
+
+def identify_contact(*, workspace: Workspace, user: dict, now: datetime) -> Contact:
+    """Create or update a contact from a cleaned `user` (see `clean_user`)."""
+    current = Contact.objects.select_related("account").filter(
+        workspace=workspace, user_id=user["id"]
+    )
+    return identify_known(workspace=workspace, user=user, now=now, current=current.first())
+
+
+def identify_known(
+    *, workspace: Workspace, user: dict, now: datetime, current: Contact | None
+) -> Contact:
+    """`identify_contact`, given the contact with its account as just read (None: none).
+
+    The widget identifies on every page load, mostly changing nothing: then nothing
+    is written. A new user is inserted straight away, without a locking lookup.
+    """
+    if current is None:
+        try:
+            with transaction.atomic():
+                return _create_contact(workspace, user, now)
+        except IntegrityError:
+            pass  # a concurrent identify created it first: update that one
+    elif _changes_nothing(current, user, now):
+        return current
+    with transaction.atomic():
+        return _update_contact(workspace, user, now)
+
+
+def _same_json(first: dict, second: dict) -> bool:
+    # Not ==: True == 1 == 1.0 in Python, but they are different traits to rules.
+    return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
+
+
+def _changes_nothing(contact: Contact, user: dict, now: datetime) -> bool:
+    """Would identifying `user` leave the contact and its account as they are?"""
+    if now - contact.last_seen_at >= LAST_SEEN_STEP:
+        return False
+    if any(key in user and getattr(contact, key) != user[key] for key in ("email", "name")):
+        return False
+    if not _same_json(merge_traits(contact.traits, user["traits"]), contact.traits):
+        return False
+    wanted, account = user["account"], contact.account
+    if wanted is None:
+        return True
+    return (
+        account is not None
+        and account.external_id == wanted["id"]
+        and ("name" not in wanted or account.name == wanted["name"])
+        and _same_json(merge_traits(account.traits, wanted["traits"]), account.traits)
+    )
+
+
+def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
+    account = None
+    if user["account"] is not None:
+        account = _upsert_account(workspace, user["account"], now)
+    contact = Contact.objects.create(
+        workspace=workspace,
+        user_id=user["id"],
+        account=account,
+        traits=merge_traits({}, user["traits"]),
+        first_seen_at=now,
+        last_seen_at=now,
+        **{key: user[key] for key in ("email", "name") if key in user},
+    )
+    # A new contact has no parsed values yet: nothing to compare, only to add.
+    ContactValue.objects.bulk_create(_new_contact_values(contact))
+    return contact
+
+
+def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
+    # The account is locked before the contact, by every identify alike.
+    account = None
+    if user["account"] is not None:
+        account = _upsert_account(workspace, user["account"], now)
+    contact, _ = _locked_contact(workspace, user["id"], now)
+    for key in ("email", "name"):
+        if key in user:
+            setattr(contact, key, user[key])
+    contact.traits = merge_traits(contact.traits, user["traits"])
+    if account is not None:
+        contact.account = account
+    contact.last_seen_at = max(contact.last_seen_at, now)
+    contact.save()
+    sync_contact_values(contact)
+    return contact
+
+
+def check_event_name(value: Any, field: str, errors: dict) -> str | None:
+    """The event name, or None with the problem added to `errors`."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 200:
+        errors[field] = "Must be an event name of 1 to 200 characters."
+        return None
+    return value
+
+
+def clean_event_name(value: Any, field: str = "event") -> str:
+    errors: dict[str, str] = {}
+    name = check_event_name(value, field, errors)
+    if name is None:
+        raise Invalid(errors)
+    return name
+
+
+def track_event(
+    *, workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at=None
+) -> None:
+    """Record an event; an unknown user becomes a contact."""
+    contact = Contact.objects.filter(workspace=workspace, user_id=user_id).first()
+    if contact is None:
+        _track_first_event(workspace, user_id, event, now, occurred_at)
+    else:
+        record_event(contact=contact, event=event, now=now, occurred_at=occurred_at)
+
+
+def record_event(*, contact: Contact, event: str, now: datetime, occurred_at=None) -> None:
+    """Record an event of a contact just read: one INSERT, unless last_seen_at moves too."""
+    try:
+        if now - contact.last_seen_at < LAST_SEEN_STEP:
+            _insert_event(contact, event, occurred_at or now)
+        else:
+            with transaction.atomic():
+                _advance_last_seen(contact, now)
+                _insert_event(contact, event, occurred_at or now)
+    except IntegrityError:
+        # The contact was deleted since it was read: the user is unknown again.
+        _track_first_event(contact.workspace, contact.user_id, event, now, occurred_at)
+
+
+EVENT_INSERT = (
+    "INSERT INTO segments_event (workspace_id, contact_id, name, occurred_at) "
+    "VALUES (%s, %s, %s, %s)"
+)
+
+
+def _insert_event(contact: Contact, name: str, occurred_at: datetime) -> None:
+    # Written out: the ORM's INSERT cost more to build than to run on this hot path.
+    moment = connection.ops.adapt_datetimefield_value(occurred_at)
+    with connection.cursor() as cursor:
+        cursor.execute(EVENT_INSERT, [contact.workspace_id, contact.pk, name, moment])
+
+
+def _advance_last_seen(contact: Contact, now: datetime) -> None:
+    """Move last_seen_at forward, with its parsed value, under the contact's row lock."""
+    if Contact.objects.filter(pk=contact.pk, last_seen_at__lt=now).update(last_seen_at=now):
+        parsed = parse_value(iso(now)).as_fields()
+        rows = ContactValue.objects.filter(contact_id=contact.pk, key="last_seen_at")
+        if not rows.update(**parsed):
+            ContactValue.objects.create(
+                workspace_id=contact.workspace_id, contact=contact, key="last_seen_at", **parsed
+            )
+
+
+def _track_first_event(
+    workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at: datetime | None
+) -> None:
+    with transaction.atomic():
+        contact, created = _locked_contact(workspace, user_id, now)
+        if created or now > contact.last_seen_at:
+            contact.last_seen_at = max(contact.last_seen_at, now)
+            contact.save(update_fields=["last_seen_at"])
+            sync_contact_values(contact)
+        _insert_event(contact, event, occurred_at or now)
