@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.models import Membership
 from surveys.models import Survey
 from targeting.models import Targeting
+from tests.browser.pages import sign_in
 from tests.factories import (
     ContactFactory,
     EventFactory,
-    MembershipFactory,
     SegmentFactory,
     SurveyFactory,
 )
@@ -30,9 +28,8 @@ def group(*conditions: dict, match: str = "all") -> dict:
 
 
 @pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits and cached definitions from other tests
-    membership = MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
+def owner(owner):
+    membership = owner  # the shared fixture's owner, with this module's data added
     workspace = membership.workspace
     SegmentFactory(
         workspace=workspace,
@@ -90,14 +87,6 @@ def rival(owner) -> Survey:
                            targeting={"audience": Targeting.SEGMENTS, "priority": 2})  # fmt: skip
     survey.targeting.segments.set(owner.workspace.segments.filter(name="Enterprise"))
     return survey
-
-
-def sign_in(page, live_server, membership) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", membership.user.username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def offered(page, live_server, workspace, user_id: str, **check) -> list[int]:
