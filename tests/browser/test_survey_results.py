@@ -10,24 +10,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from surveys.models import Survey
-from surveys.services import record_answers, record_display
 from tests.browser.pages import sign_in
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
+from tests.rules import plan_is
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "results-by-segment.png"
 
 
-def plan_is(plan: str) -> dict:
-    condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": plan}
-    return {"type": "group", "match": "all", "conditions": [condition]}
-
-
 def respond(survey: Survey, answers: dict, *, plan: str, at) -> None:
     contact = ContactFactory(workspace=survey.workspace, traits={"plan": plan})
-    display = record_display(survey=survey, contact=contact, now=at)
-    record_answers(display=display, answers=answers, completed=True, now=at)
+    record_response(survey, contact, answers, at, completed=True)
 
 
 def test_adding_a_question_clears_the_needs_a_question_banner(

@@ -17,44 +17,27 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import attribute, event, group, plan_is
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "targeting-tab.png"
 
 
-def group(*conditions: dict, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
 @pytest.fixture
 def owner(owner):
     membership = owner  # the shared fixture's owner, with this module's data added
     workspace = membership.workspace
-    SegmentFactory(
-        workspace=workspace,
-        name="Enterprise",
-        rules=group({"type": "attribute", "attribute": "plan", "operator": "equals",
-                     "value": "enterprise"}),
-    )  # fmt: skip
-    SegmentFactory(
-        workspace=workspace,
-        name="Power users",
-        rules=group({"type": "event", "event": "report_exported", "operator": "at_least",
-                     "value": 3, "within_days": 30}),
-    )  # fmt: skip
-    SegmentFactory(
-        workspace=workspace,
-        name="Employees",
-        rules=group({"type": "attribute", "attribute": "email", "operator": "ends_with",
-                     "value": "@acme.test"}),
-    )  # fmt: skip
-    SegmentFactory(
-        workspace=workspace,
-        name="New users (first seen < 7 days)",
-        rules=group({"type": "attribute", "attribute": "first_seen_at",
-                     "operator": "less_than_days_ago", "value": 7}),
-    )  # fmt: skip
+    segments = {
+        "Enterprise": plan_is("enterprise"),
+        "Power users": group(event("report_exported", "at_least", 3, within_days=30)),
+        "Employees": group(attribute("email", "ends_with", "@acme.test")),
+        "New users (first seen < 7 days)": group(
+            attribute("first_seen_at", "less_than_days_ago", 7)
+        ),
+    }
+    for name, rules in segments.items():
+        SegmentFactory(workspace=workspace, name=name, rules=rules)
     return membership
 
 
