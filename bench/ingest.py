@@ -1,12 +1,14 @@
 """Ingestion over HTTP: identify and track throughput next to ping, storage per event, races.
 
-    .venv/bin/python bench/ingest.py [--requests 2000]
+    .venv/bin/python bench/ingest.py [--requests 2000] [--segments]
 
 Same gunicorn (-w 2), same run, 100 concurrent connections. `identify` makes a new
 contact each call; `identify again` repeats 500 known users unchanged, as the widget
 does on every page load; `track` records events of 500 known users. Storage: growth of the
 app's tables (pg_total_relation_size, indexes and TOAST included) per tracked event.
 Race: 50 identifies of one new user at the same instant must leave exactly one contact.
+`--segments` gives the workspace segments whose rules read what identify and track write
+(traits, the tracked event, a reference), so the run prices keeping their membership.
 """
 
 import argparse
@@ -18,6 +20,30 @@ from common import Server, database_url, load, load_bench_module, request, setup
 
 TABLES = ["segments_contact", "segments_contactvalue", "segments_event"]
 RACERS = 50
+
+
+# Rules over what the bench writes: traits of identify, the event of track, a reference.
+BENCH_RULES = [
+    {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"},
+    {"type": "event", "event": "page_viewed", "operator": "at_least", "value": 3,
+     "within_days": 7},
+    {"type": "group", "match": "all", "conditions": [
+        {"type": "attribute", "attribute": "seats", "operator": "greater_than", "value": 10},
+        {"type": "attribute", "attribute": "is_admin", "operator": "is_true"},
+    ]},
+]  # fmt: skip
+
+
+def add_segments(workspace) -> None:
+    from segments.models import Segment
+
+    made = [
+        Segment.objects.create(workspace=workspace, name=f"bench {n}", rules=rule)
+        for n, rule in enumerate(BENCH_RULES)
+    ]
+    reference = {"type": "segment", "segment": made[0].pk, "operator": "in"}
+    Segment.objects.create(workspace=workspace, name="bench reference", rules={
+        "type": "group", "match": "all", "conditions": [reference, BENCH_RULES[1]]})  # fmt: skip
 
 
 def fresh_workspace():
@@ -73,8 +99,10 @@ def race(port: int, widget_key: str) -> dict:
             "contacts": contacts}  # fmt: skip
 
 
-def run(requests: int, seconds: float, log=print) -> dict:
+def run(requests: int, seconds: float, log=print, segments: bool = False) -> dict:
     workspace = fresh_workspace()
+    if segments:
+        add_segments(workspace)
     key = workspace.widget_key
 
     def identify(number: int) -> bytes:
@@ -182,9 +210,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--segments", action="store_true", help="give the workspace segments")
     arguments = parser.parse_args()
     setup_django()
-    results = run(arguments.requests, arguments.seconds)
+    results = run(arguments.requests, arguments.seconds, segments=arguments.segments)
     sys.exit(0 if passed(results) else 1)
 
 

@@ -266,7 +266,9 @@ def droppable_indexes(cursor) -> list[tuple[str, str]]:
         """,
         [BULK_TABLES],
     )
-    return cursor.fetchall()
+    # A partitioned table's index prints as ON ONLY (the parent alone); rebuilt, it must
+    # cover every partition.
+    return [(name, sql.replace(" ON ONLY ", " ON ")) for name, sql in cursor.fetchall()]
 
 
 def rebuild_indexes(url: str, definitions: list[tuple[str, str]]) -> None:
@@ -297,6 +299,8 @@ def delete_workspace(cursor, workspace_id: int) -> None:
         "segments_account",
     ]:
         if table == "segments_contact":
+            for history in ("segments_segmentmembership", "segments_membershipsweep"):
+                cursor.execute(f"DELETE FROM {history} WHERE workspace_id = %s", [workspace_id])  # noqa: S608
             cursor.execute(
                 "DELETE FROM segments_segmentmember WHERE segment_id IN "
                 "(SELECT id FROM segments_segment WHERE workspace_id = %s)",
@@ -376,6 +380,7 @@ def seed(
     from django.utils import timezone
 
     from refiner.models import Workspace
+    from segments.partitions import ensure_months, is_partitioned
 
     url = database_url()
     name = name or f"bench-{contacts}"
@@ -390,6 +395,9 @@ def seed(
     Workspace.objects.filter(pk__in=old).delete()
     workspace = Workspace.objects.create(name=name)
     surveys = create_surveys(workspace, now)
+    if is_partitioned(django_connection):
+        # Each seeded month in its own partition, as the daily event_partitions made them.
+        ensure_months(django_connection, now - timedelta(days=EVENT_DAYS), now)
     timings["clean up old workspace"] = time.perf_counter() - started
 
     step = time.perf_counter()

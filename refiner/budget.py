@@ -16,12 +16,15 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from django.db import OperationalError, connection
+from django.conf import settings
+from django.db import OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
+
+from refiner.pooling import with_local_timeout
 
 # How many SQLite virtual machine steps between two looks at the clock.
 PROGRESS_STEPS = 5000
@@ -53,7 +56,8 @@ def opening_timeout_ms(wrapper: BaseDatabaseWrapper) -> int | None:
 
 
 class Budget:
-    """One request's budget on the default connection: `with budget.applied(): ...`."""
+    """One request's budget on every connection (the primary, the read replica when
+    there is one): `with budget.applied(): ...`."""
 
     def __init__(self, milliseconds: int):
         self.milliseconds = milliseconds
@@ -67,19 +71,24 @@ class Budget:
 
     @contextmanager
     def applied(self):
-        wrapper = connection
-        wrapper.refiner_budget = self
+        wrappers = [connections[alias] for alias in connections]
         try:
-            with wrapper.execute_wrapper(self.before_query):
+            with ExitStack() as stack:
+                for wrapper in wrappers:
+                    wrapper.refiner_budget = self
+                    stack.enter_context(wrapper.execute_wrapper(self.before_query))
                 yield
         finally:
-            wrapper.refiner_budget = None
+            for wrapper in wrappers:
+                wrapper.refiner_budget = None
 
     def before_query(self, execute: Callable, sql: str, params: Any, many: bool, context: dict):
         if self.past():
             raise TimeBudgetExceeded("The request's time budget is spent.")
         wrapper = context["connection"]
         if wrapper.vendor == "postgresql":
+            if settings.DB_TRANSACTION_POOLING:
+                return with_local_timeout(execute, sql, params, many, context, self.remaining_ms())
             _statement_timeout(wrapper, self.remaining_ms())
         elif wrapper.vendor == "sqlite":
             _progress_handler(wrapper)
@@ -93,6 +102,10 @@ def unlimited_outside_requests(sender, connection: BaseDatabaseWrapper, **kwargs
     opens keeps the one it opened with, at no round trip.
     """
     if connection.vendor != "postgresql" or getattr(connection, "refiner_budget", None):
+        return
+    if settings.DB_TRANSACTION_POOLING:
+        # No limit came with the connection, and a SET would stay on PgBouncer's
+        # server connection for whichever client gets it next.
         return
     connection.connection.execute("SET statement_timeout = 0")
     connection.refiner_timeout = (connection.connection, 0)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 
+from refiner.databases import postgresql
 from refiner.staticfiles import add_stable_file_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -32,9 +33,13 @@ INSTALLED_APPS = [
     "segments",
     "surveys",
     "targeting",
+    "webhooks",
     # Above every app: whole-product tools (docs/architecture.md).
     "demo",
     "workspace_backups",
+    # The webhooks' task queue in the database and its `db_worker`.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +86,17 @@ TEMPLATES = [
 WIDGET_TIME_BUDGET_MS = env.int("WIDGET_TIME_BUDGET_MS", default=1000)
 REQUEST_TIME_BUDGET_MS = env.int("REQUEST_TIME_BUDGET_MS", default=10000)
 
+# Behind PgBouncer in transaction mode (docs/scaling.md): no startup options, no
+# server-side cursors or prepared statements, the budget sent with each statement.
+DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)
+POSTGRESQL = {
+    "conn_max_age": env.int("CONN_MAX_AGE", default=60),
+    "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=1),
+    "widget_budget_ms": WIDGET_TIME_BUDGET_MS,
+    "prepared_statements": env.bool("DB_PREPARED_STATEMENTS", default=not DB_TRANSACTION_POOLING),
+    "transaction_pooling": DB_TRANSACTION_POOLING,
+}
+
 # SQLite is the zero-setup default; PostgreSQL through DATABASE_URL.
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -93,21 +109,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
-        "DB_CONNECT_TIMEOUT", default=1
+    DATABASES["default"] = postgresql(DATABASES["default"], **POSTGRESQL)
+
+# A streaming replica for the dashboard's reads (refiner/replicas.py): pages and
+# fragments read it, the widget, the REST API and every write use the primary, and a
+# browser that wrote reads the primary for REPLICA_READ_YOUR_WRITES_SECONDS after.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+REPLICA_READ_YOUR_WRITES_SECONDS = env.int("REPLICA_READ_YOUR_WRITES_SECONDS", default=10)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = postgresql(env.db_url_config(DATABASE_REPLICA_URL), **POSTGRESQL)
+    DATABASE_ROUTERS = ["refiner.replicas.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("refiner.middleware.TimeBudgetMiddleware") + 1,
+        "refiner.replicas.ReplicaReadsMiddleware",
     )
-    # Parameters sent apart from the SQL, so psycopg prepares a statement the fifth
-    # time it runs on a connection: the widget's queries then skip PostgreSQL's
-    # planner, which cost more than running them (docs/benchmarks.md).
-    # Connections open with the widget's budget, so the hot path never sends a SET
-    # (refiner/budget.py sets the other budget when a request needs it).
-    options = DATABASES["default"]["OPTIONS"]
-    options["options"] = (
-        f"{options.get('options', '')} -c statement_timeout={WIDGET_TIME_BUDGET_MS}".strip()
-    )
-    if env.bool("DB_PREPARED_STATEMENTS", default=True):
-        DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 
 # Local memory by default; Redis when REDIS_URL is set.
 REDIS_URL = env("REDIS_URL", default="")
@@ -151,6 +166,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 # every change to them invalidates the cache at once anyway.
 DEFINITIONS_CACHE_SECONDS = env.int("DEFINITIONS_CACHE_SECONDS", default=300)
 
+# Events older than this many whole months are dropped by `manage.py drop_old_events`
+# (docs/partitions.md); 0 keeps them forever.
+EVENT_RETENTION_MONTHS = env.int("EVENT_RETENTION_MONTHS", default=0)
+
 # The /demo/ host page for trying the widget by hand.
 DEMO_PAGE_ENABLED = env.bool("DEMO_PAGE_ENABLED", default=DEBUG)
 
@@ -189,6 +208,21 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Webhooks (docs/webhooks.md) ----------------------------------------------------
+# Deliveries are tasks in the database, run by `manage.py db_worker` (`make worker`).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Off: webhook requests never reach loopback, link-local or private addresses. Only for
+# receivers on a trusted private network (and the tests' local receiver).
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+# Seconds to connect and for each read of a webhook request.
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=5.0)
+# Attempts per delivery; the wait after attempt n is WEBHOOKS_RETRY_SECONDS * 2**(n-1).
+WEBHOOKS_MAX_ATTEMPTS = env.int("WEBHOOKS_MAX_ATTEMPTS", default=8)
+WEBHOOKS_RETRY_SECONDS = env.float("WEBHOOKS_RETRY_SECONDS", default=30.0)
+# How often the worker looks for deliveries whose task was lost (a worker killed
+# mid-delivery, a crash between commit and enqueue) and queues them again.
+WEBHOOKS_SWEEP_SECONDS = env.float("WEBHOOKS_SWEEP_SECONDS", default=60.0)
 
 # Operations (refiner/ops.py) ----------------------------------------------------
 # GET /metrics answers only with `Authorization: Bearer METRICS_TOKEN`; unset, it is a 404.

@@ -18,8 +18,10 @@ from segments.models import (
     Contact,
     ContactValue,
     Event,
+    MembershipSweep,
     Segment,
     SegmentMember,
+    SegmentMembership,
 )
 from segments.services import check_rule
 from segments.uses import segment_users
@@ -178,3 +180,23 @@ class SegmentMemberAdmin(admin.ModelAdmin):
     list_select_related = ["contact", "segment"]
     autocomplete_fields = ["segment", "contact"]
     readonly_fields = ["added_at"]
+
+
+@admin.register(SegmentMembership)
+class SegmentMembershipAdmin(RecordedAdmin):
+    list_display = ["contact", "segment", "entered_at", "left_at"]
+    list_filter = ["workspace", "entered_at", "left_at"]
+    search_fields = ["contact__user_id", "contact__email", "segment__name"]
+    list_select_related = ["contact", "segment"]
+    fields = ["workspace", "contact", "segment", "entered_at", "left_at"]
+    readonly_fields = fields
+
+
+@admin.register(MembershipSweep)
+class MembershipSweepAdmin(RecordedAdmin):
+    list_display = ["started_at", "workspace", "finished_at", "segments", "entries", "exits"]
+    list_filter = ["workspace", "started_at"]
+    search_fields = ["workspace__name"]
+    list_select_related = ["workspace"]
+    fields = ["workspace", "started_at", "finished_at", "segments", "entries", "exits"]
+    readonly_fields = fields

@@ -8,6 +8,7 @@ from refiner.errors import Invalid
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
 from segments import ingest, services
 from segments.models import Contact, Segment
+from segments.retention import rule_warnings
 from segments.rules import TOO_COMPLEX
 from segments.uses import delete_segment
 from segments.values import parse_date
@@ -111,6 +112,16 @@ def contact(request: HttpRequest, user_id: str) -> HttpResponse:
     return JsonResponse(data)
 
 
+def warning_fields(rule) -> list[dict[str, str]]:
+    """A valid rule's warnings (what it asks of events retention no longer keeps), with
+    fields named as in the request body, like errors."""
+    return [{**w, "field": f"rules.{w['field']}"} for w in rule_warnings(rule)]
+
+
+def saved_segment_to_dict(segment: Segment, now) -> dict:
+    return {**segment_to_dict(segment, now), "warnings": warning_fields(segment.rules)}
+
+
 def rule_fields(problems: dict[str, str]) -> dict[str, str]:
     """A rule's problems as request fields: `rules` itself, or a path under it."""
     return {path if path == "rules" else f"rules.{path}": msg for path, msg in problems.items()}
@@ -174,7 +185,7 @@ def segments(request: HttpRequest) -> JsonResponse:
             services.lock_segments(request.workspace.pk)
             fields = clean_segment(data, request.workspace.pk)
             segment = Segment.objects.create(workspace=request.workspace, **fields)
-        return JsonResponse(segment_to_dict(segment, now), status=201)
+        return JsonResponse(saved_segment_to_dict(segment, now), status=201)
     queryset = Segment.objects.filter(workspace=request.workspace).order_by("id")
     return paginated(request, queryset, lambda s: segment_to_dict(s, now))
 
@@ -194,6 +205,7 @@ def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
             for key, value in fields.items():
                 setattr(found, key, value)
             found.save()
+        return JsonResponse(saved_segment_to_dict(found, timezone.now()))
     return JsonResponse(segment_to_dict(found, timezone.now()))
 
 
@@ -219,7 +231,7 @@ def segment_preview(request: HttpRequest) -> JsonResponse:
     queryset = services.rule_contacts(request.workspace.pk, rules, now)
     sample = list(queryset.order_by("user_id").values_list("user_id", flat=True)[:SAMPLE_SIZE])
     count = services.rule_count(request.workspace.pk, rules, now)
-    return JsonResponse({"count": count, "sample": sample})
+    return JsonResponse({"count": count, "sample": sample, "warnings": warning_fields(rules)})
 
 
 def _user_ids(data: dict) -> list[str]:

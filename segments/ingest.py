@@ -9,6 +9,7 @@ from django.db import IntegrityError, connection, transaction
 
 from refiner.errors import Invalid
 from refiner.models import Workspace
+from segments import membership
 from segments.models import Account, AccountValue, Contact, ContactValue
 from segments.rules import ACCOUNT_BUILTIN_FIELDS, is_trait_key
 from segments.values import iso, parse_value
@@ -241,6 +242,7 @@ def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     )
     # A new contact has no parsed values yet: nothing to compare, only to add.
     ContactValue.objects.bulk_create(_new_contact_values(contact))
+    membership.contact_changed(contact, now, new=True)
     return contact
 
 
@@ -259,6 +261,7 @@ def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     contact.last_seen_at = max(contact.last_seen_at, now)
     contact.save()
     sync_contact_values(contact)
+    membership.contact_changed(contact, now, everything=True, workspace=workspace)
     return contact
 
 
@@ -286,18 +289,21 @@ def track_event(
     if contact is None:
         _track_first_event(workspace, user_id, event, now, occurred_at)
     else:
+        contact.workspace = workspace  # read by the membership hook, without a query
         record_event(contact=contact, event=event, now=now, occurred_at=occurred_at)
 
 
 def record_event(*, contact: Contact, event: str, now: datetime, occurred_at=None) -> None:
     """Record an event of a contact just read: one INSERT, unless last_seen_at moves too."""
     try:
-        if now - contact.last_seen_at < LAST_SEEN_STEP:
+        if now - contact.last_seen_at < LAST_SEEN_STEP and not membership.watches(contact, event):
             _insert_event(contact, event, occurred_at or now)
         else:
             with transaction.atomic():
-                _advance_last_seen(contact, now)
+                if now - contact.last_seen_at >= LAST_SEEN_STEP:
+                    _advance_last_seen(contact, now)
                 _insert_event(contact, event, occurred_at or now)
+                membership.event_recorded(contact, event, now)
     except IntegrityError:
         # The contact was deleted since it was read: the user is unknown again.
         _track_first_event(contact.workspace, contact.user_id, event, now, occurred_at)
@@ -337,3 +343,4 @@ def _track_first_event(
             contact.save(update_fields=["last_seen_at"])
             sync_contact_values(contact)
         _insert_event(contact, event, occurred_at or now)
+        membership.contact_changed(contact, now, everything=True, workspace=workspace)

@@ -25,6 +25,8 @@ class DisplayFacts:
     shown_at: datetime
     dismissed_at: datetime | None = None
     completed_at: datetime | None = None
+    # The widget's browser session it was shown in (targeting's once-per-session).
+    session: str | None = None
 
 
 @dataclass

@@ -54,11 +54,31 @@ class Account(models.Model):
         return {"id": self.external_id, "name": self.name, "traits": self.traits}
 
 
+class IdentifiedContacts(models.Manager):
+    """Contacts with a user id: what segments, counts, lists and the REST API see.
+
+    Anonymous visitors (docs/decisions.md) are rows of the same table, so that their
+    displays and responses need no second home, but no rule matches them and no list
+    shows them: being the default manager, this filter is where every such query starts.
+    """
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(user_id__isnull=False)
+
+
 class Contact(models.Model):
-    """An identified user of the customer's product."""
+    """A user of the customer's product: identified, or an anonymous visitor of the widget."""
 
     workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="contacts")
-    user_id = models.CharField(max_length=200)
+    # NULL for an anonymous visitor, whose id lives in its own column: a user id and
+    # an anonymous id can never name the same row, whatever their texts.
+    user_id = models.CharField(max_length=200, null=True, blank=True)
+    anonymous_id = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="The widget's id of a visitor who is not signed in (user id empty).",
+    )
     email = models.CharField(max_length=320, blank=True, null=True)
     name = models.CharField(max_length=200, blank=True, null=True)
     traits = models.JSONField(default=dict, blank=True)
@@ -75,15 +95,33 @@ class Contact(models.Model):
         help_text="A teammate trying surveys out: left out of results unless asked for.",
     )
 
+    objects = IdentifiedContacts()
+    # Anonymous visitors included: the widget's own lookups, locks and merges.
+    all_contacts = models.Manager()  # noqa: DJ012 - a manager the rule takes for a field
+
     class Meta:
         ordering = ["workspace", "user_id"]
+        # Related lookups (display.contact) must reach anonymous visitors too.
+        base_manager_name = "all_contacts"
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "user_id"], name="unique_contact_user_id")
+            models.UniqueConstraint(fields=["workspace", "user_id"], name="unique_contact_user_id"),
+            models.UniqueConstraint(
+                fields=["workspace", "anonymous_id"], name="unique_contact_anonymous_id"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(user_id__isnull=False, anonymous_id__isnull=True)
+                | models.Q(user_id__isnull=True, anonymous_id__isnull=False),
+                name="contact_user_or_anonymous",
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "-last_seen_at"], name="contact_recent")]
 
     def __str__(self) -> str:
-        return self.email or self.user_id
+        return self.email or self.user_id or "Anonymous visitor"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
 
     def attributes(self) -> dict:
         """Built-in fields and traits, as rules see them (missing keys left out)."""
@@ -205,3 +243,59 @@ class SegmentMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact} in {self.segment}"
+
+
+class SegmentMembership(models.Model):
+    """A stretch of time a contact spent in a segment: open while `left_at` is empty.
+
+    Recorded by `segments.membership` when the contact's data changes and by the
+    sweep for rules that change with time alone.
+    """
+
+    # Covered by the indexes below, which lead with these columns.
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(
+        Contact, models.CASCADE, related_name="segment_history", db_index=False
+    )
+    segment = models.ForeignKey(Segment, models.CASCADE, related_name="history", db_index=False)
+    entered_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-entered_at", "-id"]
+        constraints = [
+            # One open stretch per contact and segment: it is also the index that finds the
+            # contact's open memberships, and what makes a racing second entry a no-op.
+            models.UniqueConstraint(
+                fields=["contact", "segment"],
+                condition=models.Q(left_at__isnull=True),
+                name="one_open_membership",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["segment", "entered_at"], name="membership_entries"),
+            models.Index(fields=["segment", "left_at"], name="membership_exits"),
+            models.Index(fields=["contact", "entered_at"], name="membership_of_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} in {self.segment_id} from {self.entered_at:%Y-%m-%d %H:%M}"
+
+
+class MembershipSweep(models.Model):
+    """One run of the sweep (`manage.py sweep_segments`) over one workspace: when, and
+    what it found. The next run compares segments edited since this one started."""
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    segments = models.PositiveIntegerField(default=0)
+    entries = models.PositiveIntegerField(default=0)
+    exits = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "started_at"], name="sweep_of_workspace")]
+
+    def __str__(self) -> str:
+        return f"sweep at {self.started_at:%Y-%m-%d %H:%M}"

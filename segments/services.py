@@ -4,9 +4,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 
 from refiner.models import Workspace
+from segments import membership
 from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment, SegmentMember
 from segments.registry import survey_facts
@@ -97,15 +99,19 @@ def contact_segments(contact: Contact, now: datetime) -> list[Segment]:
     return [s for s in segments if evaluator.in_segment(s.pk)]
 
 
-def add_members(segment: Segment, user_ids: list[str]) -> int:
+@transaction.atomic
+def add_members(segment: Segment, user_ids: list[str], now: datetime | None = None) -> int:
     contacts = Contact.objects.filter(workspace_id=segment.workspace_id, user_id__in=user_ids)
     rows = [SegmentMember(segment=segment, contact=c) for c in contacts]
     SegmentMember.objects.bulk_create(rows, ignore_conflicts=True)
+    membership.manual_list_changed(segment, user_ids, now)
     return len(rows)
 
 
-def remove_members(segment: Segment, user_ids: list[str]) -> int:
+@transaction.atomic
+def remove_members(segment: Segment, user_ids: list[str], now: datetime | None = None) -> int:
     deleted, _ = SegmentMember.objects.filter(
         segment=segment, contact__user_id__in=user_ids
     ).delete()
+    membership.manual_list_changed(segment, user_ids, now)
     return deleted

@@ -78,7 +78,7 @@ def load_snapshot(contact: Contact, event_names: Iterable[str] | None = None) ->
             snapshot.events.setdefault(text, []).append(_moment(first))
         elif kind == DISPLAY:
             snapshot.displays.append(
-                DisplayFacts(number, _moment(first), _moment(second), _moment(third))
+                DisplayFacts(number, _moment(first), _moment(second), _moment(third), text)
             )
         elif kind == ANSWER:
             answers = responses.get(document)

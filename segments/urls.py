@@ -1,6 +1,6 @@
 from django.urls import path
 
-from segments import views
+from segments import history, views
 
 urlpatterns = [
     path("segments/", views.segment_list, name="segment-list"),
@@ -9,6 +9,7 @@ urlpatterns = [
     path("segments/<int:pk>/", views.segment_edit, name="segment-edit"),
     path("segments/<int:pk>/delete/", views.segment_delete, name="segment-delete"),
     path("segments/<int:pk>/size/", views.segment_size, name="segment-size"),
+    path("segments/<int:pk>/history/", history.segment_history, name="segment-history"),
     path("segments/<int:pk>/members/add/", views.segment_members_add, name="segment-members-add"),
     path(
         "segments/<int:pk>/members/import/",

@@ -21,6 +21,7 @@ from refiner.workspaces import require_membership
 from segments import catalogue, forms, member_import, rule_editor, services
 from segments.models import Contact, Segment
 from segments.registry import survey_facts
+from segments.retention import rule_warnings
 from segments.rules import BUILTIN_FIELDS
 from segments.uses import segment_users, segment_uses
 
@@ -100,7 +101,8 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
     """Count and sample of the contacts a rule matches now, or the rule's problems.
 
     Also the rule as JSON, so the editor's JSON panel follows the rule being
-    edited, and warnings about names nothing in the workspace has.
+    edited, and warnings about names nothing in the workspace has and about event
+    windows reaching past what retention keeps.
     """
     errors = services.check_rule(rule, workspace_id=workspace.pk, segment_id=segment_id)
     total = Contact.objects.filter(workspace=workspace).count()
@@ -111,6 +113,7 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
     sample = contacts.order_by("-last_seen_at", "user_id")[:PREVIEW_SAMPLE]
     count = services.rule_count(workspace.pk, rule, now)
     warnings = catalogue.unknown_names(workspace, rule)
+    shown["retention_warnings"] = rule_warnings(rule)
     return {"count": count, "sample": list(sample), "errors": {}, "warnings": warnings, **shown}
 
 

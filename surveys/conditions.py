@@ -16,9 +16,9 @@ from segments.values import days_before
 from surveys.models import Answer, Display, Question, Survey
 
 # Branches of the snapshot's UNION ALL (`segments.snapshot`), in its columns: kind,
-# text, number, three moments, JSON.
+# text (a display's browser session), number, three moments, JSON.
 SNAPSHOT_DISPLAYS = """
-    SELECT 2, NULL, survey_id, shown_at, dismissed_at, completed_at, NULL
+    SELECT 2, session, survey_id, shown_at, dismissed_at, completed_at, NULL
     FROM surveys_display WHERE contact_id = %s"""
 SNAPSHOT_ANSWERS = """
     SELECT 3, a.key, a.survey_id, NULL, NULL, NULL, CAST(r.answers AS TEXT)

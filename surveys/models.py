@@ -107,6 +107,12 @@ class Display(models.Model):
     shown_at = models.DateTimeField(default=timezone.now)
     dismissed_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    session = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="The widget's browser session it was shown in (for once-per-session surveys).",
+    )
 
     class Meta:
         ordering = ["-shown_at"]
@@ -131,6 +137,8 @@ class Response(models.Model):
     survey = models.ForeignKey(Survey, models.CASCADE, related_name="responses")
     contact = models.ForeignKey(Contact, models.CASCADE, related_name="responses")
     answers = models.JSONField(default=dict, blank=True)
+    # The page's own fields (the widget's addToResponse): a small flat object, or NULL.
+    extra = models.JSONField(null=True, blank=True)
     completed = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -151,8 +159,10 @@ class Response(models.Model):
             "id": self.pk,
             "survey": self.survey_id,
             "user_id": self.contact.user_id,
+            "anonymous": self.contact.is_anonymous,
             "display": str(self.display_id),
             "answers": self.answers,
+            "extra": self.extra or {},
             "completed": self.completed,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),

@@ -266,10 +266,11 @@ def _cell(value: Any) -> str:
 
 
 def csv_rows(responses: QuerySet[Response], keys: list[str]) -> Iterable[list[str]]:
-    """Header, then one row per response; answers not under `keys` go to `other_answers`."""
+    """Header, then one row per response; answers not under `keys` go to `other_answers`,
+    and the page's own fields (`addToResponse`) to `extra`, both as JSON objects."""
     columns = set(keys)
     # Question keys are typed by dashboard users and become the header: escaped like any cell.
-    yield CSV_FIXED + [_cell(key) for key in keys] + ["other_answers"]
+    yield CSV_FIXED + [_cell(key) for key in keys] + ["other_answers", "extra"]
     rows: Iterator[Response] = (
         responses.select_related("contact", "survey").order_by("created_at", "id").iterator(1000)
     )
@@ -287,6 +288,7 @@ def csv_rows(responses: QuerySet[Response], keys: list[str]) -> Iterable[list[st
             iso(response.completed_at) if response.completed_at else "",
             *[_cell(answers.get(key)) for key in keys],
             _cell(json.dumps(other, ensure_ascii=False)) if other else "",
+            _cell(json.dumps(response.extra, ensure_ascii=False)) if response.extra else "",
         ]
 
 

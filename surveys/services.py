@@ -7,9 +7,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from refiner.errors import Conflict, Invalid
+from segments import membership
 from segments.models import Contact
 from segments.values import is_json_integer
 from surveys.models import Answer, Display, Question, Response, Survey
+from surveys.signals import (
+    send_after_commit,
+    survey_completed,
+    survey_dismissed,
+    survey_displayed,
+)
 
 MAX_QUESTIONS = 50
 MAX_KEY = 100
@@ -145,10 +152,19 @@ def clean_answers(survey: Survey, answers: Any) -> dict:
     return dict(answers)
 
 
-def record_display(*, survey: Survey, contact: Contact, now: datetime) -> Display:
-    return Display.objects.create(
-        workspace_id=survey.workspace_id, survey=survey, contact=contact, shown_at=now
+def record_display(
+    *, survey: Survey, contact: Contact, now: datetime, session: str | None = None
+) -> Display:
+    display = Display.objects.create(
+        workspace_id=survey.workspace_id,
+        survey=survey,
+        contact=contact,
+        shown_at=now,
+        session=session,
     )
+    membership.contact_changed(contact, now, surveys=True)
+    send_after_commit(survey_displayed, display=display)
+    return display
 
 
 def _locked_response(display: Display, now: datetime) -> Response:
@@ -211,9 +227,17 @@ def _closed_elsewhere(display: Display) -> bool:
 
 
 def record_answers(
-    *, display: Display, answers: dict, completed: bool, now: datetime, once: bool = False
+    *,
+    display: Display,
+    answers: dict,
+    completed: bool,
+    now: datetime,
+    once: bool = False,
+    extra: dict | None = None,
 ) -> Response:
     """Merge cleaned answers into the display's response; mark it completed when asked.
+
+    `extra` (see `surveys.extra`), when not None, replaces the response's extra fields.
 
     Concurrent calls for one display are serialized by row locks, so none is lost.
     A dismissed display takes no answers; a completed one only a harmless repeat.
@@ -225,7 +249,10 @@ def record_answers(
             # Completions of one contact's displays queue on the contact's row (as
             # recording a display does), so two displays of a `once` survey, answered
             # at the same moment, cannot both see the other one still open.
-            Contact.objects.select_for_update().filter(pk=display.contact_id).first()
+            # OF self: the model's ordering joins the workspace, whose row must stay free.
+            Contact.all_contacts.select_for_update(of=("self",)).filter(
+                pk=display.contact_id
+            ).first()
         display = Display.objects.select_for_update().get(pk=display.pk)
         if display.dismissed_at is not None:
             raise Conflict("This display was dismissed.", code="display_closed")
@@ -241,13 +268,17 @@ def record_answers(
             return response
         changed = {k: v for k, v in answers.items() if response.answers.get(k, object()) != v}
         response.answers = {**response.answers, **answers}
+        if extra is not None:
+            response.extra = extra
         response.updated_at = now
         if completed:
             response.completed, response.completed_at = True, now
             display.completed_at = now
             display.save(update_fields=["completed_at"])
+            send_after_commit(survey_completed, display=display, response=response)
         response.save()
         _write_answer_rows(response, changed, now)
+        membership.contact_id_changed(display.contact_id, now, surveys=True)
     return response
 
 
@@ -258,4 +289,6 @@ def dismiss_display(*, display: Display, now: datetime) -> Display:
         if not display.closed:
             display.dismissed_at = now
             display.save(update_fields=["dismissed_at"])
+            send_after_commit(survey_dismissed, display=display)
+            membership.contact_id_changed(display.contact_id, now, surveys=True)
     return display

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from refiner.models import Workspace
 from refiner.workspaces import require_membership
 from segments import services
+from segments.membership import mark_since
 from segments.models import Contact, Segment
 from segments.views import SUGGESTIONS, contact_for
 from targeting.explanations import WhatIfForm, explain_contact
@@ -48,6 +49,7 @@ def contact_detail(request: HttpRequest, user_id: str) -> HttpResponse:
     membership = require_membership(request)
     now = timezone.now()
     segments = services.contact_segments(contact, now)
+    mark_since(contact, segments)
     member_of = {s.pk for s in segments}
     context = {
         "contact": contact,

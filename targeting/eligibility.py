@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.db.models import Count
 
 from refiner.models import Workspace, new_definitions_version
+from refiner.replicas import on_primary
 from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment
 from segments.rules import rule_nodes
@@ -214,7 +215,11 @@ def definitions(workspace_id: int, version: str | None = None) -> Definitions:
     key = f"targeting:definitions:{workspace_id}:{version}"
     found = _cached(key)
     if found is None:
-        found = load_definitions(workspace_id)
+        # Stored under the version read from the primary: read from it too, even in
+        # a dashboard page that reads the replica, or a lagging replica's copy
+        # would be served to the widget under the new version.
+        with on_primary():
+            found = load_definitions(workspace_id)
         _cache_quietly(key, found)
     _in_process[workspace_id] = (version, time.monotonic(), found)
     return found
@@ -223,10 +228,15 @@ def definitions(workspace_id: int, version: str | None = None) -> Definitions:
 # The rules --------------------------------------------------------------------
 
 
-def sample_position(survey_id: int, contact_id: int) -> float:
+def sample_position(survey_id: int, contact_id: int | str) -> float:
     """Where the contact falls for this survey, in [0, 100): stable across calls."""
     digest = hashlib.sha256(f"{survey_id}:{contact_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+def _sampled_as(contact: Contact) -> int | str:
+    # A visitor is sampled by its anonymous id: the same answer before its row exists.
+    return f"anonymous:{contact.anonymous_id}" if contact.is_anonymous else contact.pk
 
 
 @lru_cache(maxsize=1024)
@@ -299,6 +309,8 @@ class Check:
     segments: dict[int, SegmentDefinition]
     response_counts: dict[int, int]
     event_names: frozenset[str] | None = None
+    # The widget's browser session (once-per-session surveys); None: no session known.
+    session: str | None = None
     # Segment names for the reasons; empty for the widget, which answers to a public
     # key: segment names are the customer's own business, not their visitors'.
     segment_names: dict[int, str] = field(default_factory=dict)
@@ -308,7 +320,11 @@ class Check:
     @property
     def snapshot(self) -> ContactSnapshot:
         if self.loaded is None:
-            self.loaded = snapshot_of(self.contact, self.event_names)
+            # An anonymous visitor not yet recorded has nothing to load.
+            unsaved = self.contact.pk is None
+            self.loaded = (
+                ContactSnapshot() if unsaved else snapshot_of(self.contact, self.event_names)
+            )
         return self.loaded
 
     def in_segment(self, segment_id: int) -> bool:
@@ -348,7 +364,22 @@ def _status_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
             )
 
 
+def _visitor_reasons(survey: SurveyDefinition) -> Iterator[Reason]:
+    """An anonymous visitor is never evaluated against segments (docs/decisions.md)."""
+    if survey.audience != Targeting.ANYONE:
+        yield Reason("not_in_audience", "The visitor is not signed in; the survey is for contacts.")
+    elif survey.excluded_segments:
+        yield Reason(
+            "not_in_audience",
+            "The visitor is not signed in, and the survey excludes segments, "
+            "which only signed-in contacts can be checked against.",
+        )
+
+
 def _audience_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
+    if check.contact.is_anonymous:
+        yield from _visitor_reasons(survey)
+        return
     if survey.audience == Targeting.SEGMENTS:
         yield from _segment_reasons(survey, check)
     excluded = [pk for pk in survey.excluded_segments if check.in_segment(pk)]
@@ -400,7 +431,7 @@ def _sample_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     # Every position is under 100, so a full sample needs no hashing.
     if survey.sample_percent >= 100:
         return
-    if sample_position(survey.id, check.contact.pk) >= survey.sample_percent:
+    if sample_position(survey.id, _sampled_as(check.contact)) >= survey.sample_percent:
         yield Reason("not_sampled", f"The contact is outside the {survey.sample_percent}% sample.")
 
 
@@ -417,6 +448,9 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     own = check.displays_of(survey.id)
     if survey.frequency == Targeting.ONCE and any(map(_closed_at, own)):
         yield Reason("already_completed", "The contact already completed or dismissed it.")
+    if survey.frequency == Targeting.ONCE_PER_SESSION and check.session is not None:
+        if any(d.session == check.session for d in own):
+            yield Reason("shown_this_session", "It was shown in this browser session already.")
     again = shows_again_at(survey, own)
     if again is not None and check.now < again:
         yield Reason(
@@ -497,9 +531,11 @@ def _check(
     event: str | None,
     url: str | None,
     survey_id: int | None,
+    session: str | None = None,
 ) -> Check:
     # Called with the callers' own variables, each named as its parameter.
     return Check(
+        session=session,
         contact=contact,
         event_names=found.event_names,
         now=now,
@@ -521,6 +557,7 @@ def eligible_surveys(
     url: str | None = None,
     survey_id: int | None = None,
     version: str | None = None,
+    session: str | None = None,
 ) -> list[SurveyDefinition]:
     """The surveys the contact may be shown now: higher priority first, then older first.
 
@@ -534,7 +571,7 @@ def eligible_surveys(
     surveys = [s for s in found.surveys if survey_id is None or s.id == survey_id]
     if not surveys:
         return []
-    check = _check(workspace, contact, surveys, found, now, event, url, survey_id)
+    check = _check(workspace, contact, surveys, found, now, event, url, survey_id, session)
     return [s for s in surveys if may_show(s, check)]
 
 
@@ -546,6 +583,7 @@ def display_decision(
     now: datetime,
     event: str | None = None,
     url: str | None = None,
+    session: str | None = None,
 ) -> Decision | None:
     """May the widget record a display of the survey for the contact now, and if not, why?
 
@@ -558,7 +596,7 @@ def display_decision(
     survey = next((s for s in found.surveys if s.id == survey_id), None)
     if survey is None:
         return None
-    check = _check(workspace, contact, [survey], found, now, event, url, survey_id)
+    check = _check(workspace, contact, [survey], found, now, event, url, survey_id, session)
     reasons = reasons_against(survey, check)
     return Decision(survey, not reasons, reasons)
 

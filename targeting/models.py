@@ -8,14 +8,24 @@ from surveys.models import Survey
 class Targeting(models.Model):
     """Who sees a survey, when and how often (SPEC §4): the survey's Target Audience."""
 
-    EVERYONE, SEGMENTS = "everyone", "segments"
-    AUDIENCES = [(EVERYONE, "Everyone"), (SEGMENTS, "Segments")]
+    EVERYONE, SEGMENTS, ANYONE = "everyone", "segments", "anyone"
+    AUDIENCES = [
+        (EVERYONE, "Everyone"),
+        (SEGMENTS, "Segments"),
+        (ANYONE, "Everyone, signed in or not"),
+    ]
     ANY, ALL = "any", "all"
     MATCHES = [(ANY, "At least one segment"), (ALL, "All segments")]
     PAGE_LOAD, EVENT, MANUAL = "page_load", "event", "manual"
     TRIGGERS = [(PAGE_LOAD, "Page load"), (EVENT, "Event"), (MANUAL, "Manual")]
     ONCE, RECURRING, EVERY_TRIGGER = "once", "recurring", "every_trigger"
-    FREQUENCIES = [(ONCE, "Once"), (RECURRING, "Recurring"), (EVERY_TRIGGER, "Every trigger")]
+    ONCE_PER_SESSION = "once_per_session"
+    FREQUENCIES = [
+        (ONCE, "Once"),
+        (RECURRING, "Recurring"),
+        (EVERY_TRIGGER, "Every trigger"),
+        (ONCE_PER_SESSION, "Once per session"),
+    ]
     # How a page rule compares the page's URL with its value (`allowed_pages`, `excluded_pages`).
     PAGE_MATCHES = [
         ("equals", "equals"),
@@ -35,7 +45,7 @@ class Targeting(models.Model):
     excluded_pages = models.JSONField(default=list, blank=True)
     delay_seconds = models.PositiveIntegerField(default=0)
     sample_percent = models.FloatField(default=100)
-    frequency = models.CharField(max_length=15, choices=FREQUENCIES, default=ONCE)
+    frequency = models.CharField(max_length=20, choices=FREQUENCIES, default=ONCE)
     recurring_days = models.PositiveIntegerField(default=30)
     max_displays_per_contact = models.PositiveIntegerField(null=True, blank=True)
     max_responses = models.PositiveIntegerField(null=True, blank=True)

@@ -200,7 +200,7 @@ def clean_targeting(data: Any, *, workspace: Workspace) -> dict:
         errors["ends_at"] = "Must be after starts_at."
     if errors:
         raise Invalid(errors)
-    if cleaned["audience"] == Targeting.EVERYONE:
+    if cleaned["audience"] != Targeting.SEGMENTS:
         cleaned["segments"] = []
     return cleaned
 

@@ -18,7 +18,9 @@ from refiner.raw_sql import Columns, fast_cursor
 from segments import ingest
 from segments.models import Account, Contact
 from surveys import services
+from surveys.extra import clean_extra
 from surveys.models import Display, Survey
+from targeting import anonymous
 from targeting.eligibility import SurveyDefinition, display_decision, eligible_surveys
 from targeting.models import Targeting
 from targeting.preview import MAX_TOKEN, PreviewRefused, previewed_survey_id
@@ -80,24 +82,30 @@ def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
 
 
 WORKSPACE, CONTACT, ACCOUNT = Columns(Workspace, "w"), Columns(Contact, "c"), Columns(Account, "a")
-# The widget key's workspace and, when user_id is not NULL, its contact with the account.
-CALLER_SQL = f"""
+# The widget key's workspace and, when the id is not NULL, its contact with the account:
+# by user id, or (VISITOR_SQL) an anonymous visitor by anonymous id, never one for the other.
+CALLER_SQL, VISITOR_SQL = (
+    f"""
     SELECT {WORKSPACE.sql}, {CONTACT.sql}, {ACCOUNT.sql}
     FROM refiner_workspace w
-    LEFT JOIN segments_contact c ON c.workspace_id = w.id AND c.user_id = %s
+    LEFT JOIN segments_contact c ON c.workspace_id = w.id AND c.{column} = %s
     LEFT JOIN segments_account a ON a.id = c.account_id
     WHERE w.widget_key = %s
 """
+    for column in ("user_id", "anonymous_id")
+)
 
 
-def caller(key: str, user_id: str | None) -> tuple[Workspace | None, Contact | None]:
+def caller(
+    key: str, user_id: str | None, *, anonymous: bool = False
+) -> tuple[Workspace | None, Contact | None]:
     """The workspace of a widget key and the contact of `user_id` in it, in one query.
 
-    Every widget call starts here, so the query is written once rather than compiled
-    by the ORM on each call.
+    `anonymous`: `user_id` is an anonymous visitor's id. Every widget call starts
+    here, so the query is written once rather than compiled by the ORM on each call.
     """
     with fast_cursor() as cursor:
-        cursor.execute(CALLER_SQL, [user_id, key])
+        cursor.execute(VISITOR_SQL if anonymous else CALLER_SQL, [user_id, key])
         row = cursor.fetchone()
     if row is None:
         return None, None
@@ -176,8 +184,30 @@ def _verified_caller(
     return workspace, contact
 
 
+def _is_visitor(data: dict) -> bool:
+    """Does the body name an anonymous visitor (no user id) rather than a user?"""
+    return data.get("user_id") is None and data.get("anonymous_id") is not None
+
+
+def _visitor(request: HttpRequest, data: dict) -> tuple[Workspace, Contact]:
+    """Workspace and visitor of a body with "anonymous_id": its row, or an unsaved one.
+
+    No signature: an anonymous id names no user, and reaches no user's data.
+    """
+    anonymous_id = anonymous.clean_anonymous_id(data.get("anonymous_id"))
+    workspace, contact = caller(_widget_key(data), anonymous_id, anonymous=True)
+    _admit(request, workspace)
+    return workspace, contact or anonymous.unsaved_visitor(workspace, anonymous_id)
+
+
 def _identified(request: HttpRequest, data: dict) -> tuple[Workspace, Contact | None, str]:
-    """Workspace and contact of a body with "workspace" and "user_id", in one query."""
+    """Workspace and contact of a body with "workspace" and "user_id", in one query.
+
+    A body with "anonymous_id" instead names an anonymous visitor (the user id is then
+    None, and the contact may be unsaved: see `targeting.anonymous`).
+    """
+    if _is_visitor(data):
+        return *_visitor(request, data), None
     workspace, contact = _verified_caller(request, data, data.get("user_id"))
     return workspace, contact, _user_id(data)
 
@@ -198,9 +228,14 @@ def identify(request: HttpRequest) -> JsonResponse:
     workspace, current = _verified_caller(request, data, raw)
     cleaned = ingest.clean_user(user, "user.")
     _verify_account(workspace, data, cleaned["account"])
+    visitor_id = data.get("anonymous_id")
+    if visitor_id is not None:
+        visitor_id = anonymous.clean_anonymous_id(visitor_id)
     contact = ingest.identify_known(
         workspace=workspace, user=cleaned, now=timezone.now(), current=current
     )
+    if visitor_id is not None:
+        anonymous.merge_visitor(contact=contact, anonymous_id=visitor_id)
     # The widget key is public: the answer names the contact and nothing stored about it.
     return JsonResponse({"contact": {"user_id": contact.user_id}})
 
@@ -211,7 +246,11 @@ def track(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     workspace, contact, user_id = _identified(request, data)
     event = ingest.clean_event_name(data.get("event"))
-    if contact is None:
+    if user_id is None:
+        anonymous.record_visitor_event(
+            workspace=workspace, anonymous_id=contact.anonymous_id, event=event, now=timezone.now()
+        )
+    elif contact is None:
         ingest.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
     else:
         ingest.record_event(contact=contact, event=event, now=timezone.now())
@@ -222,12 +261,13 @@ def track(request: HttpRequest) -> JsonResponse:
 @api(["POST"])
 def eligibility(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
-    workspace, contact, _ = _identified(request, data)
+    workspace, contact, user_id = _identified(request, data)
     event = _optional_string(data, "event", 200)
     url = _optional_string(data, "url", MAX_URL)
     survey_id = data.get("survey")
     if survey_id is not None and (not isinstance(survey_id, int) or isinstance(survey_id, bool)):
         raise invalid({"survey": "Must be a survey id, or null."})
+    session = anonymous.clean_session(data.get("session"))
     surveys = eligible_surveys(
         workspace=workspace,
         contact=contact,
@@ -236,12 +276,23 @@ def eligibility(request: HttpRequest) -> JsonResponse:
         url=url,
         survey_id=survey_id,
         version=workspace.definitions_version,
+        session=session,
     )
-    return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
+    found = {"surveys": [s.to_widget_dict() for s in surveys]}
+    if user_id is None:
+        # The widget stops asking for this visitor while no survey is for visitors.
+        found["visitors"] = anonymous.welcomes_visitors(workspace)
+    return JsonResponse(found)
 
 
 def _record_if_eligible(
-    *, workspace: Workspace, survey: Survey, contact: Contact, event: str | None, url: str | None
+    *,
+    workspace: Workspace,
+    survey: Survey,
+    contact: Contact,
+    event: str | None,
+    url: str | None,
+    session: str | None = None,
 ) -> Display:
     """Record a display when §4 allows it now; 409 `not_eligible` with the reasons if not.
 
@@ -251,11 +302,20 @@ def _record_if_eligible(
     """
     now = timezone.now()
     with transaction.atomic():
-        locked = Contact.objects.select_for_update(of=("self",)).select_related("account")
-        contact = locked.get(pk=contact.pk)
+        if contact.is_anonymous:
+            contact = anonymous.locked_visitor(contact.workspace, contact.anonymous_id, now)
+        else:
+            locked = Contact.objects.select_for_update(of=("self",)).select_related("account")
+            contact = locked.get(pk=contact.pk)
         contact.workspace = workspace
         decision = display_decision(
-            workspace=workspace, contact=contact, survey_id=survey.pk, now=now, event=event, url=url
+            workspace=workspace,
+            contact=contact,
+            survey_id=survey.pk,
+            now=now,
+            event=event,
+            url=url,
+            session=session,
         )
         if decision is None:
             raise ApiError("not_found", f"There is no live survey {survey.pk}.", 404)
@@ -267,7 +327,7 @@ def _record_if_eligible(
                 409,
                 details={"reasons": [reason.to_dict() for reason in decision.reasons]},
             )
-        return services.record_display(survey=survey, contact=contact, now=now)
+        return services.record_display(survey=survey, contact=contact, now=now, session=session)
 
 
 @cors
@@ -280,13 +340,14 @@ def displays(request: HttpRequest) -> JsonResponse:
         raise invalid({"survey": "Must be a survey id."})
     event = _optional_string(data, "event", 200)
     url = _optional_string(data, "url", MAX_URL)
+    session = anonymous.clean_session(data.get("session"))
     if contact is None:
         raise ApiError("not_found", f"There is no contact {user_id!r}; identify it first.", 404)
     survey = Survey.objects.filter(workspace=workspace, pk=survey_id, status=Survey.LIVE).first()
     if survey is None:
         raise ApiError("not_found", f"There is no live survey {survey_id}.", 404)
     display = _record_if_eligible(
-        workspace=workspace, survey=survey, contact=contact, event=event, url=url
+        workspace=workspace, survey=survey, contact=contact, event=event, url=url, session=session
     )
     return JsonResponse({"display": str(display.pk)}, status=201)
 
@@ -299,11 +360,20 @@ def _display(request: HttpRequest, data: dict, display_id: UUID) -> Display:
         .filter(workspace=workspace, pk=display_id)
         .first()
     )
-    if display is None or (
-        data.get("user_id") is not None and str(data["user_id"]) != display.contact.user_id
-    ):
+    if display is None or not _named_contact(data, display.contact):
         raise ApiError("not_found", "There is no such display.", 404)
     return display
+
+
+def _named_contact(data: dict, contact: Contact) -> bool:
+    """Is `contact` the user or the visitor the body names, if it names one?"""
+    if data.get("user_id") is not None:
+        return str(data["user_id"]) == contact.user_id
+    if data.get("anonymous_id") is not None:
+        # Or the contact the visitor became since (another tab signed in): the display
+        # id is the capability, the name only a consistency check.
+        return contact.anonymous_id in (None, data["anonymous_id"])
+    return True
 
 
 @cors
@@ -315,12 +385,14 @@ def answers(request: HttpRequest, display_id: UUID) -> JsonResponse:
     if not isinstance(completed, bool):
         raise invalid({"completed": "Must be true or false."})
     cleaned = services.clean_answers(display.survey, data.get("answers", {}))
+    extra = clean_extra(data.get("extra"))
     response = services.record_answers(
         display=display,
         answers=cleaned,
         completed=completed,
         now=timezone.now(),
         once=_once(display.survey),
+        extra=extra,
     )
     # Stored answers are not echoed: anyone holding the display id could read them.
     return JsonResponse({"display": str(display.pk), "completed": response.completed})

@@ -8,6 +8,7 @@ from segments.models import Account, Contact, Event, Segment, SegmentMember
 from surveys.models import Answer, Display, Question, Response, Survey
 from surveys.services import record_answers, record_display
 from targeting.models import Targeting
+from webhooks.models import EVENT_NAMES, Endpoint
 
 # The question most surveys ask, and the one a SurveyFactory survey asks unless told otherwise.
 NPS_QUESTION = {"key": "nps", "type": "nps", "text": "How likely are you to recommend us?"}
@@ -189,3 +190,14 @@ def target(survey, *, segments=(), excluded=(), **fields) -> None:
     targeting.save()
     targeting.segments.set(segments)
     targeting.excluded_segments.set(excluded)
+
+
+class EndpointFactory(factory.django.DjangoModelFactory):
+    """A webhook endpoint; tests point `url` at their local receiver."""
+
+    class Meta:
+        model = Endpoint
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    url = "https://hooks.example.com/refiner"
+    events = factory.LazyFunction(lambda: list(EVENT_NAMES))

@@ -7,8 +7,15 @@ turns DEBUG off for every test. A test that needs production starts its own proc
 with its own environment (tests/test_safe_defaults.py, tests/browser/test_production.py).
 """
 
+import copy
 import os
 
 os.environ["DEBUG"] = "true"
 
 from refiner.settings import *  # noqa: E402, F403
+
+# The read replica's alias, a mirror of the test database: no router sends anything
+# to it, except in tests/test_replica.py, which points it at a real streaming replica.
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["replica"] = copy.deepcopy(DATABASES["default"])  # noqa: F405
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # noqa: F405

@@ -3,8 +3,10 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 
 from refiner.models import Membership
+from segments import membership
 from segments.models import Account, Contact, ContactValue, Event, Segment, SegmentMember
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
@@ -13,6 +15,7 @@ from tests.factories import (
     AnswerFactory,
     ContactFactory,
     DisplayFactory,
+    EndpointFactory,
     EventFactory,
     ManualSegmentFactory,
     MembershipFactory,
@@ -20,6 +23,7 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +53,15 @@ def world(workspace):
     display = DisplayFactory(survey=survey, contact=contact)
     AnswerFactory(response=ResponseFactory(display=display, answers={"nps": 9}), key="nps", num=9)
     MembershipFactory(workspace=workspace)
+    endpoint = EndpointFactory(workspace=workspace, url="https://hooks.example.com/admin")
+    Delivery.objects.create(
+        endpoint=endpoint,
+        workspace=workspace,
+        event="survey.completed",
+        payload={"type": "survey.completed"},
+        status=Delivery.FAILED,
+    )
+    membership.sweep(timezone.now())  # opens the contact's memberships (Pro has no rule)
     return workspace
 
 
@@ -62,12 +75,16 @@ MODELS = {
     "segments.event": ("q=report", "workspace__id__exact={workspace}"),
     "segments.segment": ("q=Beta", "kind__exact=manual"),
     "segments.segmentmember": ("q=ada", "segment__workspace__id__exact={workspace}"),
+    "segments.segmentmembership": ("q=ada", "workspace__id__exact={workspace}"),
+    "segments.membershipsweep": ("q=Workspace", "workspace__id__exact={workspace}"),
     "surveys.survey": ("q=NPS", "status__exact=live"),
     "surveys.question": ("q=recommend", "type__exact=nps"),
     "surveys.display": ("q=ada", "workspace__id__exact={workspace}"),
     "surveys.response": ("q=ada", "completed__exact=0"),
     "surveys.answer": ("q=nps", "is_latest__exact=1"),
     "targeting.targeting": ("q=NPS", "audience__exact=everyone"),
+    "webhooks.endpoint": ("q=hooks.example", "is_active__exact=1"),
+    "webhooks.delivery": ("q=hooks.example", "status__exact=failed"),
 }
 
 
@@ -104,7 +121,8 @@ def test_each_change_page_opens(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["refiner.workspace", "refiner.membership", "segments.segment", "surveys.survey",
-     "surveys.question", "segments.segmentmember", "targeting.targeting"],
+     "surveys.question", "segments.segmentmember", "targeting.targeting",
+     "webhooks.endpoint"],
 )  # fmt: skip
 def test_editable_models_can_be_added(staff, world, label):
     assert staff.get(admin_url(label, "add")).status_code == 200
@@ -113,7 +131,8 @@ def test_editable_models_can_be_added(staff, world, label):
 @pytest.mark.parametrize(
     "label",
     ["segments.contact", "segments.account", "segments.event", "segments.contactvalue",
-     "surveys.display", "surveys.response", "surveys.answer"],
+     "segments.segmentmembership", "segments.membershipsweep",
+     "surveys.display", "surveys.response", "surveys.answer", "webhooks.delivery"],
 )  # fmt: skip
 def test_recorded_data_cannot_be_added_or_edited(staff, world, label):
     assert staff.get(admin_url(label, "add")).status_code == 403

@@ -19,6 +19,7 @@ SAMPLE_VALUES = {
     "ID": "12",
     "USER_ID": "u-42",
     "DISPLAY_ID": "0b6f2c1e-5d4a-4f7e-9c3b-2a1d0e9f8c7b",
+    "DELIVERY_ID": "7",
 }
 # What a documented endpoint's heading looks like: `### METHOD /api/...`.
 HEADING = re.compile(r"^#{2,4} (?:GET|POST|PUT|PATCH|DELETE) (/api/\S+)\s*$", re.MULTILINE)

@@ -41,6 +41,7 @@ def test_it_creates_a_rules_segment(api, workspace, people):
         "kind": "rules",
         "rules": group(plan("pro")),
         "contact_count": 2,
+        "warnings": [],
     }
     assert segment.rules == group(plan("pro"))
 
@@ -138,7 +139,7 @@ def test_it_previews_a_rule(api, workspace, people):
     before = rows()
     response = api.post("/api/v1/segments/preview", {"rules": group(plan("pro"))})
     assert response.status_code == 200, response.content
-    assert response.json() == {"count": 2, "sample": ["ada", "bob"]}
+    assert response.json() == {"count": 2, "sample": ["ada", "bob"], "warnings": []}
     assert api.post("/api/v1/segments/preview", {"rules": group()}).json()["count"] == 3
     assert rows() == before
 
@@ -338,6 +339,7 @@ def test_the_outsiders_preview_counts_only_its_contacts(outsider_api, workspace,
     assert outsider_api.post("/api/v1/segments/preview", {"rules": group()}).json() == {
         "count": 0,
         "sample": [],
+        "warnings": [],
     }
 
 

@@ -285,6 +285,7 @@ def test_csv_has_one_column_per_question_and_one_row_per_response(owner, nps_sur
         "why",
         "uses",
         "other_answers",
+        "extra",
     ]
     assert rows[1] == [
         str(first.pk),
@@ -299,9 +300,10 @@ def test_csv_has_one_column_per_question_and_one_row_per_response(owner, nps_sur
         "Speed",
         "A; B",
         "",
+        "",
     ]
     assert rows[2][3] == "u-2" and rows[2][6] == "false" and rows[2][7] == ""
-    assert rows[2][8:] == ["4", "", "", ""]
+    assert rows[2][8:] == ["4", "", "", "", ""]
     assert len(rows) == 3
 
 
@@ -326,7 +328,7 @@ def test_csv_keeps_answers_to_removed_questions(owner, nps_survey):
     rows = read_csv(owner.get("/responses/export.csv"))
 
     assert "why" not in rows[0]
-    assert rows[1][-1] == '{"why": "Kept"}'
+    assert rows[1][-2] == '{"why": "Kept"}'
 
 
 def test_csv_neutralises_formulas_typed_by_end_users(owner, nps_survey):

@@ -98,8 +98,8 @@ def test_the_widget_script_stays_small_and_dependency_free():
     """What a customer's visitor downloads is the compressed script (WhiteNoise serves it
     gzipped); the source keeps its comments for whoever maintains it."""
     source = WIDGET_JS.read_text()
-    assert len(gzip.compress(source.encode(), compresslevel=9)) < 6_000
-    assert len(source.encode()) < 16_000
+    assert len(gzip.compress(source.encode(), compresslevel=9)) < 7_000
+    assert len(source.encode()) < 19_000
     assert not re.search(r"^\s*import\s|require\(|innerHTML|eval\(", source, re.MULTILINE)
 
 

@@ -487,8 +487,8 @@ def test_metacharacters_in_trait_values_are_stored_verbatim_and_matched_exactly(
     ).json()
 
     assert stored["traits"]["plan"] == value
-    assert preview == {"count": 1, "sample": ["tricky"]}
-    assert contains == {"count": 1, "sample": ["tricky"]}
+    assert preview == {"count": 1, "sample": ["tricky"], "warnings": []}
+    assert contains == {"count": 1, "sample": ["tricky"], "warnings": []}
 
 
 @pytest.mark.parametrize("key", ["a'--", "$.x", '{"$gt":1}', "a.b", "", "-x", "x" * 101, "\x00"])

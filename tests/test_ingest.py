@@ -45,6 +45,8 @@ def assert_values_match_attributes(contact: Contact) -> None:
 def test_a_known_contact_tracked_often_moves_last_seen_once_a_step(workspace):
     contact = ContactFactory(workspace=workspace, user_id="u-1", last_seen_at=NOW)
     soon = NOW + LAST_SEEN_STEP - timedelta(seconds=1)
+    # Which events segments name is read once per definitions version in a process.
+    track_event(workspace=workspace, user_id="u-1", event="warm-up", now=NOW)
     with CaptureQueriesContext(connection) as queries:
         track_event(workspace=workspace, user_id="u-1", event="opened", now=soon)
     assert len(queries) == 2  # the lookup and the INSERT
@@ -106,6 +108,10 @@ def test_identify_again_updates_traits_and_values(workspace):
 def test_a_widget_track_of_a_known_contact_is_two_queries(workspace, client):
     ContactFactory(workspace=workspace, user_id="u-1", last_seen_at=timezone.now())
     body = {"workspace": workspace.widget_key, "user_id": "u-1", "event": "opened"}
+    # Which events segments name is read once per definitions version in a process.
+    client.post(
+        "/api/v1/widget/track", body | {"event": "warm-up"}, content_type="application/json"
+    )
     with CaptureQueriesContext(connection) as queries:
         response = client.post("/api/v1/widget/track", body, content_type="application/json")
     assert response.status_code == 202

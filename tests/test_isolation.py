@@ -32,6 +32,7 @@ from targeting.models import Targeting
 from tests.factories import (
     AccountFactory,
     ContactFactory,
+    EndpointFactory,
     EventFactory,
     ManualSegmentFactory,
     MembershipFactory,
@@ -42,10 +43,17 @@ from tests.factories import (
     record_response,
 )
 from tests.rules import plan_is
+from webhooks.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db
 
-SECRET_MARKS = ["alpha-segment-name", "alpha-user-id", "alpha-survey-name", "alpha@corp.example"]
+SECRET_MARKS = [
+    "alpha-segment-name",
+    "alpha-user-id",
+    "alpha-survey-name",
+    "alpha@corp.example",
+    "alpha-hook.example",
+]
 
 
 def all_routes() -> dict[str, str]:
@@ -79,6 +87,8 @@ class World:
     survey: object
     question: object
     display: object
+    endpoint: object
+    delivery: object
 
     def kwargs(self) -> dict:
         """A's object for every URL parameter name used anywhere."""
@@ -89,6 +99,8 @@ class World:
             "question_id": self.question.pk,
             "user_id": self.contact.user_id,
             "display_id": self.display.pk,
+            "endpoint_id": self.endpoint.pk,
+            "delivery_id": self.delivery.pk,
         }
 
     def state(self) -> dict:
@@ -121,6 +133,8 @@ class World:
             "displays": rows(Display.objects.filter(workspace=a)),
             "responses": rows(Response.objects.filter(workspace=a)),
             "answers": rows(Answer.objects.filter(workspace=a)),
+            "webhook endpoints": rows(Endpoint.objects.filter(workspace=a)),
+            "webhook deliveries": rows(Delivery.objects.filter(workspace=a)),
         }
 
 
@@ -174,6 +188,14 @@ def world(settings) -> World:
     display = record_response(survey, contact, {"nps": 9}, now, completed=False).display
     record_response(survey, contact, {"nps": 10, "why": "alpha"}, now, completed=True)
     dismiss_display(display=record_display(survey=survey, contact=contact, now=now), now=now)
+    endpoint = EndpointFactory(workspace=a, url="https://alpha-hook.example/in")
+    delivery = Delivery.objects.create(
+        endpoint=endpoint,
+        workspace=a,
+        event="survey.completed",
+        payload={"type": "survey.completed", "data": {"user_id": "alpha-user-id"}},
+        status=Delivery.FAILED,
+    )
     return World(
         a=a,
         b=b,
@@ -187,6 +209,8 @@ def world(settings) -> World:
         survey=survey,
         question=survey.questions.first(),
         display=display,
+        endpoint=endpoint,
+        delivery=delivery,
     )
 
 
@@ -280,6 +304,7 @@ DASHBOARD = {
     "segment-edit": "segment",
     "segment-delete": "segment",
     "segment-size": "segment",
+    "segment-history": "segment",
     "segment-members-add": "manual",
     "segment-members-import": "manual",
     "segment-members-remove": "manual",
@@ -301,6 +326,13 @@ DASHBOARD = {
     "survey-delete": None,
     "survey-results": None,
     "demo": None,
+    "webhook-list": None,
+    "webhook-new": None,
+    "webhook-edit": "endpoint",
+    "webhook-secret": "endpoint",
+    "webhook-delete": "endpoint",
+    "webhook-deliveries": "endpoint",
+    "webhook-redeliver": "endpoint",
 }
 # Pages anyone may open: signing in, and the widget's demo host page (dev only, see below).
 PUBLIC = {"login", "logout", "demo"}
@@ -345,6 +377,10 @@ def attack_form(world: World) -> dict:
         "sample_percent": "50",
         "workspace": str(world.a.pk),
         "segment_id": str(world.segment.pk),
+        "url": "https://evil.example/hook",
+        "events": "survey.completed",
+        "format": "json",
+        "is_active": "on",
         "survey": str(world.survey.pk),
         "next": "/",
     }
@@ -378,9 +414,11 @@ REFUSED = {302, 401, 403, 404, 405}
 
 def test_a_member_of_another_workspace_cannot_see_or_change_anything_of_a(world):
     client = Client(raise_request_exception=False)
-    client.force_login(world.owner_b)
     before = world.state()
     for name, url in dashboard_urls(world):
+        # Signed in again for each URL: POSTing to logout (or login) signs the client out,
+        # and every URL after it would then be tested on an anonymous visitor only.
+        client.force_login(world.owner_b)
         targets_a = "<" in all_routes()[name]
         got = client.get(url)
         check_untouched(world, before, got, "B's member GET", url)
@@ -407,9 +445,9 @@ def test_a_member_of_another_workspace_cannot_switch_into_it(world):
 
 def test_a_viewer_cannot_change_anything(world):
     client = Client(raise_request_exception=False)
-    client.force_login(world.viewer_a)
     before = world.state()
     for name, url in dashboard_urls(world):
+        client.force_login(world.viewer_a)  # again for each URL, as above
         response = client.post(url, attack_form(world))
         check_untouched(world, before, response, "A's viewer POST", url)
         if name not in HARMLESS_POSTS:
@@ -425,6 +463,7 @@ def test_a_viewer_never_sees_the_secret_key(world):
         response = client.get(url)
         if not getattr(response, "streaming", False):
             assert world.a.secret_key not in response.content.decode(), url
+            assert world.endpoint.secret not in response.content.decode(), url
 
 
 def test_an_anonymous_visitor_is_sent_to_the_login_page(world):
@@ -481,6 +520,11 @@ API = {
     "widget-display-answers": ["POST"],
     "widget-display-dismiss": ["POST"],
     "widget-preview": ["POST"],
+    "api-webhooks": ["GET", "POST"],
+    "api-webhook": ["GET", "PATCH", "DELETE"],
+    "api-webhook-secret": ["POST"],
+    "api-webhook-deliveries": ["GET"],
+    "api-webhook-redeliver": ["POST"],
 }
 # Object-specific REST endpoints: B's secret key must get a 404 for A's object.
 API_SEGMENT_ID = {"api-segment-members": "manual"}
@@ -510,6 +554,8 @@ def api_body(world: World, widget_key: str, user_id: str = "alpha-user-id") -> d
         "completed": True,
         "status": "live",
         "recontact_days": 7,
+        "url": "https://evil.example/hook",
+        "events": ["survey.completed"],
     }
 
 

@@ -33,11 +33,14 @@ from segments.models import (
     Contact,
     ContactValue,
     Event,
+    MembershipSweep,
     Segment,
     SegmentMember,
+    SegmentMembership,
 )
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
+from webhooks.models import Delivery, Endpoint
 
 # Each model with the lookup from it to its workspace, parents first. Targeting's two
 # segment lists are written inside its rows.
@@ -51,12 +54,17 @@ TABLES: tuple[tuple[type[Model], str], ...] = (
     (Event, "workspace"),
     (Segment, "workspace"),
     (SegmentMember, "segment__workspace"),
+    (SegmentMembership, "workspace"),
+    (MembershipSweep, "workspace"),
     (Survey, "workspace"),
     (Question, "survey__workspace"),
     (Targeting, "survey__workspace"),
     (Display, "workspace"),
     (Response, "workspace"),
     (Answer, "workspace"),
+    # Pending deliveries come back without their queued tasks: the worker's sweep queues them.
+    (Endpoint, "workspace"),
+    (Delivery, "workspace"),
 )
 CHUNK = 2000
 
@@ -64,7 +72,8 @@ CHUNK = 2000
 def rows_of(workspace_id: int) -> Iterator[QuerySet]:
     """Every table's rows of the workspace, in key order."""
     for model, lookup in TABLES:
-        yield model.objects.filter(**{lookup: workspace_id}).order_by("pk")
+        # Base managers: every row, the anonymous visitors `Contact.objects` leaves out too.
+        yield model._base_manager.filter(**{lookup: workspace_id}).order_by("pk")
 
 
 def _members(workspace_id: int) -> QuerySet:
@@ -124,7 +133,7 @@ def restore(stream: IO[str]) -> Workspace:
                     obj.pk = None
                     obj.save()
                 continue
-            if model.objects.filter(pk=obj.pk).exists():
+            if model._base_manager.filter(pk=obj.pk).exists():
                 raise KeyTaken(
                     f"{model._meta.label} {obj.pk} already exists: delete the workspace "
                     "first, or restore into another database."

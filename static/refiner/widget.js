@@ -7,7 +7,8 @@ if (w._refiner && w._refiner.loaded) return; // the snippet pasted twice
 
 var SRC = "/static/refiner/widget.js", TIMEOUT_MS = 10000, THANKS_MS = 4000;
 var state = { api: scriptOrigin(), waiting: [] };
-var callbacks = { onShow: [], onComplete: [], onDismiss: [], onError: [] };
+var callbacks = { onBeforeShow: [], onShow: [], onNavigation: [], onRequestResponse: [],
+  onComplete: [], onDismiss: [], onClose: [], onError: [] };
 var chain = Promise.resolve(); // network calls run in the page's order
 
 function scriptOrigin() {
@@ -29,8 +30,9 @@ function warn(message) {
   console.warn("Refiner: " + message);
 }
 
+// False when a callback returned false (onBeforeShow's veto).
 function emit(name, payload) {
-  callbacks[name].slice().forEach(function (fn) { safe(fn)(payload); });
+  return callbacks[name].slice().map(function (fn) { return safe(fn)(payload); }).indexOf(false) < 0;
 }
 
 function fail(call, status, code, message) {
@@ -66,9 +68,22 @@ function later(task) {
   chain = chain.then(task).catch(function (e) { warn("error: " + e); });
 }
 
+// An id kept in the browser: the anonymous visitor's (localStorage) or the session's
+// (sessionStorage, docs/widget.md). Storage may be refused (privacy modes): then the page's life.
+function kept(store, name, make) {
+  var key = "refiner." + name;
+  try { store = w[store]; return store.getItem(key) || make && (store.setItem(key, make = id()), make); }
+  catch (e) { return state[key] || make && (state[key] = id()); }
+}
+
+function id() {
+  return [].map.call(crypto.getRandomValues(new Uint8Array(16)), function (b) { return (b | 256).toString(16).slice(1); }).join("");
+}
+
 function withUser(body) {
-  body.user_id = state.user;
-  body.signature = state.signature;
+  if (state.user) { body.user_id = state.user; body.signature = state.signature; }
+  else body.anonymous_id = kept("localStorage", "anonymous", 1);
+  body.session = kept("sessionStorage", "session", 1);
   return body;
 }
 
@@ -78,15 +93,20 @@ function check(extra) {
   var user = state.user; // for this user only
   later(function () {
     if (state.busy) return void state.waiting.push(extra);
-    if (!state.key || !extra.preview && (!user || user !== state.user || state.blocked)) return;
+    // stopPinging: only what the page asks for by name still asks.
+    var asked = extra.preview || extra.survey;
+    if (!state.key || !asked && state.stopped || !extra.preview && (user !== state.user || state.blocked
+      || !user && state.noVisitors)) return;
     if (extra.page && location.href === state.lastUrl) return;
     var body = withUser({ url: location.href, event: extra.event, survey: extra.survey });
     if (!extra.preview) state.lastUrl = location.href;
     return (extra.preview ? post("preview", { token: extra.preview })
       : post("eligibility", body)).then(function (r) {
       var data = r.ok ? r.data : {}, survey = data.survey || (data.surveys || [])[0];
+      if (data.visitors === false) state.noVisitors = true; // no survey is for anonymous visitors
       if (!survey || !(survey.questions || []).length || !extra.preview && user !== state.user) return;
       state.busy = extra; // its turn
+      extra.id = survey.id;
       var delay = extra.now || extra.preview ? 0 : survey.delay_seconds * 1000;
       state.timer = setTimeout(safe(open), delay, survey, body, extra);
     });
@@ -101,6 +121,7 @@ function open(survey, asked, turn) {
     if (!state.card) close(false);
   };
   if (turn.preview) return show(null);
+  if (!emit("onBeforeShow", { survey: survey.id, name: survey.name })) return close(false);
   asked.survey = survey.id;
   post("displays", asked).then(function (r) { show(r.ok && String(r.data.display)); });
 }
@@ -116,10 +137,12 @@ function close(dismiss, forget) {
     card.host.remove();
     var back = card.returnFocus;
     if (d.contains(back)) guard(function () { back.focus(); });
+    var about = { survey: card.survey.id, display: card.display };
     if (dismiss && !card.done && card.display) {
-      later(function () { return post("displays/" + card.display + "/dismiss", card.who); });
-      emit("onDismiss", { survey: card.survey.id, display: card.display });
+      later(function () { return post("displays/" + card.display + "/dismiss", withUser({})); });
+      emit("onDismiss", about);
     }
+    if (card.display) emit("onClose", about);
   }
   waiting.forEach(check);
 }
@@ -160,7 +183,7 @@ function render(survey, display) {
   el("style", {}, CSS, root);
   var box = el("div", { class: "card", role: "dialog", "aria-labelledby": "q" }, null, root);
   var card = state.card = { host: host, box: box, survey: survey, display: display, step: 0,
-    answers: {}, who: withUser({}), returnFocus: d.activeElement };
+    answers: {}, returnFocus: d.activeElement };
   box.addEventListener("keydown", safe(function (e) {
     if (e.key === "Escape") { e.stopPropagation(); close(true); }
   }));
@@ -233,14 +256,19 @@ function text(form, submit) {
 
 function answer(card, q, value) {
   if (state.card !== card || card.done) return;
-  var last = card.last, body = withUser({ completed: last });
-  body.answers = {};
-  body.answers[q.key] = card.answers[q.key] = value;
+  var last = card.last, answers = {}, about = { survey: card.survey.id, display: card.display };
+  answers[q.key] = card.answers[q.key] = value;
   if (card.display) later(function () {
+    // Who is named when it is sent: an identify since may have merged the visitor.
+    var body = withUser({ completed: last, answers: answers, extra: state.extra });
+    emit("onRequestResponse", { survey: about.survey, display: about.display, answers: answers,
+      completed: last, extra: state.extra || {} });
     return post("displays/" + card.display + "/answers", body).then(function (r) {
-      if (last && r.ok) emit("onComplete", { survey: card.survey.id, display: card.display, answers: card.answers });
+      if (last && r.ok) emit("onComplete", { survey: about.survey, display: about.display, answers: card.answers });
     });
   });
+  if (card.display) emit("onNavigation", { survey: about.survey, display: about.display, step: card.step + 1,
+    done: last });
   if (!last) { card.step++; return step(card); }
   card.done = true;
   header(card, "");
@@ -263,17 +291,20 @@ var commands = {
     state.signature = signed.signature || null;
     state.blocked = false;
     if (!state.key) return void fail("identifyUser", 0, "no_project", "call setProject first");
-    var body = { user: user, signature: state.signature, account_signature: signed.accountSignature };
+    var visitor = kept("localStorage", "anonymous"); // merged into the user by the server
+    var body = { user: user, signature: state.signature, account_signature: signed.accountSignature,
+      anonymous_id: visitor || undefined };
     later(function () {
       return post("identify", body).then(function (r) {
         // Refused again if retried: quiet until the next identify.
         if (!r.ok && (r.error.status === 401 || r.error.status === 403)) state.blocked = true;
+        if (r.ok && visitor) forgetVisitor();
       });
     });
     check({});
   },
   trackEvent: function (name) {
-    if (!state.key || !state.user) return; // anonymous visitors are not contacts
+    if (!state.key || !state.user && state.noVisitors) return;
     if (typeof name !== "string" || !name) return void fail("trackEvent", 0, "bad_event", "needs a name");
     var body = withUser({ event: name });
     later(function () { if (!state.blocked) return post("track", body); });
@@ -290,9 +321,25 @@ var commands = {
   },
   resetUser: function () {
     close(false, true);
+    forgetVisitor(); // the next visitor of this browser is someone else
     state.user = state.signature = state.blocked = null;
-  }
+  },
+  dismissForm: function (surveyId) { if (showing(surveyId)) close(true); },
+  closeForm: function (surveyId) { if (showing(surveyId)) close(false); },
+  addToResponse: function (data) {
+    // Sent with each answer from now on (null forgets it); the server checks it.
+    state.extra = data && typeof data === "object" ? JSON.parse(JSON.stringify(data)) : null;
+  },
+  stopPinging: function () { state.stopped = true; }
 };
+
+// Is that survey's card shown, or waiting for its delay?
+function showing(surveyId) { return state.busy && String(state.busy.id) === String(surveyId); }
+
+function forgetVisitor() {
+  try { localStorage.removeItem("refiner.anonymous"); } catch (e) { /* refused storage */ }
+  delete state["refiner.anonymous"];
+}
 
 var run = safe(function (args) {
   var name = args[0];
@@ -323,4 +370,6 @@ guard(function () {
   if (token) run(["previewForm", token]);
 });
 [].forEach.call(queued, run);
+// Nobody identified by now: an anonymous visitor, whom a survey may be for.
+if (!state.user) check({});
 })();

@@ -1,0 +1,8 @@
+"""Signals the segments app sends when membership changes; other apps listen."""
+
+from django.dispatch import Signal
+
+# Sent after commit when a contact enters or leaves a segment, with sender=Segment and the
+# keyword arguments contact, segment and at (an aware datetime).
+contact_entered_segment = Signal()
+contact_left_segment = Signal()
