@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from refiner.models import Membership, Workspace
+from segments.ingest import sync_account_values, sync_contact_values
 from segments.models import Account, Contact, Event, Segment, SegmentMember
 from surveys.models import Answer, Display, Question, Response, Survey
 from surveys.services import record_answers, record_display
@@ -67,8 +68,6 @@ class ContactFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def sync(obj, create, extracted, **kwargs):
-        from segments.ingest import sync_account_values, sync_contact_values
-
         if create:
             sync_contact_values(obj)
             if obj.account_id:

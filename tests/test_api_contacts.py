@@ -19,6 +19,7 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan_is
 
 pytestmark = pytest.mark.django_db
 
@@ -237,13 +238,7 @@ def test_contacts_list_filters_by_segment(api, workspace):
     ContactFactory(workspace=workspace, user_id="free", traits={"plan": "free"})
     segment = SegmentFactory(
         workspace=workspace,
-        rules={
-            "type": "group",
-            "match": "all",
-            "conditions": [
-                {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
-            ],
-        },
+        rules=plan_is("pro"),
     )
     body = api.get("/api/v1/contacts", {"segment": segment.pk}).json()
     assert [c["user_id"] for c in body["results"]] == ["pro"] and body["count"] == 1
@@ -256,13 +251,7 @@ def test_contact_shows_its_segments(api, workspace):
     pro = SegmentFactory(
         workspace=workspace,
         name="Pro",
-        rules={
-            "type": "group",
-            "match": "all",
-            "conditions": [
-                {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
-            ],
-        },
+        rules=plan_is("pro"),
     )
     SegmentFactory(
         workspace=workspace,

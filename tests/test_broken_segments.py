@@ -20,7 +20,7 @@ from segments.sql import compile_rule
 from targeting.eligibility import eligible_surveys
 from targeting.models import Targeting
 from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
-from tests.rules import group, reference
+from tests.rules import group, plan, reference
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ SIZE = re.compile(r'\s*<a class="count" href="[^"]+"[^>]*>(\d+)</a>\s*')
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
 
-PRO = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
+PRO = plan("pro")
 
 
 @pytest.fixture

@@ -8,27 +8,15 @@ database, as in production, queues writers behind BEGIN IMMEDIATE with a
 """
 
 import json
-import threading
-from collections.abc import Callable
 
 import pytest
-from django.db import connection
 from django.test import Client
 
 from segments.models import Account, Contact, ContactValue, Event
 from surveys.models import Answer, Response
 from tests.factories import ContactFactory, DisplayFactory, SurveyFactory, WorkspaceFactory
+from tests.workers import RACES, at_once
 
-# Races need real threads waiting on real row locks, and more requests a minute than the
-# rate limits let through: the marks of every race test module.
-RACES = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: SQLite's in-memory test database cannot wait for locks",
-    ),
-    pytest.mark.usefixtures("no_rate_limits"),
-]
 pytestmark = RACES
 
 THREADS = 50
@@ -39,29 +27,6 @@ def patient_widget(settings):
     # Fifty threads queueing for one row lock wait longer than the widget's 1 s budget
     # on a small machine; these tests are about nothing being lost, not about latency.
     settings.WIDGET_TIME_BUDGET_MS = 60_000
-
-
-def at_once(count: int, work: Callable[[int], object]) -> list:
-    """Run work(0..count-1) in threads released together; return results or exceptions."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[index] = work(index)
-        except Exception as e:  # noqa: BLE001 - reported by the test below
-            results[index] = e
-        finally:
-            connection.close()  # each thread has its own connection; give it back
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    return results
 
 
 def post(path: str, body: dict, key: str | None = None) -> int:

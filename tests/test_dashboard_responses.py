@@ -16,6 +16,7 @@ from tests.factories import (
     SurveyFactory,
     record_response,
 )
+from tests.rules import plan_is
 
 HTMX = {"HX-Request": "true"}
 JUNE_1 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
@@ -164,13 +165,7 @@ def test_filter_by_survey(owner, nps_survey, rating_survey):
 def test_filter_by_segment_uses_current_membership(owner, workspace, nps_survey):
     enterprise = SegmentFactory(
         workspace=workspace,
-        rules={
-            "type": "group",
-            "match": "all",
-            "conditions": [
-                {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "ent"}
-            ],
-        },
+        rules=plan_is("ent"),
     )
     respond(nps_survey, {"why": "from enterprise"}, traits={"plan": "ent"})
     respond(nps_survey, {"why": "from free"}, traits={"plan": "free"})

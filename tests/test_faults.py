@@ -8,10 +8,6 @@ settings are restored, as a server worker would when the database comes back.
 """
 
 import json
-import socket
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -22,53 +18,11 @@ from segments.models import Contact
 from targeting import eligibility
 from tests.clients import timed
 from tests.factories import ContactFactory, MembershipFactory, SurveyFactory, WorkspaceFactory
+from tests.workers import in_worker, unreachable_database
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 POSTGRES = connection.vendor == "postgresql"
-
-
-@contextmanager
-def unreachable_database(how: str = "closed") -> Iterator[None]:
-    settings_dict = connection.settings_dict  # the dict every thread's connection is built from
-    saved = dict(settings_dict)
-    silent = None
-    try:
-        if not POSTGRES:
-            settings_dict["NAME"] = "/nonexistent-directory/refiner.sqlite3"
-        elif how == "closed":
-            settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", "1"
-        else:  # a server that accepts the connection and never says a word
-            silent = socket.socket()
-            silent.bind(("127.0.0.1", 0))
-            silent.listen(16)
-            settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", str(silent.getsockname()[1])
-        yield
-    finally:
-        settings_dict.clear()
-        settings_dict.update(saved)
-        if silent is not None:
-            silent.close()
-
-
-def in_worker(work: Callable[[], object]) -> object:
-    """Run work in a fresh thread (hence a fresh connection), as a server worker would."""
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except Exception as e:  # noqa: BLE001 - re-raised below
-            outcome["error"] = e
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(timeout=60)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def widget_identify(workspace, user_id: str):

@@ -6,12 +6,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from django.db.models import Q
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from segments import rules
-from segments.memory import matches
 from segments.models import Contact, Segment
 from segments.rules import (
     GROUP_MATCHES,
@@ -21,8 +19,8 @@ from segments.rules import (
     SURVEY_OPERATORS,
 )
 from segments.services import check_rule, rule_count, segment_definitions, snapshot_of
-from segments.sql import compile_rule
 from surveys.models import Survey
+from tests.agreement import members_both_ways
 from tests.conftest import NOW
 from tests.factories import SegmentFactory, SurveyFactory
 from tests.rules import nodes
@@ -295,12 +293,7 @@ def test_mostly_valid_rules_over_real_ids_validate_and_agree_in_sql_and_memory(d
             return
         assert problems == {}, rule
         for node in nodes(rule):
-            query = Q(workspace=workspace) & compile_rule(node, NOW, definitions)
-            in_sql = set(Contact.objects.filter(query).values_list("pk", flat=True))
-            in_memory = {
-                pk for pk, snapshot in snapshots.items()
-                if matches(node, snapshot, NOW, definitions)
-            }  # fmt: skip
+            in_sql, in_memory = members_both_ways(workspace, node, snapshots, definitions)
             assert in_sql == in_memory, node
             if node is rule:
                 assert rule_count(workspace.pk, rule, NOW) == len(in_sql)

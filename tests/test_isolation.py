@@ -42,6 +42,7 @@ from tests.factories import (
     WorkspaceFactory,
     record_response,
 )
+from tests.rules import plan_is
 from webhooks.models import Delivery, Endpoint
 
 pytestmark = pytest.mark.django_db
@@ -166,13 +167,7 @@ def world(settings) -> World:
     segment = SegmentFactory(
         workspace=a,
         name="alpha-segment-name",
-        rules={
-            "type": "group",
-            "match": "all",
-            "conditions": [
-                {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
-            ],
-        },
+        rules=plan_is("pro"),
     )
     manual = ManualSegmentFactory(workspace=a, name="alpha-manual", members=[contact])
     survey = SurveyFactory(

@@ -8,7 +8,7 @@ look like them but must not), which rules take it, and the audience estimate.
 from collections import Counter
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,14 +17,15 @@ from segments.ingest import clean_user, identify_contact
 from segments.services import add_members, rule_contacts, rule_count
 from segments.sql import lone_attribute
 from targeting.services import audience_estimate
+from tests.agreement import rolled_back
 from tests.conftest import NOW
 from tests.factories import ManualSegmentFactory, SegmentFactory, WorkspaceFactory
-from tests.rules import group
+from tests.rules import group, plan
 from tests.test_rule_agreement import TRAIT_KEYS, _identify, attribute_conditions, contacts
 
 pytestmark = pytest.mark.django_db
 
-PLAN = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
+PLAN = plan("pro")
 
 
 @pytest.mark.parametrize(
@@ -124,10 +125,6 @@ def _wrap(condition: dict, matches: list[str]) -> dict:
     return condition
 
 
-class _Rollback(Exception):
-    """Ends an example's savepoint, so examples do not see each other's data."""
-
-
 SETTINGS = settings(
     max_examples=80,
     deadline=None,
@@ -141,19 +138,15 @@ def test_the_count_is_the_number_of_members_on_random_traits(db):
     @SETTINGS
     @given(people=st.lists(contacts, min_size=1, max_size=6), rule=lone_rules)
     def check(people: list[dict], rule: dict) -> None:
-        try:
-            with transaction.atomic():
-                workspace, outsider = WorkspaceFactory(), WorkspaceFactory(name="Outsider")
-                for index, person in enumerate(people):
-                    # The same people in another workspace: their values must never count.
-                    _identify(workspace, index, person)
-                    _identify(outsider, index, person)
-                members = rule_contacts(workspace.pk, rule, NOW).count()
-                assert rule_count(workspace.pk, rule, NOW) == members, rule
-                paths[lone_attribute(rule) is not None, members > 0] += 1
-                raise _Rollback
-        except _Rollback:
-            pass
+        with rolled_back():
+            workspace, outsider = WorkspaceFactory(), WorkspaceFactory(name="Outsider")
+            for index, person in enumerate(people):
+                # The same people in another workspace: their values must never count.
+                _identify(workspace, index, person)
+                _identify(outsider, index, person)
+            members = rule_contacts(workspace.pk, rule, NOW).count()
+            assert rule_count(workspace.pk, rule, NOW) == members, rule
+            paths[lone_attribute(rule) is not None, members > 0] += 1
 
     check()
     # The short way counted rules that match someone and rules that match nobody;

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from refiner.logs import JsonFormatter
 from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
-from tests.test_faults import in_worker, unreachable_database
+from tests.workers import in_worker, unreachable_database
 
 TOKEN = "metrics-token-for-tests-0123456789"
 

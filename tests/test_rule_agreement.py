@@ -13,13 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import connection
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segments.ingest import clean_user, identify_contact
-from segments.memory import matches
 from segments.models import Contact, Event
 from segments.rules import (
     ATTRIBUTE_OPERATORS,
@@ -39,8 +37,8 @@ from segments.rules import (
 )
 from segments.services import add_members, check_rule, rule_count, segment_definitions, snapshot_of
 from segments.sets import set_count
-from segments.sql import compile_rule
 from surveys.services import clean_answers, dismiss_display, record_answers, record_display
+from tests.agreement import members_both_ways, rolled_back
 from tests.conftest import NOW
 from tests.factories import ManualSegmentFactory, SegmentFactory, SurveyFactory, WorkspaceFactory
 from tests.rules import answer, attribute, nodes
@@ -486,10 +484,6 @@ def _outsider() -> None:
     Event.objects.create(workspace=outsider, contact=contact, name="login", occurred_at=NOW)
 
 
-class _Rollback(Exception):
-    """Ends an example's savepoint, so examples do not see each other's data."""
-
-
 # max_examples comes from the Hypothesis profile (tests/conftest.py): 500 under `make test`.
 SETTINGS = settings(
     deadline=None,
@@ -508,38 +502,29 @@ def test_sql_and_memory_agree_on_random_rules_and_contacts(db):
     @given(world=worlds())
     @example(world=EVERY_OPERATOR_WORLD)
     def check(world: dict) -> None:
-        try:
-            with transaction.atomic():
-                _outsider()
-                workspace, (rule, probes) = build(world)
-                assert check_rule(rule, workspace_id=workspace.pk) == {}
-                assert check_rule(probes, workspace_id=workspace.pk) == {}
-                definitions = segment_definitions(workspace.pk)
-                people = Contact.objects.filter(workspace=workspace).select_related("account")
-                snapshots = {c.pk: snapshot_of(c) for c in people}
-                for node in [*nodes(rule), *probes["conditions"]]:
-                    q = Q(workspace=workspace) & compile_rule(node, NOW, definitions)
-                    in_sql = set(Contact.objects.filter(q).values_list("pk", flat=True))
-                    in_memory = {
-                        pk for pk, snapshot in snapshots.items()
-                        if matches(node, snapshot, NOW, definitions)
-                    }  # fmt: skip
-                    assert in_sql == in_memory, (node, {pk: s for pk, s in snapshots.items()})
-                    # The count the API and dashboard show, for the node as a rule of its own.
-                    # (rule_count looks through a group of one, so counting the bare node
-                    # too would take the same path again: a sixth of the run's time.)
-                    alone = {"type": "group", "match": "any", "conditions": [node]}
-                    assert rule_count(workspace.pk, alone, NOW) == len(in_sql), node
-                    if connection.vendor == "postgresql":
-                        # rule_count takes the set-based SQL for wide rules only: this
-                        # checks it on every node, narrow ones included.
-                        sets = set_count(workspace.pk, alone, NOW, definitions)
-                        assert sets == len(in_sql), node
-                    for pk in snapshots:
-                        outcomes[_operator_of(node), pk in in_sql] += 1
-                raise _Rollback
-        except _Rollback:
-            pass
+        with rolled_back():
+            _outsider()
+            workspace, (rule, probes) = build(world)
+            assert check_rule(rule, workspace_id=workspace.pk) == {}
+            assert check_rule(probes, workspace_id=workspace.pk) == {}
+            definitions = segment_definitions(workspace.pk)
+            people = Contact.objects.filter(workspace=workspace).select_related("account")
+            snapshots = {c.pk: snapshot_of(c) for c in people}
+            for node in [*nodes(rule), *probes["conditions"]]:
+                in_sql, in_memory = members_both_ways(workspace, node, snapshots, definitions)
+                assert in_sql == in_memory, (node, {pk: s for pk, s in snapshots.items()})
+                # The count the API and dashboard show, for the node as a rule of its own.
+                # (rule_count looks through a group of one, so counting the bare node
+                # too would take the same path again: a sixth of the run's time.)
+                alone = {"type": "group", "match": "any", "conditions": [node]}
+                assert rule_count(workspace.pk, alone, NOW) == len(in_sql), node
+                if connection.vendor == "postgresql":
+                    # rule_count takes the set-based SQL for wide rules only: this
+                    # checks it on every node, narrow ones included.
+                    sets = set_count(workspace.pk, alone, NOW, definitions)
+                    assert sets == len(in_sql), node
+                for pk in snapshots:
+                    outcomes[_operator_of(node), pk in in_sql] += 1
 
     check()
     # Every operator was compared on contacts it holds for and on contacts it does not.

@@ -11,7 +11,7 @@ from django.test import Client
 from segments.rules import find_unusable
 from segments.services import segment_definitions
 from tests.factories import SegmentFactory, WorkspaceFactory
-from tests.test_concurrency import RACES, at_once
+from tests.workers import RACES, at_once
 
 pytestmark = RACES
 

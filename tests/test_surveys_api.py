@@ -17,6 +17,7 @@ from tests.factories import (
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import plan
 
 pytestmark = pytest.mark.django_db
 
@@ -289,7 +290,7 @@ def test_an_unknown_survey_has_no_eligibility(api, workspace):
 def test_the_audience_estimate_counts_in_sql(workspace, other_workspace):
     now = timezone.now()
     exported = {"type": "event", "event": "export", "operator": "at_least", "value": 1}
-    on_pro = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": "pro"}
+    on_pro = plan("pro")
     power = SegmentFactory(
         workspace=workspace, rules={"type": "group", "match": "all", "conditions": [exported]}
     )

@@ -11,7 +11,7 @@ from django.test import Client
 
 from surveys.models import Display, Response
 from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
-from tests.test_concurrency import RACES, at_once
+from tests.workers import RACES, at_once
 
 pytestmark = RACES
 

@@ -11,6 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from refiner.models import Membership
+from tests.factories import MembershipFactory
+
 # The sync API keeps an event loop running in this thread; Django would otherwise
 # refuse ORM calls from the tests ("You cannot call this from an async context").
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -61,3 +64,10 @@ def page_errors(page) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
+
+
+@pytest.fixture
+def owner(live_server):
+    """The owner of Acme Analytics: a membership the browser signs in with (the suite's own
+    `owner` is a test client, which a browser cannot use)."""
+    return MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")

@@ -4,24 +4,14 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 
-from refiner.models import Membership
-from targeting import eligibility
-from tests.browser.test_phone_layout import contact_with_everything, sign_in
-from tests.factories import MembershipFactory
+from tests.browser.pages import sign_in
+from tests.browser.test_phone_layout import contact_with_everything
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "contact-explain.png"
 EXPORTS = "How are exports working for your whole team this quarter?"
-
-
-@pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits and cached definitions from other tests
-    eligibility._in_process.clear()
-    return MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
 
 
 def test_what_if_an_event_and_a_page_makes_the_survey_show_now(

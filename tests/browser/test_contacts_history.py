@@ -1,19 +1,16 @@
 """Back from a contact to a searched contact list shows the whole page, not an htmx fragment."""
 
 import pytest
-from django.core.cache import cache
 
-from refiner.models import Membership
-from tests.browser.test_segment_editor import sign_in
-from tests.factories import ContactFactory, MembershipFactory
+from tests.browser.pages import sign_in
+from tests.factories import ContactFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits from other tests
-    membership = MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
+def owner(owner):
+    membership = owner  # the shared fixture's owner, with this module's data added
     for n, name in enumerate(["Ada Lovelace", "Grace Hopper", "Alan Turing"]):
         ContactFactory(workspace=membership.workspace, user_id=f"u-{n + 1}", name=name)
     return membership

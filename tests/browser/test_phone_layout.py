@@ -7,18 +7,15 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.models import Membership
 from segments.models import Segment, SegmentMember
-from targeting import eligibility
 from tests.browser.conftest import TIMEOUT_MS
+from tests.browser.pages import sign_in
 from tests.factories import (
     ContactFactory,
     DisplayFactory,
     EventFactory,
-    MembershipFactory,
     SurveyFactory,
 )
 
@@ -47,13 +44,6 @@ def phone(browser) -> Iterator:
     page = context.new_page()
     yield page
     context.close()
-
-
-@pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits and cached definitions from other tests
-    eligibility._in_process.clear()
-    return MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
 
 
 @pytest.fixture
@@ -97,14 +87,6 @@ def contact_with_everything(workspace):
     answered = now - timedelta(days=3)
     DisplayFactory(survey=pulse, contact=ada, shown_at=answered, completed_at=answered)
     return ada
-
-
-def sign_in(page, live_server, membership) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", membership.user.username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/segments/")
 
 
 def page_width(page) -> int:

@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.models import Membership
 from segments.models import Segment
-from tests.factories import ContactFactory, EventFactory, MembershipFactory
+from tests.browser.pages import sign_in
+from tests.factories import ContactFactory, EventFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,9 +25,8 @@ PEOPLE = [
 
 
 @pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits from other tests
-    membership = MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
+def owner(owner):
+    membership = owner  # the shared fixture's owner, with this module's data added
     now = timezone.now()
     for n, (name, plan, role, exports) in enumerate(PEOPLE):
         first = name.split()[0].lower()
@@ -52,14 +50,6 @@ def settled(page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
     )
-
-
-def sign_in(page, live_server, membership) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", membership.user.username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/segments/")
 
 
 def test_it_builds_a_nested_segment_and_saves_it(page, page_errors, live_server, owner):

@@ -7,42 +7,21 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.models import Membership
 from surveys.models import Survey
-from surveys.services import record_answers, record_display
-from tests.factories import ContactFactory, MembershipFactory, SegmentFactory, SurveyFactory
+from tests.browser.pages import sign_in
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, record_response
+from tests.rules import plan_is
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "results-by-segment.png"
 
 
-def plan_is(plan: str) -> dict:
-    condition = {"type": "attribute", "attribute": "plan", "operator": "equals", "value": plan}
-    return {"type": "group", "match": "all", "conditions": [condition]}
-
-
-@pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits from other tests
-    return MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
-
-
-def sign_in(page, live_server, membership) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", membership.user.username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
 def respond(survey: Survey, answers: dict, *, plan: str, at) -> None:
     contact = ContactFactory(workspace=survey.workspace, traits={"plan": plan})
-    display = record_display(survey=survey, contact=contact, now=at)
-    record_answers(display=display, answers=answers, completed=True, now=at)
+    record_response(survey, contact, answers, at, completed=True)
 
 
 def test_adding_a_question_clears_the_needs_a_question_banner(

@@ -6,58 +6,38 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from refiner.models import Membership
 from surveys.models import Survey
 from targeting.models import Targeting
+from tests.browser.pages import sign_in
 from tests.factories import (
     ContactFactory,
     EventFactory,
-    MembershipFactory,
     SegmentFactory,
     SurveyFactory,
 )
+from tests.rules import attribute, event, group, plan_is
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "targeting-tab.png"
 
 
-def group(*conditions: dict, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
 @pytest.fixture
-def owner(live_server):
-    cache.clear()  # login rate limits and cached definitions from other tests
-    membership = MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
+def owner(owner):
+    membership = owner  # the shared fixture's owner, with this module's data added
     workspace = membership.workspace
-    SegmentFactory(
-        workspace=workspace,
-        name="Enterprise",
-        rules=group({"type": "attribute", "attribute": "plan", "operator": "equals",
-                     "value": "enterprise"}),
-    )  # fmt: skip
-    SegmentFactory(
-        workspace=workspace,
-        name="Power users",
-        rules=group({"type": "event", "event": "report_exported", "operator": "at_least",
-                     "value": 3, "within_days": 30}),
-    )  # fmt: skip
-    SegmentFactory(
-        workspace=workspace,
-        name="Employees",
-        rules=group({"type": "attribute", "attribute": "email", "operator": "ends_with",
-                     "value": "@acme.test"}),
-    )  # fmt: skip
-    SegmentFactory(
-        workspace=workspace,
-        name="New users (first seen < 7 days)",
-        rules=group({"type": "attribute", "attribute": "first_seen_at",
-                     "operator": "less_than_days_ago", "value": 7}),
-    )  # fmt: skip
+    segments = {
+        "Enterprise": plan_is("enterprise"),
+        "Power users": group(event("report_exported", "at_least", 3, within_days=30)),
+        "Employees": group(attribute("email", "ends_with", "@acme.test")),
+        "New users (first seen < 7 days)": group(
+            attribute("first_seen_at", "less_than_days_ago", 7)
+        ),
+    }
+    for name, rules in segments.items():
+        SegmentFactory(workspace=workspace, name=name, rules=rules)
     return membership
 
 
@@ -90,14 +70,6 @@ def rival(owner) -> Survey:
                            targeting={"audience": Targeting.SEGMENTS, "priority": 2})  # fmt: skip
     survey.targeting.segments.set(owner.workspace.segments.filter(name="Enterprise"))
     return survey
-
-
-def sign_in(page, live_server, membership) -> None:
-    page.goto(f"{live_server.url}/login/")
-    page.fill("#id_username", membership.user.username)
-    page.fill("#id_password", "password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def offered(page, live_server, workspace, user_id: str, **check) -> list[int]:

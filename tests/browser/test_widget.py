@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 
 from segments.models import Account
 from surveys.models import Display, Response, Survey
@@ -79,7 +78,6 @@ HOST_PAGE = """<!doctype html>
 
 @pytest.fixture(autouse=True)
 def fresh_state():
-    cache.clear()
     HOST_PAGES.clear()
 
 
