@@ -11,6 +11,7 @@ from refiner.budget import unlimited_outside_requests
 from targeting import eligibility
 from tests.clients import ApiClient, Widget, signed_in
 from tests.factories import WorkspaceFactory
+from tests.webhook_receiver import Receiver, start_receiver
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 
@@ -108,3 +109,13 @@ def no_budget_after_the_test():
     yield
     if connection.connection is not None and not connection.in_atomic_block:
         unlimited_outside_requests(None, connection)
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP receiver of webhook deliveries, on a free port of 127.0.0.1."""
+    found = Receiver()
+    server = start_receiver(found)
+    yield found
+    server.shutdown()
+    server.server_close()

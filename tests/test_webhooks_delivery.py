@@ -27,7 +27,6 @@ from tests.webhook_receiver import (
     doc_code,
     documented_python_verifier,
     run_worker_until_settled,
-    start_receiver,
 )
 from webhooks.models import Delivery, Endpoint
 from webhooks.tasks import enqueue
@@ -45,15 +44,6 @@ def fast_webhooks(settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
     settings.WEBHOOKS_RETRY_SECONDS = 0.05
     settings.WEBHOOKS_TIMEOUT_SECONDS = 2
-
-
-@pytest.fixture
-def receiver():
-    found = Receiver()
-    server = start_receiver(found)
-    yield found
-    server.shutdown()
-    server.server_close()
 
 
 def bodies(receiver: Receiver) -> list[dict]:

@@ -12,21 +12,11 @@ from django.utils import timezone
 
 from surveys.services import record_display
 from tests.factories import ContactFactory, EndpointFactory, SurveyFactory
-from tests.webhook_receiver import Receiver, start_receiver
 from webhooks import outbound
 from webhooks.models import Delivery
 from webhooks.sending import attempt
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def receiver():
-    found = Receiver()
-    server = start_receiver(found)
-    yield found
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -12,21 +12,12 @@ from django.utils import timezone
 from refiner.models import Membership
 from surveys.services import record_answers, record_display
 from tests.factories import ContactFactory, MembershipFactory, SurveyFactory
-from tests.webhook_receiver import Receiver, run_worker_until_settled, start_receiver
+from tests.webhook_receiver import run_worker_until_settled
 from webhooks.models import Delivery, Endpoint
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "webhook-deliveries.png"
-
-
-@pytest.fixture
-def receiver():
-    found = Receiver()
-    server = start_receiver(found)
-    yield found
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture
