@@ -155,8 +155,8 @@ def _render_editor(request, membership: Membership, segment, form, tree, errors,
         "is_manual": False,
     }
     template = "segments/segment_editor.html"
-    if request.htmx and request.POST.get("op"):
-        template += "#editor"
+    if request.POST.get("op"):  # an editing step (add, remove, nest): htmx swaps the editor
+        return render_fragment(request, template, "editor", context, status=status)
     return render(request, template, context, status=status)
 
 
