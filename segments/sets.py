@@ -266,6 +266,12 @@ class SetCompiler:
         having = f" {'AND' if combine == 'all' else 'OR'} ".join(terms)
         names = sorted({condition["event"] for condition in conditions})
         where, params = "workspace_id = %s AND name = ANY(%s)", [self.workspace_id, names]
+        # Anonymous visitors' events count for no segment; visitors are few (a hashed NOT IN).
+        where += (
+            f' AND contact_id NOT IN (SELECT id FROM "{Contact._meta.db_table}"'  # noqa: S608
+            " WHERE workspace_id = %s AND user_id IS NULL)"
+        )
+        params.append(self.workspace_id)
         if within_days is not None:
             where += " AND occurred_at >= %s AND occurred_at <= %s"
             params += [days_before(self.now, within_days), self.now]
@@ -299,7 +305,10 @@ class SetCompiler:
     def count_query(self, rule: Mapping) -> tuple[str, tuple] | int:
         """The SQL counting the rule's members, or the count itself when no query is needed."""
         held = self.compile(rule)
-        contacts = f'SELECT count(*) FROM "{Contact._meta.db_table}" WHERE workspace_id = %s'
+        table = Contact._meta.db_table
+        # Anonymous visitors (no user id) are in no segment: "everyone" is the identified
+        # contacts, and no set holds a visitor (their events are left out in `events`).
+        contacts = f'SELECT count(*) FROM "{table}" WHERE workspace_id = %s AND user_id IS NOT NULL'
         if held.sql is None:
             return (contacts, (self.workspace_id,)) if held.outside else 0
         counted = f"SELECT count(*) FROM ({held.sql}) AS members"  # noqa: S608

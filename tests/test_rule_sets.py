@@ -22,6 +22,7 @@ from segments.sets import SetCompiler, set_count
 from segments.sql import compile_rule
 from tests.conftest import NOW
 from tests.factories import SegmentFactory
+from tests.rules import attribute, group, reference
 
 pytestmark = pytest.mark.django_db
 
@@ -44,26 +45,11 @@ EVENTS = {
 }
 
 
-def group(*conditions, match: str = "all") -> dict:
-    return {"type": "group", "match": match, "conditions": list(conditions)}
-
-
-def attribute(key: str, operator: str, value=None, **options) -> dict:
-    condition = {"type": "attribute", "attribute": key, "operator": operator, **options}
-    if value is not None:
-        condition["value"] = value
-    return condition
-
-
 def event(name: str, operator: str, value: int, within_days=None) -> dict:
     condition = {"type": "event", "event": name, "operator": operator, "value": value}
     if within_days is not None:
         condition["within_days"] = within_days
     return condition
-
-
-def reference(segment_id: int, operator: str = "in") -> dict:
-    return {"type": "segment", "segment": segment_id, "operator": operator}
 
 
 @pytest.fixture
@@ -220,6 +206,22 @@ def test_empty_groups_and_constant_answers(workspace, people):
     assert counted(workspace, group(match="none")) == set(PEOPLE)
     assert counted(workspace, group(event("login", "at_least", 0))) == set(PEOPLE)
     assert counted(workspace, group(attribute("nope", "is_not_set"))) == set(PEOPLE)
+
+
+def test_an_anonymous_visitor_is_in_no_count(workspace, people):
+    # A visitor (docs/decisions.md) has events but no user id: no set may hold it, and
+    # "everyone but" counts start from the identified contacts.
+    visitor = Contact.all_contacts.create(workspace=workspace, anonymous_id="v" * 32)
+    for name in ["login", "login", "export", "invite"]:
+        Event.objects.create(workspace=workspace, contact=visitor, name=name, occurred_at=NOW)
+    wide = [event("login", "at_least", 1000 + i) for i in range(10)]
+
+    assert counted(workspace, group(event("login", "at_least", 1))) == {"u1", "u2", "u4"}
+    assert counted(workspace, group(event("invite", "at_least", 1), *wide, match="any")) == {"u5"}
+    assert counted(workspace, group(event("login", "at_least", 2), match="none")) == {
+        "u3", "u4", "u5", "u6"}  # fmt: skip
+    assert counted(workspace, group(attribute("plan", "equals", "pro"), *wide, match="none")) == {
+        "u2", "u3", "u4", "u5", "u6"}  # fmt: skip
 
 
 postgresql = pytest.mark.skipif(
