@@ -22,6 +22,7 @@ from surveys.services import dismiss_display, record_answers, record_display
 from targeting import eligibility
 from tests.clients import ApiClient, Widget
 from tests.factories import ContactFactory, EndpointFactory, SegmentFactory, SurveyFactory
+from tests.rules import plan_is
 from tests.webhook_receiver import (
     Receiver,
     doc_code,
@@ -325,3 +326,26 @@ def test_erasing_a_contact_erases_the_events_about_them(workspace, receiver):
     assert response.status_code == 204
     (left,) = Delivery.objects.all()
     assert left.payload["data"]["user_id"] == "keep-me"
+
+
+def test_a_contact_entering_and_leaving_a_segment_through_the_widget_sends_both_events(
+    workspace, receiver
+):
+    """The membership hook (segments.membership) and the webhook listener, end to end."""
+    EndpointFactory(
+        workspace=workspace,
+        url=receiver.url,
+        events=["contact.entered_segment", "contact.left_segment"],
+    )
+    pro = SegmentFactory(workspace=workspace, name="Pro", rules=plan_is("pro"))
+    widget = Widget(workspace)
+
+    widget.post("identify", {"user": {"id": "u-9", "plan": "pro"}})
+    widget.post("identify", {"user": {"id": "u-9", "plan": "free"}})
+    run_worker_until_settled()
+
+    seen = [(b["type"], b["data"]["user_id"], b["data"]["segment"]["id"]) for b in bodies(receiver)]
+    assert sorted(seen) == [
+        ("contact.entered_segment", "u-9", pro.pk),
+        ("contact.left_segment", "u-9", pro.pk),
+    ]
