@@ -9,18 +9,12 @@ from django.test import Client
 from segments.models import Contact
 from surveys.models import Display, Response
 from tests.factories import SurveyFactory, WorkspaceFactory
-from tests.test_concurrency import RACES, at_once
+from tests.workers import RACES, at_once
 
 pytestmark = RACES
 
 THREADS = 20
 VISITOR = "0123456789abcdef0123456789abcdef"
-
-
-@pytest.fixture(autouse=True)
-def no_rate_limits(settings):
-    settings.RATE_LIMIT_WIDGET_PER_MINUTE = 0
-    settings.WIDGET_TIME_BUDGET_MS = 60_000
 
 
 def widget_post(path: str, body: dict) -> tuple[int, dict]:

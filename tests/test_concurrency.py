@@ -9,7 +9,6 @@ database, as in production, queues writers behind BEGIN IMMEDIATE with a
 
 import json
 
-import pytest
 from django.test import Client
 
 from segments.models import Account, Contact, ContactValue, Event
@@ -20,13 +19,6 @@ from tests.workers import RACES, at_once
 pytestmark = RACES
 
 THREADS = 50
-
-
-@pytest.fixture(autouse=True)
-def patient_widget(settings):
-    # Fifty threads queueing for one row lock wait longer than the widget's 1 s budget
-    # on a small machine; these tests are about nothing being lost, not about latency.
-    settings.WIDGET_TIME_BUDGET_MS = 60_000
 
 
 def post(path: str, body: dict, key: str | None = None) -> int:

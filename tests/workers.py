@@ -11,15 +11,15 @@ from django.db import connection
 
 POSTGRES = connection.vendor == "postgresql"
 
-# Races need real threads waiting on real row locks, and more requests a minute than the
-# rate limits let through: the marks of every race test module.
+# Races need real threads waiting on real row locks, more requests a minute than the rate
+# limits let through, and longer waits than the widget's budget: every race module's marks.
 RACES = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         not POSTGRES,
         reason="needs PostgreSQL: SQLite's in-memory test database cannot wait for locks",
     ),
-    pytest.mark.usefixtures("no_rate_limits"),
+    pytest.mark.usefixtures("no_rate_limits", "patient_widget"),
 ]
 
 
