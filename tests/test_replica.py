@@ -370,7 +370,8 @@ def test_the_csv_export_streams_from_the_replica(real_replica, workspace):
     with on_replica, on_primary:
         response = owner.get("/responses/export.csv")
         rows = list(csv_lines(response))
-    assert len(rows) == 2 and rows[1][-2] == "9"
+    header, answered = rows
+    assert answered[header.index("nps")] == "9"
     assert touched(on_replica.captured_queries, "surveys_response")
     assert not touched(on_primary.captured_queries, "surveys_response")
 
