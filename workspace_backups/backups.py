@@ -27,17 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 
 from refiner.models import Membership, Workspace
-from segments.models import (
-    Account,
-    AccountValue,
-    Contact,
-    ContactValue,
-    Event,
-    MembershipSweep,
-    Segment,
-    SegmentMember,
-    SegmentMembership,
-)
+from segments import models as segments
 from surveys.models import Answer, Display, Question, Response, Survey
 from targeting.models import Targeting
 from webhooks.models import Delivery, Endpoint
@@ -47,15 +37,15 @@ from webhooks.models import Delivery, Endpoint
 TABLES: tuple[tuple[type[Model], str], ...] = (
     (Workspace, "pk"),
     (Membership, "workspace"),
-    (Account, "workspace"),
-    (Contact, "workspace"),
-    (AccountValue, "workspace"),
-    (ContactValue, "workspace"),
-    (Event, "workspace"),
-    (Segment, "workspace"),
-    (SegmentMember, "segment__workspace"),
-    (SegmentMembership, "workspace"),
-    (MembershipSweep, "workspace"),
+    (segments.Account, "workspace"),
+    (segments.Contact, "workspace"),
+    (segments.AccountValue, "workspace"),
+    (segments.ContactValue, "workspace"),
+    (segments.Event, "workspace"),
+    (segments.Segment, "workspace"),
+    (segments.SegmentMember, "segment__workspace"),
+    (segments.SegmentMembership, "workspace"),
+    (segments.MembershipSweep, "workspace"),
     (Survey, "workspace"),
     (Question, "survey__workspace"),
     (Targeting, "survey__workspace"),
