@@ -125,5 +125,7 @@ def receiver():
     found = Receiver()
     server = start_receiver(found)
     yield found
+    if found.hang is not None:
+        found.hang.set()  # a test's held requests end before the server stops
     server.shutdown()
     server.server_close()

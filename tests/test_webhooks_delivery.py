@@ -13,14 +13,12 @@ import time
 import uuid
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
 from segments.signals import contact_entered_segment, contact_left_segment
 from surveys.services import dismiss_display, record_answers, record_display
-from targeting import eligibility
 from tests.clients import ApiClient, Widget
 from tests.factories import ContactFactory, EndpointFactory, SegmentFactory, SurveyFactory
 from tests.rules import plan_is
@@ -293,8 +291,6 @@ def test_the_event_id_is_the_same_for_every_endpoint_and_in_the_header(workspace
 
 def test_the_widgets_own_calls_send_the_events(workspace, receiver):
     """The hook points on the real request path: display, answers, dismiss over HTTP."""
-    cache.clear()
-    eligibility._in_process.clear()
     EndpointFactory(workspace=workspace, url=receiver.url)
     answered = SurveyFactory(workspace=workspace, name="Answered", questions=QUESTIONS)
     closed = SurveyFactory(workspace=workspace, name="Closed", questions=QUESTIONS)

@@ -24,24 +24,13 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.factories import EndpointFactory
 from tests.servers import ROOT, sqlite_template  # noqa: F401 - a fixture used below
-from tests.webhook_receiver import Receiver, run_worker_until_settled, start_receiver
+from tests.webhook_receiver import run_worker_until_settled
 from webhooks.models import Delivery
 from webhooks.tasks import sweep, sweep_deliveries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TIMEOUT = 0.5  # seconds: the lease is six of them
-
-
-@pytest.fixture
-def receiver():
-    found = Receiver()
-    server = start_receiver(found)
-    yield found
-    if found.hang is not None:
-        found.hang.set()
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 the visitor's own pacing, and the merge into the contact a later identify names."""
 
 import pytest
-from django.core.cache import cache
 
 from segments.models import Contact, Event, SegmentMembership
 from segments.services import segment_count
@@ -21,11 +20,6 @@ pytestmark = pytest.mark.django_db
 
 VISITOR = "0123456789abcdef0123456789abcdef"
 OTHER_VISITOR = "fedcba9876543210fedcba9876543210"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-from django.core.cache import cache
 
 from surveys.models import Display, Response
 from targeting.models import Targeting
@@ -17,11 +16,6 @@ from tests.factories import ContactFactory, SurveyFactory, WorkspaceFactory
 pytestmark = pytest.mark.django_db
 
 MORNING, AFTERNOON = "session-morning-1", "session-afternoon-2"
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 @pytest.fixture(autouse=True)

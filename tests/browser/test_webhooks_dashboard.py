@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from refiner.models import Membership
@@ -23,7 +22,6 @@ SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "webhook-deliver
 @pytest.fixture
 def owner(live_server, settings):
     settings.WEBHOOKS_ALLOW_PRIVATE = True
-    cache.clear()  # login rate limits from other tests
     return MembershipFactory(role=Membership.OWNER, workspace__name="Acme Analytics")
 
 

@@ -9,7 +9,6 @@ import json
 from urllib.parse import urlsplit
 
 import pytest
-from django.core.cache import cache
 
 from refiner.models import Membership
 from segments.models import Contact
@@ -51,8 +50,7 @@ TWO_QUESTIONS = [
 
 
 @pytest.fixture(autouse=True)
-def fresh_state():
-    cache.clear()
+def fresh_host_pages():
     HOST_PAGES.clear()
 
 
