@@ -9,9 +9,15 @@ class PoolingConflict(ValueError):
     """Settings that cannot work together behind a transaction-pooling PgBouncer."""
 
 
-def postgresql(database: dict, *, conn_max_age: int, connect_timeout: int,
-               widget_budget_ms: int, prepared_statements: bool,
-               transaction_pooling: bool) -> dict:  # fmt: skip
+def postgresql(
+    database: dict,
+    *,
+    conn_max_age: int,
+    connect_timeout: int,
+    widget_budget_ms: int,
+    prepared_statements: bool,
+    transaction_pooling: bool,
+) -> dict:
     """One PostgreSQL entry of DATABASES, from the URL's and the environment's settings."""
     database.setdefault("CONN_MAX_AGE", conn_max_age)
     options = database.setdefault("OPTIONS", {})

@@ -17,8 +17,9 @@ from django.db import transaction
 from psycopg import pq
 
 
-def with_local_timeout(execute: Callable, sql: str, params: Any, many: bool, context: dict,
-                       milliseconds: int) -> Any:  # fmt: skip
+def with_local_timeout(
+    execute: Callable, sql: str, params: Any, many: bool, context: dict, milliseconds: int
+) -> Any:
     """Run one statement of a request with `statement_timeout` set for it alone."""
     wrapper = context["connection"]
     raw = wrapper.connection

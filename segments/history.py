@@ -80,9 +80,18 @@ def chart(days: list[Day]) -> dict:
     ]
     line = " ".join(f"{d.x},{d.y}" for d in placed)
     area = f"{placed[0].x},{BOTTOM} {line} {placed[-1].x},{BOTTOM}" if placed else ""
-    return {"days": placed, "line": line, "area": area, "top": top, "left": LEFT,
-            "right": WIDTH - 8, "bottom": BOTTOM, "ceiling": TOP, "width": WIDTH,
-            "height": HEIGHT}  # fmt: skip
+    return {
+        "days": placed,
+        "line": line,
+        "area": area,
+        "top": top,
+        "left": LEFT,
+        "right": WIDTH - 8,
+        "bottom": BOTTOM,
+        "ceiling": TOP,
+        "width": WIDTH,
+        "height": HEIGHT,
+    }
 
 
 @dataclass(frozen=True)

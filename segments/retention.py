@@ -152,15 +152,19 @@ def rule_warnings(rule: Any, months: int | None = None) -> list[dict[str, str]]:
         days = condition.get("within_days")
         name = str(condition.get("event"))[:100]
         if days is None:
-            warnings.append({
-                "field": path,
-                "message": f"Counts `{name}` events of all time, but events older than "
-                f"{months} months are deleted: only the last {months} months count.",
-            })  # fmt: skip
+            warnings.append(
+                {
+                    "field": path,
+                    "message": f"Counts `{name}` events of all time, but events older than "
+                    f"{months} months are deleted: only the last {months} months count.",
+                }
+            )
         elif isinstance(days, int) and days > kept:
-            warnings.append({
-                "field": f"{path}.within_days",
-                "message": f"Looks back {days} days, but events older than {months} months "
-                f"are deleted: at times only the last {kept} days of `{name}` count.",
-            })  # fmt: skip
+            warnings.append(
+                {
+                    "field": f"{path}.within_days",
+                    "message": f"Looks back {days} days, but events older than {months} months "
+                    f"are deleted: at times only the last {kept} days of `{name}` count.",
+                }
+            )
     return warnings
