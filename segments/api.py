@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from refiner.errors import Invalid
 from refiner.http import ApiError, api, authorize, invalid, json_body, paginated, parse_id
-from segments import ingest, services
+from segments import ingest, services, tasks
 from segments.models import Contact, Segment
 from segments.retention import rule_warnings
 from segments.rules import TOO_COMPLEX
@@ -185,6 +185,7 @@ def segments(request: HttpRequest) -> JsonResponse:
             services.lock_segments(request.workspace.pk)
             fields = clean_segment(data, request.workspace.pk)
             segment = Segment.objects.create(workspace=request.workspace, **fields)
+            tasks.queue_sweep(segment)
         return JsonResponse(saved_segment_to_dict(segment, now), status=201)
     queryset = Segment.objects.filter(workspace=request.workspace).order_by("id")
     return paginated(request, queryset, lambda s: segment_to_dict(s, now))
@@ -205,6 +206,7 @@ def segment(request: HttpRequest, segment_id: int) -> HttpResponse:
             for key, value in fields.items():
                 setattr(found, key, value)
             found.save()
+            tasks.queue_sweep(found)
         return JsonResponse(saved_segment_to_dict(found, timezone.now()))
     return JsonResponse(segment_to_dict(found, timezone.now()))
 

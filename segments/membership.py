@@ -22,7 +22,7 @@ from datetime import datetime
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from refiner.models import Workspace
@@ -459,9 +459,47 @@ def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> Me
         run.segments += 1
         run.entries += entries
         run.exits += exits
+    _confirm(Segment.objects.filter(workspace_id=workspace_id), now)
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+def _confirm(segments: QuerySet, now: datetime) -> None:
+    """Stamp the segments whose open memberships are their members as of `now`.
+
+    After a sweep, every segment unchanged since `now` is: the due ones were just
+    compared, and the others were compared after their last change by an earlier sweep
+    and kept current since by the writes. A segment changed after `now` keeps its older
+    stamp (`segments.counts.current_segments` then finds it stale).
+    """
+    unchanged = segments.filter(updated_at__lte=now)
+    unchanged.filter(Q(members_as_of__isnull=True) | Q(members_as_of__lt=now)).update(
+        members_as_of=now
+    )
+
+
+def sweep_segment(segment_id: int, now: datetime) -> int:
+    """Compare a segment just saved, and the segments naming it, with their members at
+    `now`, and stamp them (the re-sweep a save queues). Returns how many were compared.
+
+    Entries and exits are announced as the sweep announces them: not before the
+    workspace's first sweep, which opens everyone's memberships unannounced.
+    """
+    workspace_id = (
+        Segment.objects.filter(pk=segment_id).values_list("workspace_id", flat=True).first()
+    )
+    if workspace_id is None:
+        return 0  # deleted since
+    watch = load_watch(workspace_id)
+    swept = MembershipSweep.objects.filter(workspace_id=workspace_id, finished_at__isnull=False)
+    announce = swept.exists()
+    compared = sorted(watch.reached_from([segment_id]) & watch.everything)
+    for pk in compared:
+        with transaction.atomic():
+            reconcile(pk, workspace_id, watch, now, announce=announce)
+    _confirm(Segment.objects.filter(pk__in=compared), now)
+    return len(compared)
 
 
 def sweep(now: datetime, *, everything: bool = False) -> list[MembershipSweep]:

@@ -218,6 +218,13 @@ class Segment(models.Model):
     members = models.ManyToManyField(Contact, through="SegmentMember", related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    members_as_of = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a sweep last compared or confirmed the segment's open memberships; "
+        "they are its members as of then unless a segment it uses changed after "
+        "(segments.counts).",
+    )
 
     class Meta:
         ordering = ["name", "id"]
@@ -278,6 +285,13 @@ class SegmentMembership(models.Model):
             models.Index(fields=["segment", "entered_at"], name="membership_entries"),
             models.Index(fields=["segment", "left_at"], name="membership_exits"),
             models.Index(fields=["contact", "entered_at"], name="membership_of_contact"),
+            # A segment's members as recorded, read without the table: cached counts and
+            # the audiences' set operations (segments.counts).
+            models.Index(
+                fields=["segment", "contact"],
+                condition=models.Q(left_at__isnull=True),
+                name="open_members",
+            ),
         ]
 
     def __str__(self) -> str:

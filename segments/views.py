@@ -18,7 +18,7 @@ from refiner.fragments import render_fragment
 from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
-from segments import catalogue, forms, member_import, rule_editor, services
+from segments import catalogue, counts, forms, member_import, rule_editor, services, tasks
 from segments.models import Contact, Segment
 from segments.registry import survey_facts
 from segments.retention import rule_warnings
@@ -68,8 +68,18 @@ def segment_list(request: HttpRequest) -> HttpResponse:
 def segment_size(request: HttpRequest, pk: int) -> HttpResponse:
     """One segment's size now: the list loads each apart, so a slow count holds up no page."""
     segment = _get_segment_for_user(request, pk)
-    row = {"segment": segment, "size": services.segment_count(segment, timezone.now())}
+    workspace = require_membership(request).workspace
+    row = {"segment": segment, **_size(segment, workspace)}
     return render(request, "segments/segment_list.html#size", {"row": row})
+
+
+def _size(segment: Segment, workspace: Workspace) -> dict:
+    """The segment's size from its open memberships when they are current, with as of
+    when; otherwise counted live. A manual list is counted live: one index count."""
+    as_of = None if segment.is_manual else counts.current_segments(workspace).get(segment.pk)
+    if as_of is None:
+        return {"size": services.segment_count(segment, timezone.now())}
+    return {"size": counts.segment_count(segment.pk), "as_of": as_of}
 
 
 # Segment editor ---------------------------------------------------------------
@@ -189,6 +199,7 @@ def _save_rules_segment(request, membership: Membership, segment: Segment | None
             saved = form.save(commit=False)
             saved.workspace, saved.kind, saved.rules = membership.workspace, Segment.RULES, rule
             saved.save()
+            tasks.queue_sweep(saved)
     if not valid:
         return _render_editor(request, membership, segment, form, tree, errors, status=400)
     messages.success(request, f"Saved segment “{saved.name}”.")

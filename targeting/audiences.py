@@ -3,12 +3,15 @@
 On PostgreSQL `segments.services.rule_count` counts with set-based SQL
 (`segments.sets`): each segment of the audience is computed once and the
 audience is their union or intersection minus the exclusions. The Targeting tab's
-estimate and its overlap with other live surveys are such counts.
+estimate and its overlap with other live surveys are such counts when a segment
+involved is stale; when all are current they are set operations over the
+segments' open memberships instead (`selection`, `segments.counts`).
 """
 
 from collections.abc import Container
 from datetime import datetime
 
+from segments.counts import Selection
 from segments.services import rule_count
 from targeting.models import Targeting
 
@@ -47,3 +50,19 @@ def overlap_count(workspace_id: int, first: dict, second: dict, now: datetime) -
     """How many contacts are in both audiences."""
     both = {"type": "group", "match": "all", "conditions": [first, second]}
     return rule_count(workspace_id, both, now)
+
+
+def selection(
+    known: Container[int],
+    *,
+    audience: str,
+    segments: list[int],
+    segment_match: str,
+    excluded_segments: list[int],
+) -> Selection:
+    """The audience as segments to combine (`audience_rule`'s meaning, for cached counts)."""
+    excluded = tuple(pk for pk in dict.fromkeys(excluded_segments) if pk in known)
+    if audience != Targeting.SEGMENTS:
+        return Selection(None, excluded=excluded)
+    targeted = tuple(pk for pk in dict.fromkeys(segments) if pk in known)
+    return Selection(targeted, segment_match == Targeting.ALL, excluded)

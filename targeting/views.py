@@ -12,12 +12,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from refiner.fragments import render_fragment
-from refiner.models import Membership
+from refiner.models import Membership, Workspace
+from segments import counts
 from segments.distinct import distinct_names
 from segments.models import Contact, Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
-from targeting.audiences import audience_rule, overlap_count
+from targeting.audiences import audience_rule, overlap_count, selection
 from targeting.models import Targeting
 from targeting.services import apply_targeting, audience_estimate
 from targeting.tab import TargetingTab
@@ -29,6 +30,7 @@ MAX_EVENT_NAMES = 200
 class Competitor:
     survey: Survey
     shared: int
+    as_of: datetime | None = None  # when counted from memberships
 
 
 def _saved_audience(targeting: Targeting) -> dict:
@@ -40,13 +42,31 @@ def _saved_audience(targeting: Targeting) -> dict:
     }
 
 
+def _shared(
+    workspace_id: int, mine: dict, theirs: dict, segments, current, now: datetime
+) -> tuple[int, datetime | None]:
+    """Contacts in both audiences: from open memberships when every segment is current."""
+    first, second = selection(segments, **mine), selection(segments, **theirs)
+    stamp = counts.as_of(current, first.segments | second.segments)
+    if stamp is not None:
+        return counts.overlap_count(workspace_id, first, second), stamp
+    both = [audience_rule(segments, **mine), audience_rule(segments, **theirs)]
+    return overlap_count(workspace_id, *both, now), None
+
+
 def competitors(
-    survey: Survey, audience: dict, segments: dict[int, Segment], now: datetime
+    survey: Survey,
+    audience: dict,
+    segments: dict[int, Segment],
+    now: datetime,
+    current: dict[int, datetime] | None = None,
 ) -> list[Competitor]:
-    """Other live surveys whose audience shares contacts with this one: one COUNT each."""
+    """Other live surveys whose audience shares contacts with this one: one COUNT each.
+
+    `current`: the segments whose open memberships may be counted (segments.counts).
+    """
     workspace_id = survey.workspace_id
-    mine = audience_rule(segments, **audience)
-    if mine is None:
+    if audience_rule(segments, **audience) is None:
         return []
     others = (
         Survey.objects.with_parts()
@@ -56,19 +76,31 @@ def competitors(
     )
     found = []
     for other in others:
-        theirs = audience_rule(segments, **_saved_audience(other.targeting))
-        if theirs is None:
+        theirs = _saved_audience(other.targeting)
+        if audience_rule(segments, **theirs) is None:
             continue
-        shared = overlap_count(workspace_id, mine, theirs, now)
+        shared, as_of = _shared(workspace_id, audience, theirs, segments, current or {}, now)
         if shared:
-            found.append(Competitor(other, shared))
+            found.append(Competitor(other, shared, as_of))
     return found
 
 
-def _estimate(survey: Survey, form: TargetingTab, segments: dict[int, Segment]) -> dict:
+def _size(workspace_id: int, audience: dict, segments, current, now) -> tuple[int, datetime | None]:
+    """The audience's size: from open memberships when its segments are all current."""
+    chosen = selection(segments, **audience)
+    stamp = counts.as_of(current, chosen.segments) if chosen.segments else None
+    if stamp is not None:
+        return counts.selection_count(workspace_id, chosen), stamp
+    return audience_estimate(workspace_id, now=now, **audience), None
+
+
+def _estimate(
+    survey: Survey, workspace: Workspace, form: TargetingTab, segments: dict[int, Segment]
+) -> dict:
     now = timezone.now()
     audience = form.audience()
-    size = audience_estimate(survey.workspace_id, now=now, **audience)
+    current = counts.current_segments(workspace)
+    size, as_of = _size(survey.workspace_id, audience, segments, current, now)
     try:
         sample = float(form.values["sample_percent"])
     except ValueError:
@@ -77,12 +109,13 @@ def _estimate(survey: Survey, form: TargetingTab, segments: dict[int, Segment]) 
     targeted = audience["segments"] if audience["audience"] == Targeting.SEGMENTS else []
     return {
         "size": size,
+        "as_of": as_of,
         "targeted": [segments[pk] for pk in targeted if pk in segments],
         "excluded": [segments[pk] for pk in audience["excluded_segments"] if pk in segments],
         "sampled": round(size * sample / 100),
         "sample_percent": sample,
         "contacts": Contact.objects.filter(workspace_id=survey.workspace_id).count(),
-        "competitors": competitors(survey, audience, segments, now),
+        "competitors": competitors(survey, audience, segments, now, current),
     }
 
 
@@ -101,7 +134,7 @@ def _render(
     context = {
         "survey": survey,
         "form": form,
-        "estimate": _estimate(survey, form, segments),
+        "estimate": _estimate(survey, membership.workspace, form, segments),
         "segments": segments.values(),
         "event_names": [] if request.htmx else _event_names(survey.workspace_id),
         "page_matches": Targeting.PAGE_MATCHES,
