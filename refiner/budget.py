@@ -71,7 +71,12 @@ class Budget:
 
     @contextmanager
     def applied(self):
+        """Within it, queries run within this budget; a budget applied inside a request's
+        (a part of the page with a budget of its own) gives the request's back after."""
         wrappers = [connections[alias] for alias in connections]
+        outer = {
+            alias: getattr(connections[alias], "refiner_budget", None) for alias in connections
+        }
         try:
             with ExitStack() as stack:
                 for wrapper in wrappers:
@@ -80,7 +85,7 @@ class Budget:
                 yield
         finally:
             for wrapper in wrappers:
-                wrapper.refiner_budget = None
+                wrapper.refiner_budget = outer[wrapper.alias]
 
     def before_query(self, execute: Callable, sql: str, params: Any, many: bool, context: dict):
         if self.past():

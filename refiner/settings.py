@@ -85,6 +85,9 @@ TEMPLATES = [
 # Time budgets (SPEC §5): past them a request's queries stop and it answers 503 `timeout`.
 WIDGET_TIME_BUDGET_MS = env.int("WIDGET_TIME_BUDGET_MS", default=1000)
 REQUEST_TIME_BUDGET_MS = env.int("REQUEST_TIME_BUDGET_MS", default=10000)
+# The segment editor's preview of an unsaved rule (its count, then its sample) gets this
+# much of its request's budget; past it the preview says so instead of the page failing.
+PREVIEW_TIME_BUDGET_MS = env.int("PREVIEW_TIME_BUDGET_MS", default=3000)
 
 # Behind PgBouncer in transaction mode (docs/scaling.md): no startup options, no
 # server-side cursors or prepared statements, the budget sent with each statement.

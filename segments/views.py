@@ -18,14 +18,22 @@ from refiner.fragments import render_fragment
 from refiner.http import parse_id, safe_next
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
-from segments import catalogue, counts, forms, member_import, rule_editor, services, tasks
+from segments import (
+    catalogue,
+    counts,
+    forms,
+    member_import,
+    previews,
+    rule_editor,
+    services,
+    tasks,
+)
 from segments.models import Contact, Segment
 from segments.registry import survey_facts
 from segments.retention import rule_warnings
 from segments.rules import BUILTIN_FIELDS
 from segments.uses import segment_users, segment_uses
 
-PREVIEW_SAMPLE = 8
 CONTACTS_PER_PAGE = 25
 MEMBERS_PER_PAGE = 50
 SUGGESTIONS = 500
@@ -119,12 +127,12 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
     shown = {"rule_json": json.dumps(rule, indent=2, ensure_ascii=False), "total": total}
     if errors:
         return {"errors": errors, **shown}
-    contacts = services.rule_contacts(workspace.pk, rule, now)
-    sample = contacts.order_by("-last_seen_at", "user_id")[:PREVIEW_SAMPLE]
-    count = services.rule_count(workspace.pk, rule, now)
+    found = previews.cached(workspace, rule, segment_id) or previews.live(
+        workspace, rule, now, total
+    )
     warnings = catalogue.unknown_names(workspace, rule)
     shown["retention_warnings"] = rule_warnings(rule)
-    return {"count": count, "sample": list(sample), "errors": {}, "warnings": warnings, **shown}
+    return {**found, "errors": {}, "warnings": warnings, **shown}
 
 
 def _posted_tree(request: HttpRequest) -> tuple[rule_editor.GroupNode, str | None]:

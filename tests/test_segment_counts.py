@@ -7,10 +7,11 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from segments import membership
+from segments import membership, previews, services
 from segments.counts import current_segments
 from segments.models import Segment
 from segments.tasks import sweep_saved_segment
@@ -285,3 +286,88 @@ def test_an_outsider_gets_no_cached_estimate(outsider, survey, segments):
     response = outsider.get(f"/surveys/{survey.pk}/targeting/", form, headers=HTMX)
 
     assert response.status_code == 404
+
+
+# The editor's preview ---------------------------------------------------------
+
+
+postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the set-based ids are PostgreSQL's"
+)
+
+
+def preview_page(client, rule: dict, segment: Segment | None = None) -> str:
+    fields = {"rules": json.dumps(rule)}
+    if segment is not None:
+        fields["segment_id"] = segment.pk
+    response = client.post("/segments/preview/", fields, headers=HTMX)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def preview_count(page: str) -> str:
+    return re.search(r'data-testid="preview-count">([^<]*)<', page).group(1)
+
+
+def test_the_preview_of_a_current_segments_saved_rule_reads_its_memberships(
+    owner, workspace, segments
+):
+    enterprise = segments["enterprise"]
+    sweep()
+    ContactFactory(workspace=workspace, traits={"plan": "enterprise"})  # not recorded
+
+    cached = preview_page(owner, enterprise.rules, enterprise)
+    edited = preview_page(owner, plan_is("free"), enterprise)
+
+    assert preview_count(cached) == "3" and AS_OF.search(cached)
+    assert preview_count(edited) == "2" and not AS_OF.search(edited)
+    assert preview_count(preview_page(owner, enterprise.rules)) == "4"  # live: the new one too
+
+
+def test_a_preview_past_its_budget_says_so_instead_of_failing(owner, segments, settings):
+    settings.PREVIEW_TIME_BUDGET_MS = 0
+
+    page = preview_page(owner, plan_is("enterprise"))
+
+    assert preview_count(page) == "–"
+    assert 'data-testid="preview-too-long"' in page
+
+
+def test_a_preview_within_its_budget_counts_and_samples(owner, segments):
+    page = preview_page(owner, plan_is("enterprise"))
+
+    assert preview_count(page) == "3"
+    assert page.count("/contacts/user-") == 3
+
+
+@postgresql
+@pytest.mark.parametrize(
+    "rule",
+    [
+        plan_is("enterprise"),
+        group(attribute("plan", "not_equals", "free")),
+        group(attribute("power", "is_set"), attribute("staff", "is_not_set")),
+        group(attribute("plan", "equals", "free"), attribute("staff", "is_set"), match="any"),
+        group(attribute("plan", "equals", "nobody")),
+        {"type": "group", "match": "none", "conditions": [attribute("power", "is_set")]},
+    ],
+)
+def test_a_sample_from_the_set_of_ids_is_the_walks_sample(workspace, segments, rule):
+    now = timezone.now()
+    definitions = services.segment_definitions(workspace.pk)
+    walked = previews._recent(services.rule_contacts(workspace.pk, rule, now, definitions))
+
+    from_ids = previews._sample_from_ids(workspace.pk, rule, now, definitions)
+
+    assert from_ids == walked
+
+
+@postgresql
+def test_a_sample_naming_segments_from_the_set_of_ids_is_the_walks_sample(workspace, segments):
+    rule = group(in_segment(segments["both"]), in_segment(segments["staff"], "not_in"))
+    now = timezone.now()
+    definitions = services.segment_definitions(workspace.pk)
+    walked = previews._recent(services.rule_contacts(workspace.pk, rule, now, definitions))
+
+    assert previews._sample_from_ids(workspace.pk, rule, now, definitions) == walked
+    assert len(walked) == 1

@@ -1,0 +1,113 @@
+"""The segment editor's preview: how many contacts a rule matches, and a few of them.
+
+An unsaved rule has no recorded memberships, so it is counted live, within a budget of
+its own (`PREVIEW_TIME_BUDGET_MS`, taken out of the request's): past it the preview
+says the rule took too long to count, and the page still answers. The saved rule of a
+segment whose memberships are current is read from them instead (segments.counts).
+
+The sample is the most recently seen matching contacts. Walking contacts by
+`last_seen_at` and asking the rule of each finds them at once when many match; when
+few do (fewer than one in `RARE`), it walks most of the workspace, so on PostgreSQL
+the set of matching ids is computed first, as the count does (segments.sets).
+"""
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
+
+from refiner.budget import Budget, is_timeout
+from refiner.models import Workspace
+from segments import counts, services
+from segments.models import Contact, Segment, SegmentMembership
+from segments.rules import SegmentDefinitions
+from segments.sets import SetCompiler
+
+SAMPLE = 8
+# A rule matching fewer than one contact in this many is sampled from its set of ids.
+RARE = 50
+
+
+def within_budget(work: Callable[[], Any], milliseconds: int) -> tuple[bool, Any]:
+    """`(True, work())` if it ends within `milliseconds` (and the request's own budget),
+    `(False, None)` if it runs out. Its writes, if any, are rolled back then."""
+    outer = getattr(connection, "refiner_budget", None)
+    if outer is not None:
+        milliseconds = min(milliseconds, outer.remaining_ms())
+    try:
+        with Budget(milliseconds).applied(), transaction.atomic():
+            return True, work()
+    except OperationalError as error:
+        if not is_timeout(error):
+            raise
+        return False, None
+
+
+def _recent(contacts: QuerySet) -> list[Contact]:
+    return list(contacts.order_by("-last_seen_at", "user_id")[:SAMPLE])
+
+
+def _sample_from_ids(
+    workspace_id: int, rule, now: datetime, definitions: SegmentDefinitions
+) -> list[Contact]:
+    compiler = SetCompiler(workspace_id, now, definitions)
+    members = compiler.compile(rule)
+    contacts = Contact.objects.filter(workspace_id=workspace_id)
+    if members.sql is None:
+        return _recent(contacts) if members.outside else []
+    sql, params = members.sql, members.params
+    if compiler.lists:
+        lists = ", ".join(f'"{name}"(id) AS ({list_sql})' for name, list_sql, _ in compiler.lists)
+        sql = f"WITH {lists} {sql}"
+        params = tuple(p for _, _, list_params in compiler.lists for p in list_params) + params
+    ids = RawSQL(sql, params)  # noqa: S611 (the set compiler's own SQL and parameters)
+    chosen = contacts.exclude(pk__in=ids) if members.outside else contacts.filter(pk__in=ids)
+    return _recent(chosen)
+
+
+def sample(workspace_id: int, rule, now: datetime, count: int, total: int) -> list[Contact]:
+    """The most recently seen of the rule's `count` members (see the module's note)."""
+    if count == 0:
+        return []
+    definitions = services.segment_definitions(workspace_id)
+    if connection.vendor == "postgresql" and count * RARE < total:
+        return _sample_from_ids(workspace_id, rule, now, definitions)
+    return _recent(services.rule_contacts(workspace_id, rule, now, definitions))
+
+
+def live(workspace: Workspace, rule, now: datetime, total: int) -> dict:
+    """Count and sample of an unsaved rule within the preview's budget: `count` None
+    when counting ran out of it, `sample` None when only the sample did."""
+    budget = settings.PREVIEW_TIME_BUDGET_MS
+    started = time.monotonic()
+    counted, count = within_budget(lambda: services.rule_count(workspace.pk, rule, now), budget)
+    if not counted:
+        return {"count": None, "sample": None, "budget_s": budget / 1000}
+    left = budget - round((time.monotonic() - started) * 1000)
+    sampled, found = within_budget(lambda: sample(workspace.pk, rule, now, count, total), left)
+    return {"count": count, "sample": found if sampled else None, "budget_s": budget / 1000}
+
+
+def cached(workspace: Workspace, rule, segment_id: int | None) -> dict | None:
+    """Count and sample from the memberships, when `rule` is the saved rule of a current
+    segment (the editor opening a saved segment); None otherwise."""
+    if segment_id is None:
+        return None
+    saved = Segment.objects.filter(workspace=workspace, pk=segment_id).first()
+    if saved is None or saved.is_manual or saved.rules != rule:
+        return None
+    as_of = counts.current_segments(workspace).get(segment_id)
+    if as_of is None:
+        return None
+    members = SegmentMembership.objects.filter(segment_id=segment_id, left_at__isnull=True)
+    chosen = Contact.objects.filter(pk__in=members.values("contact_id"))
+    return {
+        "count": counts.segment_count(segment_id),
+        "sample": _recent(chosen),
+        "as_of": as_of,
+    }
