@@ -9,9 +9,10 @@ when the segment is *current*: compared or confirmed (`Segment.members_as_of`) n
 earlier than the last change of every segment it depends on. The dashboard then shows
 "as of" that moment; otherwise it counts live.
 
-An audience (any or all of some segments, minus excluded ones) is then set operations
-over open memberships, and two audiences' overlap their intersection: the same SQL on
-SQLite and PostgreSQL, read through the partial index `open_members`.
+An audience (any or all of some segments, minus excluded ones), or the overlap of two,
+is then counted from the open memberships of its segments, read through the partial
+index `open_members`, each contact checked against the rest by probes of the index
+on (contact, segment) of open memberships: the same SQL on SQLite and PostgreSQL.
 """
 
 from collections.abc import Iterable, Mapping
@@ -65,61 +66,118 @@ class Selection:
         return set(self.targeted or ()) | set(self.excluded)
 
 
-def _open_members(segment_ids: Iterable[int]) -> tuple[str, list]:
+# Segments of at least this many open memberships are read as equally large when
+# choosing which to read first: counting further costs more than a worse order does.
+SIZE_CAP = 100_000
+
+
+def _marks(ids: Iterable) -> str:
+    return ", ".join(["%s"] * len(list(ids)))
+
+
+def _in_any(segment_ids: Iterable[int]) -> tuple[str, list]:
+    """Whether row `m`'s contact is in one of the segments: a probe of the index on
+    (contact, segment) of open memberships."""
     ids = sorted(set(segment_ids))
-    marks = ", ".join(["%s"] * len(ids))
-    return (
-        f"SELECT contact_id FROM {TABLE} WHERE left_at IS NULL AND segment_id IN ({marks})",
-        ids,
+    sql = (
+        f"EXISTS (SELECT 1 FROM {TABLE} o WHERE o.contact_id = m.contact_id "
+        f"AND o.left_at IS NULL AND o.segment_id IN ({_marks(ids)}))"
     )
+    return sql, ids
 
 
-def _members_sql(workspace_id: int, selection: Selection) -> tuple[str, list]:
-    """SQL of the selection's contact ids, each once, in a column named contact_id."""
-    if selection.targeted is None:
-        table = Contact._meta.db_table
-        sql = f"SELECT id AS contact_id FROM {table} WHERE workspace_id = %s"
-        sql += " AND user_id IS NOT NULL"  # visitors are in no segment
-        params = [workspace_id]
-    else:
-        sql, params = _open_members(selection.targeted)
+def _holds(selection: Selection, known_in: int) -> tuple[list[str], list]:
+    """The selection as conditions on row `m`'s contact, known to be in `known_in`."""
+    terms, params = [], []
+    targeted = set(selection.targeted or ())
+    if selection.targeted is not None:
         if selection.match_all:
-            sql += " GROUP BY contact_id HAVING count(*) = %s"
-            params.append(len(set(selection.targeted)))
+            chosen = [(pk,) for pk in sorted(targeted - {known_in})]
         else:
-            sql = sql.replace("SELECT contact_id", "SELECT DISTINCT contact_id", 1)
+            chosen = [] if known_in in targeted else [tuple(targeted)]
+        for ids in chosen:
+            sql, ids_params = _in_any(ids)
+            terms.append(sql)
+            params += ids_params
     if selection.excluded:
-        excluded_sql, excluded_params = _open_members(selection.excluded)
-        # Each side of EXCEPT as a plain SELECT: SQLite takes no parentheses there.
-        sql = f"SELECT contact_id FROM ({sql}) AS chosen EXCEPT {excluded_sql}"
-        params += excluded_params
-    return sql, params
+        sql, ids_params = _in_any(selection.excluded)
+        terms.append(f"NOT {sql}")
+        params += ids_params
+    return terms, params
 
 
-def _count(sql: str, params: list) -> int:
+def _sizes(segment_ids: Iterable[int]) -> dict[int, int]:
+    """Each segment's open memberships, counted up to SIZE_CAP."""
+    ids = sorted(set(segment_ids))
+    capped = (
+        f"(SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
+        f"AND left_at IS NULL LIMIT {SIZE_CAP}) AS capped)"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) AS counted", params)
+        cursor.execute("SELECT " + ", ".join([capped] * len(ids)), ids)
+        return dict(zip(ids, cursor.fetchone(), strict=True))
+
+
+def _parts(selection: Selection, sizes: Mapping[int, int]) -> list[tuple[int, list[int]]]:
+    """Segments whose rows, each once, hold every contact of the selection: (segment,
+    the segments read before it, whose contacts it skips). For "any" the largest is read
+    first, whole, and each smaller one only for contacts not seen yet; for "all" the
+    smallest alone."""
+    ordered = sorted(set(selection.targeted), key=lambda pk: (-sizes[pk], pk))
+    if selection.match_all:
+        return [(ordered[-1], [])]
+    return [(pk, ordered[:i]) for i, pk in enumerate(ordered)]
+
+
+def _counted(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         return cursor.fetchone()[0]
+
+
+def _contacts_in_all(workspace_id: int, selections: list[Selection]) -> int:
+    """How many contacts are in every one of `selections`, by open memberships.
+
+    One selection with segments to choose from drives: its segments' rows are read
+    (`_parts`) and each row's contact is checked against every selection by index
+    probes. Selections of everyone are counted as the workspace's contacts minus
+    those in any excluded segment.
+    """
+    targeted = [s for s in selections if s.targeted is not None]
+    if any(not s.targeted for s in targeted):
+        return 0
+    if not targeted:
+        excluded = tuple({pk for s in selections for pk in s.excluded})
+        everyone = Contact.objects.filter(workspace_id=workspace_id).count()
+        if not excluded:
+            return everyone
+        return everyone - _contacts_in_all(workspace_id, [Selection(excluded)])
+    sizes = _sizes({pk for s in targeted for pk in s.targeted})
+    driver = min(targeted, key=lambda s: sum(sizes[pk] for pk in s.targeted))
+    counts, count_params = [], []
+    for segment_id, seen in _parts(driver, sizes):
+        where, part_params = ["m.segment_id = %s", "m.left_at IS NULL"], [segment_id]
+        for selection in selections:
+            terms, params = _holds(selection, segment_id)
+            where += terms
+            part_params += params
+        if seen:
+            sql, seen_params = _in_any(seen)
+            where.append(f"NOT {sql}")
+            part_params += seen_params
+        counts.append(f"(SELECT count(*) FROM {TABLE} m WHERE {' AND '.join(where)})")
+        count_params += part_params
+    return _counted("SELECT " + " + ".join(counts), count_params)
 
 
 def selection_count(workspace_id: int, selection: Selection) -> int:
     """How many contacts the selection holds, by its segments' open memberships."""
-    if selection.targeted is not None and not selection.targeted:
-        return 0
-    return _count(*_members_sql(workspace_id, selection))
+    return _contacts_in_all(workspace_id, [selection])
 
 
 def overlap_count(workspace_id: int, first: Selection, second: Selection) -> int:
     """How many contacts both selections hold, by open memberships."""
-    if any(s.targeted is not None and not s.targeted for s in (first, second)):
-        return 0
-    first_sql, first_params = _members_sql(workspace_id, first)
-    second_sql, second_params = _members_sql(workspace_id, second)
-    both = (
-        f"SELECT contact_id FROM ({first_sql}) AS first "
-        f"INTERSECT SELECT contact_id FROM ({second_sql}) AS second"
-    )
-    return _count(both, first_params + second_params)
+    return _contacts_in_all(workspace_id, [first, second])
 
 
 def as_of(current: Mapping[int, datetime], segment_ids: Iterable[int]) -> datetime | None:
