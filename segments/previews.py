@@ -93,7 +93,7 @@ def live(workspace: Workspace, rule, now: datetime, total: int) -> dict:
     return {"count": count, "sample": found if sampled else None, "budget_s": budget / 1000}
 
 
-def cached(workspace: Workspace, rule, segment_id: int | None) -> dict | None:
+def cached(workspace: Workspace, rule, segment_id: int | None, total: int) -> dict | None:
     """Count and sample from the memberships, when `rule` is the saved rule of a current
     segment (the editor opening a saved segment); None otherwise."""
     if segment_id is None:
@@ -104,10 +104,13 @@ def cached(workspace: Workspace, rule, segment_id: int | None) -> dict | None:
     as_of = counts.current_segments(workspace).get(segment_id)
     if as_of is None:
         return None
+    count = counts.segment_count(segment_id)
     members = SegmentMembership.objects.filter(segment_id=segment_id, left_at__isnull=True)
-    chosen = Contact.objects.filter(pk__in=members.values("contact_id"))
-    return {
-        "count": counts.segment_count(segment_id),
-        "sample": _recent(chosen),
-        "as_of": as_of,
-    }
+    if count * RARE < total:
+        # Few members: read them, then their contacts (PostgreSQL's plan for the ids).
+        chosen = Contact.objects.filter(pk__in=members.values("contact_id"))
+    else:
+        # Many: walk the workspace's contacts by last_seen_at, each a probe of the index
+        # on (contact, segment) of open memberships, as for a live rule.
+        chosen = Contact.objects.filter(workspace=workspace, pk__in=members.values("contact_id"))
+    return {"count": count, "sample": _recent(chosen), "as_of": as_of}

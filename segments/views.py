@@ -127,7 +127,7 @@ def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime
     shown = {"rule_json": json.dumps(rule, indent=2, ensure_ascii=False), "total": total}
     if errors:
         return {"errors": errors, **shown}
-    found = previews.cached(workspace, rule, segment_id) or previews.live(
+    found = previews.cached(workspace, rule, segment_id, total) or previews.live(
         workspace, rule, now, total
     )
     warnings = catalogue.unknown_names(workspace, rule)

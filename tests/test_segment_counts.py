@@ -375,3 +375,17 @@ def test_a_sample_naming_segments_from_the_set_of_ids_is_the_walks_sample(worksp
 
     assert previews._sample_from_ids(workspace.pk, rule, now, definitions) == walked
     assert len(walked) == 1
+
+
+def test_the_cached_preview_of_a_rare_segment_samples_its_few_members(owner, workspace):
+    for _ in range(previews.RARE + 10):
+        ContactFactory(workspace=workspace, traits={"plan": "free"})
+    rare = ContactFactory(workspace=workspace, user_id="the-rare-one", traits={"plan": "rare"})
+    segment = SegmentFactory(workspace=workspace, rules=plan_is("rare"))
+    sweep()
+
+    page = preview_page(owner, segment.rules, segment)
+
+    assert preview_count(page) == "1" and AS_OF.search(page)
+    assert f"/contacts/{rare.user_id}/" in page
+    assert page.count("/contacts/user-") == 0
