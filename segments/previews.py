@@ -13,6 +13,7 @@ the set of matching ids is computed first, as the count does (segments.sets).
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -35,12 +36,16 @@ RARE = 50
 
 def within_budget(work: Callable[[], Any], milliseconds: int) -> tuple[bool, Any]:
     """`(True, work())` if it ends within `milliseconds` (and the request's own budget),
-    `(False, None)` if it runs out. Its writes, if any, are rolled back then."""
+    `(False, None)` if it runs out."""
     outer = getattr(connection, "refiner_budget", None)
     if outer is not None:
         milliseconds = min(milliseconds, outer.remaining_ms())
+    # Inside a transaction, a savepoint keeps a stopped statement from failing the rest;
+    # outside one there is nothing to keep (and on SQLite a transaction of reads would
+    # hold locks that the request's other connections then meet).
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with Budget(milliseconds).applied(), transaction.atomic():
+        with Budget(milliseconds).applied(), guard:
             return True, work()
     except OperationalError as error:
         if not is_timeout(error):
