@@ -435,6 +435,15 @@ def segments_due(watch: Watch, since: datetime | None, changed: Iterable[int]) -
     return watch.reached_from(starts) & watch.everything
 
 
+def _wait_for_saves(workspace_id: int) -> None:
+    """Wait for a save of the workspace's segments in progress (each holds the
+    workspace's row until it commits: `services.lock_segments`). Its edit is then read
+    with the definitions, and any later one is dated after the sweep's `now`; without
+    the wait an edit dated before `now` but committed after the definitions were read
+    would be missed by this sweep and, dated before its start, by the next."""
+    list(Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("pk"))
+
+
 def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> MembershipSweep:
     """Compare the workspace's due segments with their members at `now`.
 
@@ -445,11 +454,13 @@ def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> Me
     last = runs.first()
     since = None if last is None or everything else last.started_at
     run = MembershipSweep.objects.create(workspace_id=workspace_id, started_at=now)
-    watch = load_watch(workspace_id)
-    changed = []
-    if since is not None:
-        edited = Segment.objects.filter(workspace_id=workspace_id, updated_at__gte=since)
-        changed = list(edited.values_list("pk", flat=True))
+    with transaction.atomic():
+        _wait_for_saves(workspace_id)
+        watch = load_watch(workspace_id)
+        changed = []
+        if since is not None:
+            edited = Segment.objects.filter(workspace_id=workspace_id, updated_at__gte=since)
+            changed = list(edited.values_list("pk", flat=True))
     for segment_id in sorted(segments_due(watch, since, changed)):
         # One transaction per segment: a long sweep holds no lock for long.
         with transaction.atomic():
@@ -491,7 +502,9 @@ def sweep_segment(segment_id: int, now: datetime) -> int:
     )
     if workspace_id is None:
         return 0  # deleted since
-    watch = load_watch(workspace_id)
+    with transaction.atomic():
+        _wait_for_saves(workspace_id)
+        watch = load_watch(workspace_id)
     swept = MembershipSweep.objects.filter(workspace_id=workspace_id, finished_at__isnull=False)
     announce = swept.exists()
     compared = sorted(watch.reached_from([segment_id]) & watch.everything)
