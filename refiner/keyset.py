@@ -24,6 +24,7 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
 from refiner.http import parse_id
+from refiner.plans import planned_for_their_values
 
 COUNT_LIMIT = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -87,23 +88,23 @@ def keyset_page(
     """The page of `rows` (newest `moment_field` first, then highest id) that the
     request's `after` or `before` cursor asks for; the first page without one."""
     after, before = request.GET.get("after"), request.GET.get("before")
-    newest_first = rows.order_by(f"-{moment_field}", "-pk")
-    if before:
-        moment, pk = parse_cursor(before)
-        fetched = list(
-            rows.filter(_before(moment_field, moment, pk)).order_by(moment_field, "pk")[
-                : per_page + 1
-            ]
-        )
-        shown = list(reversed(fetched[:per_page]))
-        has_newer, has_older = len(fetched) > per_page, True
-    else:
-        if after:
-            newest_first = newest_first.filter(_after(moment_field, *parse_cursor(after)))
-        fetched = list(newest_first[: per_page + 1])
-        shown = fetched[:per_page]
-        has_newer, has_older = bool(after), len(fetched) > per_page
-    counted = rows.order_by()[: COUNT_LIMIT + 1].count()
+    before_key = parse_cursor(before) if before else None
+    after_key = parse_cursor(after) if after and not before else None
+    with planned_for_their_values(rows.db):
+        if before_key:
+            newer_first = rows.filter(_before(moment_field, *before_key))
+            fetched = list(newer_first.order_by(moment_field, "pk")[: per_page + 1])
+            shown = list(reversed(fetched[:per_page]))
+            has_newer, has_older = len(fetched) > per_page, True
+        else:
+            older = rows.filter(_after(moment_field, *after_key)) if after_key else rows
+            fetched = list(older.order_by(f"-{moment_field}", "-pk")[: per_page + 1])
+            shown = fetched[:per_page]
+            has_newer, has_older = after_key is not None, len(fetched) > per_page
+        if after_key is None and before_key is None and len(fetched) <= per_page:
+            counted = len(fetched)  # one page holds them all: the count is known
+        else:
+            counted = rows.order_by()[: COUNT_LIMIT + 1].count()
     return KeysetPage(
         rows=shown,
         newer=_cursor(shown[0], moment_field) if has_newer and shown else None,
