@@ -21,7 +21,12 @@ def planned_for_their_values(alias: str):
     if connection.vendor != "postgresql":
         yield
         return
-    # SET LOCAL ends with the transaction: the pooled connection goes back unchanged.
+    # SET LOCAL ends with the transaction, so the pooled connection goes back as it came.
+    # Inside a caller's transaction this is a savepoint, which does not end it: the
+    # setting is put back by hand (a rollback to the savepoint puts it back itself).
     with transaction.atomic(using=alias), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('plan_cache_mode')")
+        (before,) = cursor.fetchone()
         cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         yield
+        cursor.execute("SELECT set_config('plan_cache_mode', %s, true)", [before])

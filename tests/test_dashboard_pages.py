@@ -214,3 +214,29 @@ def test_responses_pages_run_no_offset(owner, responses):
         owner.get("/responses/", {"after": cursor})
     assert not [q["sql"] for q in queries if "OFFSET" in q["sql"]]
     assert Response.objects.count() == 60
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plan_cache_mode: PostgreSQL only")
+def test_pages_are_planned_for_their_values_and_the_setting_ends_with_them(owner, contacts):
+    # Prepared after five runs, a search would keep PostgreSQL's generic plan, which
+    # walks every contact by recency (10 s at 1M for a text nobody has).
+    with CaptureQueriesContext(connection) as queries:
+        owner.get("/contacts/", {"q": "nobody-here"})
+    sql = [q["sql"] for q in queries]
+    setting = sql.index("SET LOCAL plan_cache_mode = force_custom_plan")
+    assert any("LIKE" in later for later in sql[setting:])
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("auto",)
+
+
+def test_the_export_names_the_questions_of_answered_surveys_only(owner, workspace, responses):
+    SurveyFactory(workspace=workspace, questions=[{"key": "unasked", "type": "text", "text": "?"}])
+    tester = responses[0].contact
+    tester.is_test = True
+    tester.save()
+
+    response = owner.get("/responses/export.csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert "nps" in lines[0] and "unasked" not in lines[0]
+    assert len(lines) == 1 + 59  # the test contact's response left out
