@@ -21,12 +21,17 @@ def planned_for_their_values(alias: str):
     if connection.vendor != "postgresql":
         yield
         return
-    # SET LOCAL ends with the transaction, so the pooled connection goes back as it came.
-    # Inside a caller's transaction this is a savepoint, which does not end it: the
-    # setting is put back by hand (a rollback to the savepoint puts it back itself).
+    # A setting made LOCAL ends with the transaction, so the pooled connection goes back
+    # as it came. Inside a caller's transaction this block is a savepoint, which does not
+    # end it: the setting is put back by hand then (a rollback to it puts it back itself).
+    nested = connection.in_atomic_block
     with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('plan_cache_mode')")
-        (before,) = cursor.fetchone()
-        cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        # The select list runs in order: the old value is read before it is replaced.
+        cursor.execute(
+            "SELECT current_setting('plan_cache_mode'), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)"
+        )
+        before, _ = cursor.fetchone()
         yield
-        cursor.execute("SELECT set_config('plan_cache_mode', %s, true)", [before])
+        if nested:
+            cursor.execute("SELECT set_config('plan_cache_mode', %s, true)", [before])
