@@ -77,8 +77,36 @@ def _joined(operator: str, parts: list[Members]) -> tuple[str, tuple]:
     return sql, tuple(param for part in parts for param in part.params)
 
 
+def _same_set(members: Members) -> tuple[str | None, str]:
+    # Parameters may hold lists (array parameters), so they are compared as text.
+    return members.sql, repr(members.params)
+
+
+def _simplified(parts: list[Members]) -> list[Members] | None:
+    """The parts of an intersection without repeats, or None when two are a set and
+    its complement (no contact is in both). A chain of segments that each name the one
+    below with `in` and `not_in` in an `any` group collapses here, level by level,
+    instead of hashing the same million ids at every level."""
+    seen: dict[tuple, Members] = {}
+    kept = []
+    for part in parts:
+        if part.sql is None:
+            kept.append(part)
+            continue
+        same = seen.get(_same_set(part))
+        if same is None:
+            seen[_same_set(part)] = part
+            kept.append(part)
+        elif same.outside != part.outside:
+            return None
+    return kept
+
+
 def all_of(parts: list[Members]) -> Members:
     """Contacts in every part: the sets intersected, minus every `outside` set."""
+    parts = _simplified(parts)
+    if parts is None:
+        return NOBODY
     inside = [part for part in parts if not part.outside]
     outside = [part for part in parts if part.outside and part.sql is not None]
     if any(part.sql is None for part in inside):
@@ -316,11 +344,22 @@ class SetCompiler:
         if held.outside:
             counted = f"SELECT ({contacts}) - ({counted})"
             params = (self.workspace_id, *params)
-        if self.lists:
-            lists = ", ".join(f'"{name}"(id) AS ({sql})' for name, sql, _ in self.lists)
+        used = self.lists_used_by(counted)
+        if used:
+            lists = ", ".join(f'"{name}"(id) AS ({sql})' for name, sql, _ in used)
             counted = f"WITH {lists} {counted}"
-            params = tuple(p for _, _, list_params in self.lists for p in list_params) + params
+            params = tuple(p for _, _, list_params in used for p in list_params) + params
         return counted, params
+
+    def lists_used_by(self, sql: str) -> list[tuple[str, str, tuple]]:
+        """The `WITH` lists that `sql` names, directly or through another list: a segment
+        whose set collapsed (say, "in it or not in it") leaves its own list unnamed."""
+        used = []
+        for name, list_sql, params in reversed(self.lists):  # a list names only earlier ones
+            if f'"{name}"' in sql:
+                used.append((name, list_sql, params))
+                sql += list_sql
+        return used[::-1]
 
 
 def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from refiner.fragments import render_fragment
 from refiner.http import parse_id, safe_next
+from refiner.keyset import keyset_page
 from refiner.models import Membership, Workspace
 from refiner.workspaces import require_membership
 from segments import (
@@ -429,8 +430,7 @@ def _filtered_contacts(
     with_trait, problem = _trait_filter(request, workspace)
     if with_trait is not None:
         contacts = contacts.filter(pk__in=with_trait.values("pk"))
-    ordered = contacts.select_related("account").order_by("-last_seen_at", "user_id")
-    return ordered, segment, problem
+    return contacts.select_related("account"), segment, problem
 
 
 @login_required
@@ -452,9 +452,7 @@ def trait_catalogue(request: HttpRequest) -> HttpResponse:
 def contact_list(request: HttpRequest) -> HttpResponse:
     membership = require_membership(request)
     contacts, segment, trait_problem = _filtered_contacts(request, membership.workspace)
-    page = Paginator(contacts, CONTACTS_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page = keyset_page(request, contacts, "last_seen_at", CONTACTS_PER_PAGE)
     context = {
         "page": page,
         "q": request.GET.get("q", ""),
@@ -464,7 +462,6 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "trait_keys": catalogue.names(membership.workspace, limit=SUGGESTIONS)["traits"],
         "segment": segment,
         "segments": Segment.objects.filter(workspace=membership.workspace),
-        "querystring": query.urlencode(),
     }
     status = 400 if trait_problem else 200
     return render_fragment(request, "segments/contact_list.html", "results", context, status=status)

@@ -4,7 +4,6 @@ import csv
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -16,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from refiner.errors import Invalid
 from refiner.fragments import render_fragment
 from refiner.http import safe_next
+from refiner.keyset import keyset_page
 from refiner.models import Membership
 from refiner.workspaces import require_membership
 from surveys import reports
@@ -323,8 +323,8 @@ def response_list(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "page": None, "summaries": []}
     if responses is not None:
         survey = form.cleaned_data.get("survey") if form.is_bound else None
-        listed = responses.select_related("survey", "contact").order_by("-created_at", "-id")
-        context["page"] = Paginator(listed, RESPONSES_PER_PAGE).get_page(request.GET.get("page"))
+        listed = responses.select_related("survey", "contact")
+        context["page"] = keyset_page(request, listed, "created_at", RESPONSES_PER_PAGE)
         context["summaries"] = reports.score_summaries(responses, survey)
         _attach_answer_rows(context["page"])
     return render_fragment(request, "responses/list.html", "results", context)

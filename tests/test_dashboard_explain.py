@@ -66,7 +66,9 @@ def test_every_page_that_pushes_urls_is_listed():
         if "hx-push-url" in path.read_text()
     }
     # The delivery log needs an endpoint: tests/test_dashboard_webhooks.py checks its Vary.
+    # The keyset pages' links, included by the contact list and the responses alone.
     assert pushing == {
+        "refiner/_keyset_nav.html",
         "segments/contact_list.html",
         "surveys/list.html",
         "responses/list.html",

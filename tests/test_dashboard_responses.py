@@ -207,10 +207,11 @@ def test_pages_link_with_the_filters_kept(owner, nps_survey):
     for _ in range(26):
         respond(nps_survey, {"nps": 9})
 
-    page = owner.get("/responses/", {"survey": nps_survey.pk}).content.decode()
+    response = owner.get("/responses/", {"survey": nps_survey.pk})
 
-    assert f'href="?survey={nps_survey.pk}&amp;page=2"' in page
-    assert f'hx-get="?survey={nps_survey.pk}&amp;page=2"' in page
+    page, older = response.content.decode(), response.context["page"].older
+    assert f'href="?survey={nps_survey.pk}&amp;after={older}"' in page
+    assert f'hx-get="?survey={nps_survey.pk}&amp;after={older}"' in page
 
 
 def test_invalid_filters_show_errors_and_list_nothing(owner, other_workspace, nps_survey):

@@ -21,8 +21,8 @@ from tests.test_isolation import world as isolation_world
 pytestmark = pytest.mark.django_db
 
 # Every name a view reads from a query string, and a few none does.
-PARAMETERS = ["page", "segment", "survey", "q", "status", "start", "end", "event", "url", "user",
-              "key", "kind", "next", "id", "x", ""]  # fmt: skip
+PARAMETERS = ["page", "after", "before", "segment", "survey", "q", "status", "start", "end",
+              "event", "url", "user", "key", "kind", "next", "id", "x", ""]  # fmt: skip
 HOSTILE_VALUES = [
     "\x00",
     "a\x00b",

@@ -76,6 +76,11 @@ def people(workspace, other_workspace) -> dict[str, Contact]:
     return contacts
 
 
+postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="set-based counts are PostgreSQL's"
+)
+
+
 def counted(workspace, rule: dict) -> set[str]:
     """The rule's members by memory, checked against the members SQL and the count."""
     definitions = segment_definitions(workspace.pk)
@@ -200,6 +205,30 @@ def test_referenced_segments_manual_lists_and_missing_ones(workspace, people):
     assert counted(workspace, group(everyone_but, match="none")) == {"u1", "u2", "u5"}
 
 
+@postgresql
+def test_a_set_and_its_complement_collapse_before_any_sql(workspace, people):
+    pro = SegmentFactory(workspace=workspace, rules=group(attribute("plan", "equals", "pro")))
+    below = pro
+    for _ in range(8):  # 2**8 references expanded: in it or not in it, at every level
+        rules = group(reference(below.pk), reference(below.pk, "not_in"), match="any")
+        below = SegmentFactory(workspace=workspace, rules=rules)
+    seats = [attribute("seats", "less_than", 10 + i) for i in range(10)]
+    definitions = segment_definitions(workspace.pk)
+
+    sql, _ = SetCompiler(workspace.pk, NOW, definitions).count_query(
+        group(reference(below.pk), *seats)
+    )
+    assert "WITH" not in sql and "segment_" not in sql
+    assert counted(workspace, group(reference(below.pk), *seats)) == {"u1"}
+    nobody = group(reference(pro.pk), reference(pro.pk, "not_in"), *seats)
+    assert SetCompiler(workspace.pk, NOW, definitions).count_query(nobody) == 0
+    assert counted(workspace, nobody) == set()
+    twice = group(reference(pro.pk), reference(pro.pk), *seats)
+    sql, _ = SetCompiler(workspace.pk, NOW, definitions).count_query(twice)
+    assert sql.count('FROM "segment_') == 1
+    assert counted(workspace, twice) == {"u1"}
+
+
 def test_empty_groups_and_constant_answers(workspace, people):
     assert counted(workspace, group()) == set(PEOPLE)
     assert counted(workspace, group(match="any")) == set()
@@ -222,11 +251,6 @@ def test_an_anonymous_visitor_is_in_no_count(workspace, people):
         "u3", "u4", "u5", "u6"}  # fmt: skip
     assert counted(workspace, group(attribute("plan", "equals", "pro"), *wide, match="none")) == {
         "u2", "u3", "u4", "u5", "u6"}  # fmt: skip
-
-
-postgresql = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="set-based counts are PostgreSQL's"
-)
 
 
 @postgresql

@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("segments", "0009_accountvalue_key"),
+        ("segments", "0010_contact_test_and_search"),
     ]
 
     operations = [
