@@ -54,11 +54,12 @@ MIDDLEWARE = [
     "refiner.middleware.TimeBudgetMiddleware",
     # Before sessions and auth, so a rate-limited call costs no database query.
     "refiner.middleware.RateLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's own, but stepping aside for the widget's calls, which need none of them.
+    "refiner.pages_only.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "refiner.pages_only.CsrfViewMiddleware",
+    "refiner.pages_only.AuthenticationMiddleware",
+    "refiner.pages_only.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
