@@ -1,21 +1,19 @@
 """Django's page middleware, gone around by the widget's calls.
 
-The widget's endpoints answer a public key with JSON: they read no session, user
-or message, and are exempt from CSRF. Yet each of these middleware costs something
-on every call even when nothing reads what it sets up (a session store, a message
-storage, the CSRF cookie), and the widget's calls are the app's hottest path
-(issue 16). Each class here is Django's own, so the admin's checks
-still find it; it only steps aside for a path under `WIDGET_PREFIX`.
+The widget's endpoints answer a public key with JSON: they read no user and no
+message. Yet these middleware cost something on every call even when nothing reads
+what they set up (a lazy user, a message storage of two backends), and the widget's
+calls are the app's hottest path (issue 16). Each class here is Django's own, so the
+admin's checks still find it; it only steps aside for a path under `WIDGET_PREFIX`.
 
-The host check (CommonMiddleware), the security headers and htmx's (it only adds a
-lazy attribute) stay on every path.
+Sessions and CSRF stay Django's own classes under their own names: `check --deploy`
+looks for those exact paths before checking the session and CSRF cookie settings.
+The host check (CommonMiddleware) and the security headers stay on every path too.
 """
 
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthentication
 from django.contrib.messages.middleware import MessageMiddleware as DjangoMessages
-from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessions
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrf
 
 from refiner.middleware import WIDGET_PREFIX
 
@@ -31,16 +29,6 @@ class PagesOnly:
         if is_widget_call(request):
             return self.get_response(request)
         return super().__call__(request)
-
-
-class SessionMiddleware(PagesOnly, DjangoSessions):
-    pass
-
-
-class CsrfViewMiddleware(PagesOnly, DjangoCsrf):
-    # process_view still runs for every view: one under the widget's prefix that were
-    # not exempt would still have its token checked, against the cookie itself.
-    pass
 
 
 class AuthenticationMiddleware(PagesOnly, DjangoAuthentication):

@@ -54,10 +54,10 @@ MIDDLEWARE = [
     "refiner.middleware.TimeBudgetMiddleware",
     # Before sessions and auth, so a rate-limited call costs no database query.
     "refiner.middleware.RateLimitMiddleware",
-    # Django's own, but stepping aside for the widget's calls, which need none of them.
-    "refiner.pages_only.SessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "refiner.pages_only.CsrfViewMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    # Django's own two, stepping aside for the widget's calls, which use neither.
     "refiner.pages_only.AuthenticationMiddleware",
     "refiner.pages_only.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
