@@ -90,7 +90,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-SERVERS = ("gunicorn", "granian")
+# granian-close: granian closing each connection after its response, as gunicorn's sync
+# workers do, and as nginx's upstream connections are without `keepalive`.
+SERVERS = ("gunicorn", "granian", "granian-close")
 
 
 def server_command(kind: str, workers: int, port: int) -> list[str]:
@@ -100,13 +102,15 @@ def server_command(kind: str, workers: int, port: int) -> list[str]:
     blocking thread per worker, like a sync worker), so each holds one database
     connection and the two differ only in the server around the same Django.
     """
-    binary = str(ROOT / ".venv" / "bin" / kind)
+    binary = str(ROOT / ".venv" / "bin" / kind.removesuffix("-close"))
     if kind == "gunicorn":
         options = f"-w {workers} -b 127.0.0.1:{port} --backlog 2048 --log-level warning"
         return [binary, "refiner.wsgi", *options.split()]
-    if kind == "granian":
+    if kind in ("granian", "granian-close"):
         options = f"--interface wsgi --workers {workers} --blocking-threads 1 --host 127.0.0.1"
         options += f" --port {port} --backlog 2048 --log-level warning --no-access-log"
+        if kind == "granian-close":
+            options += " --no-http1-keep-alive"
         return [binary, *options.split(), "refiner.wsgi:application"]
     raise ValueError(f"unknown server {kind}; one of {', '.join(SERVERS)}")
 
