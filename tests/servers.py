@@ -103,7 +103,7 @@ def manage(url: str, *args: str) -> str:
 
 
 def call(url: str, method: str = "GET", *, body=None, headers: dict | None = None,
-         source: str | None = None) -> tuple[int, dict, bytes]:  # fmt: skip
+         source: str | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:  # fmt: skip
     """One request, from loopback address `source` if given; (status, headers, body).
 
     The certificate is not checked: the tests' nginx has a self-signed one.
