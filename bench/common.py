@@ -90,12 +90,39 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class Server:
-    """gunicorn (-w 2) on the bench database, started and stopped by us."""
+# granian-close: granian closing each connection after its response, as gunicorn's sync
+# workers do, and as nginx's upstream connections are without `keepalive`.
+SERVERS = ("gunicorn", "granian", "granian-close")
 
-    def __init__(self, workers: int = 2):
+
+def server_command(kind: str, workers: int, port: int) -> list[str]:
+    """The production server's command line: gunicorn's sync workers, or granian's WSGI.
+
+    Both get `workers` processes, each serving one request at a time (granian with one
+    blocking thread per worker, like a sync worker), so each holds one database
+    connection and the two differ only in the server around the same Django.
+    """
+    binary = str(ROOT / ".venv" / "bin" / kind.removesuffix("-close"))
+    if kind == "gunicorn":
+        options = f"-w {workers} -b 127.0.0.1:{port} --backlog 2048 --log-level warning"
+        return [binary, "refiner.wsgi", *options.split()]
+    if kind in ("granian", "granian-close"):
+        options = f"--interface wsgi --workers {workers} --blocking-threads 1 --host 127.0.0.1"
+        options += f" --port {port} --backlog 2048 --log-level warning --no-access-log"
+        if kind == "granian-close":
+            options += " --no-http1-keep-alive"
+        return [binary, *options.split(), "refiner.wsgi:application"]
+    raise ValueError(f"unknown server {kind}; one of {', '.join(SERVERS)}")
+
+
+class Server:
+    """The production server (`kind`: gunicorn or granian, 2 workers) on the bench database,
+    started and stopped by us."""
+
+    def __init__(self, workers: int = 2, kind: str = "gunicorn"):
         self.port = free_port()
         self.workers = workers
+        self.kind = kind
         self.process = None
 
     def __enter__(self) -> "Server":
@@ -116,20 +143,7 @@ class Server:
             "LOG_REQUESTS": "false",
         }
         self.process = subprocess.Popen(
-            [
-                str(ROOT / ".venv" / "bin" / "gunicorn"),
-                "refiner.wsgi",
-                "-w",
-                str(self.workers),
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "--backlog",
-                "2048",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
+            server_command(self.kind, self.workers, self.port), cwd=ROOT, env=env
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -139,10 +153,10 @@ class Server:
             except OSError:
                 pass
             if self.process.poll() is not None:
-                raise RuntimeError("gunicorn exited at start")
+                raise RuntimeError(f"{self.kind} exited at start")
             time.sleep(0.2)
         self.__exit__(None, None, None)
-        raise RuntimeError("gunicorn did not answer within 30 s")
+        raise RuntimeError(f"{self.kind} did not answer within 30 s")
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) its workers have used so far, from Linux's /proc."""
@@ -152,7 +166,7 @@ class Server:
                 fields = stat.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue  # a process that has just ended
-            if int(fields[1]) == self.process.pid:  # its parent is gunicorn's master
+            if int(fields[1]) == self.process.pid:  # a worker: its parent is the server's main
                 ticks += int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
 

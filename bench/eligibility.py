@@ -1,10 +1,12 @@
 """Load test of POST /api/v1/widget/eligibility next to GET /api/v1/ping, same server, same run.
 
     .venv/bin/python bench/eligibility.py [--contacts 1000] [--requests 3000]
+        [--servers gunicorn granian gunicorn granian]
 
 A workspace with 20 live surveys targeting 50 segments (attribute, event, nested
-and reference rules) and contacts with about 100 events each; gunicorn -w 2 on a
-free loopback port; 100 concurrent connections. Saturated (each connection sends
+and reference rules) and contacts with about 100 events each; gunicorn -w 2 (or
+granian with 2 WSGI workers, `--servers`, each in turn on the same seed) on a free
+loopback port; 100 concurrent connections. Saturated (each connection sends
 again as soon as it is answered), latency is mostly queueing: 2 workers serve 100
 clients. So latency is also measured paced: the same 100 connections sending on a
 fixed schedule at half the saturated eligibility throughput, counted from the
@@ -16,7 +18,7 @@ import json
 import random
 import sys
 
-from common import Server, load, load_bench_module, setup_django, table
+from common import SERVERS, Server, load, load_bench_module, setup_django, table
 
 SURVEYS, SEGMENTS = 20, 50
 THROUGHPUT_TARGET, P99_TARGET = 0.70, 0.025
@@ -142,8 +144,29 @@ def prepare(contacts: int, events: float, log=print) -> tuple[str, list[str]]:
     return workspace.widget_key, users
 
 
-def run(contacts: int, events: float, requests: int, seconds: float, log=print) -> dict:
+def run(
+    contacts: int,
+    events: float,
+    requests: int,
+    seconds: float,
+    log=print,
+    servers: tuple[str, ...] = ("gunicorn",),
+) -> list[dict]:
+    """Seed once, then load each server of `servers` in turn (a name may come back, to
+    alternate them); the results of each, in that order."""
     widget_key, users = prepare(contacts, events, log)
+    runs = []
+    for kind in servers:
+        log(f"\n{kind}, 2 workers:\n")
+        runs.append(measure(widget_key, users, requests, seconds, log, kind))
+    if len(servers) > 1:
+        log("\n" + compare(runs))
+    return runs
+
+
+def measure(
+    widget_key: str, users: list[str], requests: int, seconds: float, log, kind: str
+) -> dict:
     picker = random.Random(7)
     bodies = [
         json.dumps(
@@ -159,8 +182,8 @@ def run(contacts: int, events: float, requests: int, seconds: float, log=print) 
     def body(number: int) -> bytes:
         return bodies[number % len(bodies)]
 
-    results = {}
-    with Server() as server:
+    results = {"server": kind}
+    with Server(kind=kind) as server:
         sample = load(server.port, "POST", "/api/v1/widget/eligibility", body, requests=50)
         if sample["errors"]:
             log(f"eligibility errors during warm-up: {sample['first_errors']}")
@@ -267,15 +290,44 @@ def report(results: dict) -> str:
     verdict = (
         f"eligibility / ping throughput: {results['ratio']:.0%} (target ≥ 70%); "
         f"eligibility p99 at 100 connections paced at {paced['rps']:.0f} req/s: "
-        f"{paced['p99'] * 1000:.1f} ms (target < 25 ms); gunicorn's CPU per request: "
+        f"{paced['p99'] * 1000:.1f} ms (target < 25 ms); {results['server']}'s CPU per request: "
         f"eligibility {results['eligibility']['cpu_ms']:.2f} ms, "
         f"ping {results['ping']['cpu_ms']:.2f} ms"
     )
     return table(headers, rows) + "\n\n" + verdict
 
 
-def passed(results: dict) -> bool:
-    return results["ping"]["errors"] == 0 and results["eligibility"]["errors"] == 0
+def compare(runs: list[dict]) -> str:
+    """One line per server run: what the servers differ in, side by side."""
+    rows = [
+        [
+            r["server"],
+            name,
+            f"{r[name]['rps']:.0f}",
+            f"{r[name]['cpu_ms']:.2f}",
+            f"{r[name]['paced']['p50'] * 1000:.1f}",
+            f"{r[name]['paced']['p99'] * 1000:.1f}",
+            f"{r['ratio']:.0%}" if name == "eligibility" else "100%",
+        ]
+        for r in runs
+        for name in ("ping", "eligibility")
+    ]
+    return table(
+        [
+            "server",
+            "endpoint",
+            "req/s @100",
+            "CPU ms/req",
+            "paced p50 ms",
+            "paced p99 ms",
+            "of ping",
+        ],
+        rows,
+    )
+
+
+def passed(runs: list[dict]) -> bool:
+    return all(r["ping"]["errors"] == 0 and r["eligibility"]["errors"] == 0 for r in runs)
 
 
 def main() -> None:
@@ -284,10 +336,23 @@ def main() -> None:
     parser.add_argument("--events", type=float, default=100)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=["gunicorn"],
+        help="servers to load in turn, e.g. gunicorn granian gunicorn granian",
+    )
     arguments = parser.parse_args()
     setup_django()
-    results = run(arguments.contacts, arguments.events, arguments.requests, arguments.seconds)
-    sys.exit(0 if passed(results) else 1)
+    runs = run(
+        arguments.contacts,
+        arguments.events,
+        arguments.requests,
+        arguments.seconds,
+        servers=tuple(arguments.servers),
+    )
+    sys.exit(0 if passed(runs) else 1)
 
 
 if __name__ == "__main__":

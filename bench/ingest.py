@@ -1,11 +1,13 @@
 """Ingestion over HTTP: identify and track throughput next to ping, storage per event, races.
 
     .venv/bin/python bench/ingest.py [--requests 2000] [--segments]
+        [--servers gunicorn granian gunicorn granian]
 
-Same gunicorn (-w 2), same run, 100 concurrent connections. `identify` makes a new
-contact each call; `identify again` repeats 500 known users unchanged, as the widget
-does on every page load; `track` records events of 500 known users. Storage: growth of the
-app's tables (pg_total_relation_size of each table and its partitions, indexes and TOAST
+Same gunicorn (-w 2; or granian with 2 WSGI workers, `--servers`), same run, 100
+concurrent connections. `identify` makes a new contact each call; `identify again`
+repeats 500 known users unchanged, as the widget does on every page load; `track`
+records events of 500 known users. Storage: growth of the app's tables
+(pg_total_relation_size of each table and its partitions, indexes and TOAST
 included) per tracked event.
 Race: 50 identifies of one new user at the same instant must leave exactly one contact.
 `--segments` gives the workspace segments whose rules read what identify and track write
@@ -17,7 +19,16 @@ import json
 import sys
 import threading
 
-from common import Server, database_url, load, load_bench_module, request, setup_django, table
+from common import (
+    SERVERS,
+    Server,
+    database_url,
+    load,
+    load_bench_module,
+    request,
+    setup_django,
+    table,
+)
 
 TABLES = ["segments_contact", "segments_contactvalue", "segments_event"]
 RACERS = 50
@@ -103,7 +114,25 @@ def race(port: int, widget_key: str) -> dict:
             "contacts": contacts}  # fmt: skip
 
 
-def run(requests: int, seconds: float, log=print, segments: bool = False) -> dict:
+def run(
+    requests: int,
+    seconds: float,
+    log=print,
+    segments: bool = False,
+    servers: tuple[str, ...] = ("gunicorn",),
+) -> list[dict]:
+    """Each server of `servers` in turn (a name may come back, to alternate them), each
+    on a fresh workspace; the results of each, in that order."""
+    runs = []
+    for kind in servers:
+        log(f"\n{kind}, 2 workers:\n")
+        runs.append(measure(requests, seconds, log, segments, kind))
+    if len(servers) > 1:
+        log("\n" + compare(runs))
+    return runs
+
+
+def measure(requests: int, seconds: float, log, segments: bool, kind: str) -> dict:
     workspace = fresh_workspace()
     if segments:
         add_segments(workspace)
@@ -124,8 +153,8 @@ def run(requests: int, seconds: float, log=print, segments: bool = False) -> dic
         body = {"workspace": key, "user_id": f"ingest-{number % 500}", "event": "page_viewed"}
         return json.dumps(body).encode()
 
-    results = {}
-    with Server() as server:
+    results = {"server": kind}
+    with Server(kind=kind) as server:
         load(server.port, "GET", "/api/v1/ping", requests=200)
         results["ping"] = load(server.port, "GET", "/api/v1/ping", requests=requests,
                                seconds=seconds, cpu=server.cpu_seconds)  # fmt: skip
@@ -202,11 +231,34 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def passed(results: dict) -> bool:
-    return (
-        all(results[n]["errors"] == 0 for n in ("ping", "identify", "identify again", "track"))
+ENDPOINTS = ("ping", "identify", "identify again", "track")
+
+
+def compare(runs: list[dict]) -> str:
+    """One line per server and endpoint: what the servers differ in, side by side."""
+    rows = [
+        [
+            r["server"],
+            name,
+            f"{r[name]['rps']:.0f}",
+            f"{r[name]['rps'] / r['ping']['rps']:.0%}",
+            f"{r[name]['cpu_ms']:.2f}",
+            f"{r[name]['p50'] * 1000:.1f}",
+            f"{r[name]['p99'] * 1000:.1f}",
+        ]  # fmt: skip
+        for r in runs
+        for name in ENDPOINTS
+    ]
+    headers = ["server", "endpoint", "req/s @100", "of ping", "CPU ms/req", "p50 ms", "p99 ms"]
+    return table(headers, rows)
+
+
+def passed(runs: list[dict]) -> bool:
+    return all(
+        all(results[n]["errors"] == 0 for n in ENDPOINTS)
         and results["race"]["contacts"] == 1
         and results["race"]["ok"] == RACERS
+        for results in runs
     )
 
 
@@ -215,10 +267,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--segments", action="store_true", help="give the workspace segments")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=["gunicorn"],
+        help="servers to load in turn, e.g. gunicorn granian gunicorn granian",
+    )
     arguments = parser.parse_args()
     setup_django()
-    results = run(arguments.requests, arguments.seconds, segments=arguments.segments)
-    sys.exit(0 if passed(results) else 1)
+    runs = run(
+        arguments.requests,
+        arguments.seconds,
+        segments=arguments.segments,
+        servers=tuple(arguments.servers),
+    )
+    sys.exit(0 if passed(runs) else 1)
 
 
 if __name__ == "__main__":

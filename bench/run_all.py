@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run_all.py                   # small: a few minutes
     BENCH_SCALE=full .venv/bin/python bench/run_all.py  # 1M contacts, 10M events
+    BENCH_SERVERS="gunicorn granian" .venv/bin/python bench/run_all.py  # both servers
 
 Creates and migrates `refiner_bench` (BENCH_DATABASE_URL overrides it), seeds,
 times segments and every dashboard page, load-tests eligibility and ingestion
@@ -48,6 +49,8 @@ def main() -> int:
         print(f"BENCH_SCALE must be one of {', '.join(SCALES)}", file=sys.stderr)
         return 2
     size = SCALES[scale]
+    # The production servers the load tests run in turn, e.g. "gunicorn granian".
+    servers = tuple(os.environ.get("BENCH_SERVERS", "gunicorn").split())
     lines: list[str] = []
 
     def log(text: str = "") -> None:
@@ -99,13 +102,18 @@ def main() -> int:
 
     log("\n## Eligibility\n")
     result = eligibility.run(
-        size["eligibility_contacts"], 100, size["eligibility_requests"], size["seconds"], log=log
+        size["eligibility_contacts"],
+        100,
+        size["eligibility_requests"],
+        size["seconds"],
+        log=log,
+        servers=servers,
     )
     if not eligibility.passed(result):
         failures.append("eligibility: HTTP errors")
 
     log("\n## Ingestion\n")
-    result = ingest.run(size["ingest_requests"], size["seconds"], log=log)
+    result = ingest.run(size["ingest_requests"], size["seconds"], log=log, servers=servers)
     if not ingest.passed(result):
         failures.append("ingest: HTTP errors or a duplicated contact")
 

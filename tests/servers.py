@@ -103,7 +103,7 @@ def manage(url: str, *args: str) -> str:
 
 
 def call(url: str, method: str = "GET", *, body=None, headers: dict | None = None,
-         source: str | None = None) -> tuple[int, dict, bytes]:  # fmt: skip
+         source: str | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:  # fmt: skip
     """One request, from loopback address `source` if given; (status, headers, body).
 
     The certificate is not checked: the tests' nginx has a self-signed one.
@@ -127,7 +127,9 @@ def call(url: str, method: str = "GET", *, body=None, headers: dict | None = Non
     try:
         conn.request(method, path, body=data, headers=all_headers)
         response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
+        # The message, not a dict: header names are case-insensitive (granian sends them
+        # in lower case, gunicorn capitalised).
+        return response.status, response.headers, response.read()
     finally:
         conn.close()
 
@@ -177,6 +179,25 @@ def served_database(tmp_path: Path, request) -> tuple[str, dict]:
     return f"sqlite:///{path}", keys
 
 
+# REFINER_TEST_SERVER=granian runs the served tests (nginx, two nodes) against granian's
+# WSGI server instead, to see whether everything holds behind it (docs/benchmarks.md).
+TEST_SERVER = os.environ.get("REFINER_TEST_SERVER", "gunicorn")
+
+
+def server_command(port: int, workers: int) -> list[str]:
+    if TEST_SERVER == "granian":
+        granian = Path(sys.executable).parent / "granian"
+        options = f"--interface wsgi --host 127.0.0.1 --port {port} --workers {workers}"
+        return [
+            str(granian),
+            *options.split(),
+            "--blocking-threads",
+            "1",
+            "refiner.wsgi:application",
+        ]
+    return [str(GUNICORN), "refiner.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+
+
 @contextmanager
 def gunicorn(directory: Path, database_url: str, static_root: Path, *, workers: int = 1,
              settings: dict | None = None) -> Iterator[int]:  # fmt: skip
@@ -203,8 +224,7 @@ def gunicorn(directory: Path, database_url: str, static_root: Path, *, workers: 
     log = directory / f"gunicorn-{port}.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [str(GUNICORN), "refiner.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers)],
+            server_command(port, workers),
             cwd=ROOT,
             env=os.environ | environment,
             stdout=output,

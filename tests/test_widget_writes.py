@@ -1,0 +1,65 @@
+"""A new user's identify writes its rows through `refiner.raw_sql.Rows`, as the ORM would."""
+
+import pytest
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
+
+from refiner.raw_sql import Rows
+from segments.models import Contact, ContactValue
+from tests.conftest import NOW
+from tests.factories import AccountFactory
+from tests.test_ingest import assert_values_match_attributes
+
+pytestmark = pytest.mark.django_db
+
+TRAITS = {"plan": "pro", "seats": 12, "admin": True, "since": "2025-05-01T10:00:00Z", "x": None}
+
+
+def test_a_row_written_by_rows_reads_back_as_the_orms_does(workspace):
+    account = AccountFactory(workspace=workspace)
+    fields = {"workspace": workspace, "account": account, "traits": TRAITS, "email": "a@x.io",
+              "first_seen_at": NOW, "last_seen_at": NOW}  # fmt: skip
+    by_orm = Contact.objects.create(user_id="orm", **fields)
+    by_rows = Contact(user_id="rows", **fields)
+    Rows(Contact).insert(by_rows)
+    assert by_rows.pk is not None and by_rows.pk != by_orm.pk
+    assert not by_rows._state.adding
+    stored = {c.user_id: model_to_dict(c) for c in Contact.objects.filter(workspace=workspace)}
+    del stored["orm"]["id"], stored["rows"]["id"], stored["orm"]["user_id"]
+    del stored["rows"]["user_id"]
+    assert stored["rows"] == stored["orm"]
+
+
+def test_many_rows_go_in_one_statement(workspace):
+    contact = Contact.objects.create(workspace=workspace, user_id="u-1", traits=TRAITS)
+    rows = [
+        ContactValue(workspace=workspace, contact=contact, key=key, text=str(raw))
+        for key, raw in TRAITS.items()
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        Rows(ContactValue).insert_many(rows)
+        Rows(ContactValue).insert_many([])
+    assert len(queries) == 1
+    assert ContactValue.objects.filter(contact=contact).count() == len(TRAITS)
+
+
+def test_a_new_users_identify_writes_the_contact_then_its_values(workspace, client):
+    user = {"id": "u-1", "email": "ada@example.com", **TRAITS}
+    body = {"workspace": workspace.widget_key, "user": user}
+    # Which segments there are is read once per definitions version in a process.
+    warm_up = {"workspace": workspace.widget_key, "user": {"id": "u-0"}}
+    client.post("/api/v1/widget/identify", warm_up, content_type="application/json")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post("/api/v1/widget/identify", body, content_type="application/json")
+    assert response.status_code == 200
+    statements = [
+        q["sql"].split()[0] + " " + q["sql"].split()[2].strip('"')
+        for q in queries
+        if q["sql"].split()[0] == "INSERT"
+    ]
+    # Two INSERTs and nothing read back (the lookup before is the widget's caller query).
+    assert statements == ["INSERT segments_contact", "INSERT segments_contactvalue"]
+    reads = [q["sql"] for q in queries if q["sql"].lstrip().startswith("SELECT")]
+    assert len(reads) == 1, reads
+    assert_values_match_attributes(Contact.objects.get(workspace=workspace, user_id="u-1"))
