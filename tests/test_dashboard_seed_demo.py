@@ -3,7 +3,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from refiner.models import Membership, Workspace
-from segments.models import Contact, Event, Segment
+from segments.models import Contact, Event, Segment, SegmentMembership
 from segments.services import segment_contacts
 from surveys.models import Display, Response, Survey
 
@@ -33,7 +33,11 @@ def test_it_seeds_a_demo_workspace_once(client):
     assert {"Power users", "Enterprise customers", "Everyone except employees",
             "Beta testers", "NPS promoters"} <= names  # fmt: skip
     for segment in Segment.objects.filter(workspace=workspace):
-        segment_contacts(segment, workspace.created_at).count()  # every rule compiles
+        members = segment_contacts(segment, workspace.created_at).count()  # every rule compiles
+        # The demo starts swept: its segments' history and cached sizes hold their members.
+        if segment.kind == Segment.RULES:
+            opened = SegmentMembership.objects.filter(segment=segment, left_at__isnull=True)
+            assert segment.members_as_of is not None and opened.count() == members
 
     call_command("seed_demo", contacts=40, stdout=open("/dev/null", "w"))
     assert Workspace.objects.filter(name="Demo").count() == 1

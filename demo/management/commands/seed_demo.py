@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from refiner.models import Membership, Workspace
-from segments import ingest, services
+from segments import ingest, membership, services
 from segments.models import Contact, Event, Segment
 from segments.values import iso
 from surveys import services as survey_services
@@ -64,6 +64,9 @@ class Command(BaseCommand):
             self.events(workspace, people, rng, now)
             segments = self.segments(workspace, people, rng)
             surveys = self.surveys(workspace, people, segments, rng, now)
+        # The first sweep opens the segments' memberships, so their history, cached sizes
+        # and the Targeting estimate start from the demo's members, not from nobody.
+        membership.sweep_workspace(workspace.pk, timezone.now())
         self.stdout.write(
             f"Demo workspace “{workspace.name}”: {len(people)} contacts, "
             f"{Event.objects.filter(workspace=workspace).count()} events, "
