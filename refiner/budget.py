@@ -71,12 +71,10 @@ class Budget:
 
     @contextmanager
     def applied(self):
-        """Within it, queries run within this budget; a budget applied inside a request's
-        (a part of the page with a budget of its own) gives the request's back after."""
+        """Within it, queries run within this budget. Applied inside a request's (a part
+        of the page with a budget of its own), it is the innermost wrapper, so it speaks
+        last before each query; after it, the request's own wrapper speaks again."""
         wrappers = [connections[alias] for alias in connections]
-        outer = {
-            alias: getattr(connections[alias], "refiner_budget", None) for alias in connections
-        }
         try:
             with ExitStack() as stack:
                 for wrapper in wrappers:
@@ -84,8 +82,12 @@ class Budget:
                     stack.enter_context(wrapper.execute_wrapper(self.before_query))
                 yield
         finally:
+            # Not the outer budget put back: a live-server test shares one SQLite
+            # connection between request threads, and a budget put back by a request
+            # that ended after another began outlives both (its deadline then
+            # interrupted every later query). Each query names its budget anyway.
             for wrapper in wrappers:
-                wrapper.refiner_budget = outer[wrapper.alias]
+                wrapper.refiner_budget = None
 
     def before_query(self, execute: Callable, sql: str, params: Any, many: bool, context: dict):
         if self.past():
@@ -96,6 +98,7 @@ class Budget:
                 return with_local_timeout(execute, sql, params, many, context, self.remaining_ms())
             _statement_timeout(wrapper, self.remaining_ms())
         elif wrapper.vendor == "sqlite":
+            wrapper.refiner_budget = self  # what the progress handler reads
             _progress_handler(wrapper)
         return execute(sql, params, many, context)
 

@@ -14,6 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.test import Client
 from django.urls import include, path
 
+from refiner.budget import Budget
 from refiner.http import api
 from segments.models import Contact
 from tests.clients import timed
@@ -145,6 +146,30 @@ def test_a_query_started_after_the_deadline_is_refused(settings, lenient):
     settings.WIDGET_TIME_BUDGET_MS = 100
 
     assert_timeout(lenient.get("/api/v1/widget/test-late-query"))
+
+
+def test_budgets_that_overlap_on_one_connection_leave_none_behind():
+    # A live-server test shares one SQLite connection between request threads, so two
+    # requests' budgets can begin and end interleaved: the first one's must not outlive
+    # both and interrupt every later query once its deadline passes.
+    first, second = Budget(50).applied(), Budget(10_000).applied()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+    time.sleep(0.1)  # the first budget's deadline passes
+
+    assert getattr(connection, "refiner_budget", None) is None
+    slow_query(0.2)  # runs to its end: no budget is left on the connection
+
+
+def test_a_nested_budget_gives_the_outer_one_back_to_the_next_query(settings):
+    with Budget(100).applied():
+        with Budget(10_000).applied():
+            slow_query(0.01)
+        with pytest.raises(Exception) as stopped:
+            slow_query(2)
+    assert "interrupted" in str(stopped.value) or "statement timeout" in str(stopped.value)
 
 
 def test_each_request_class_gets_its_own_budget_on_one_connection(settings, lenient):
