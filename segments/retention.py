@@ -24,12 +24,17 @@ from segments.partitions import (
     month_start,
     partitions,
 )
+from segments.totals import subtract_totals
 
 # Dropping a partition locks the whole event table for an instant; a widget call must
 # not queue behind it for long, so the drop gives up quickly (LOCK_TIMEOUT) and tries
 # again.
 DROP_ATTEMPTS = 5
 LOCK_NOT_AVAILABLE = "55P03"
+# A writer into the old month holds the parent while waiting for the partition, which
+# the drop holds while waiting for the parent: PostgreSQL breaks the deadlock, and the
+# drop tries again.
+WAITED_TOO_LONG = (LOCK_NOT_AVAILABLE, "40P01")
 # Days of each month of a common year: the shortest run of N months bounds what is kept.
 MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -92,13 +97,18 @@ def _drop_partition(name: str, dry_run: bool) -> int:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+                if not dry_run:
+                    # No row trigger sees a DROP: its events leave the totals first, with
+                    # the partition held against writes until it is gone.
+                    cursor.execute(f"LOCK TABLE {table} IN SHARE MODE")
                 cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608
                 rows = cursor.fetchone()[0]
                 if not dry_run:
+                    subtract_totals(cursor, table)
                     cursor.execute(f"DROP TABLE {table}")
                 return rows
         except OperationalError as error:
-            if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            if getattr(error.__cause__, "sqlstate", None) not in WAITED_TOO_LONG:
                 raise
             if attempt == DROP_ATTEMPTS - 1:
                 raise
