@@ -19,7 +19,7 @@ import threading
 
 from common import Server, database_url, load, load_bench_module, request, setup_django, table
 
-TABLES = ["segments_contact", "segments_contactvalue", "segments_event"]
+TABLES = ["segments_contact", "segments_contactvalue", "segments_event", "segments_eventtotal"]
 RACERS = 50
 
 

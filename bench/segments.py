@@ -272,9 +272,10 @@ def worst_rules(workspace_id: int) -> list[tuple[str, dict]]:
         return {"type": "attribute", "attribute": key, "operator": operator, "value": value,
                 **options}  # fmt: skip
 
-    def event(index, operator, value):
+    def event(index, operator, value, within_days=None):
         name = event_names[index % len(event_names)]
-        return {"type": "event", "event": name, "operator": operator, "value": value}
+        condition = {"type": "event", "event": name, "operator": operator, "value": value}
+        return condition if within_days is None else {**condition, "within_days": within_days}
 
     keys = ["country", "role", "plan", "language", "score"]
     return [
@@ -288,6 +289,10 @@ def worst_rules(workspace_id: int) -> list[tuple[str, dict]]:
          group([event(i, "at_least", 1000 + i) for i in range(200)], "any")),
         ("200 event at_most 1000+ (all)",
          group([event(i, "at_most", 1000 + i) for i in range(200)])),
+        ("200 event at_least 1000+ within 90 days (any)",
+         group([event(i, "at_least", 1000 + i, 90) for i in range(200)], "any")),
+        ("200 event at_least 2-11 within 90 days (any)",
+         group([event(i, "at_least", 2 + i // 20, 90) for i in range(200)], "any")),
         ("5 not_in lists, 5,000 values (all)",
          group([text(key, "not_in", [f"v{k}-{i}" for i in range(1000)]) for k, key in
                 enumerate(keys)])),
