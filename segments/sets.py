@@ -241,7 +241,8 @@ class SetCompiler:
         combine = "all" if match == "all" else "any"  # `none` is "not any"
         parts: list[Members] = []
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
-        by_event: dict[tuple[str, str], tuple[bool, list[tuple[str, list]]]] = {}
+        # negated → event name → its predicates on the total
+        by_event: dict[bool, dict[str, list[tuple[str, list]]]] = {}
         events: dict[Any, list[Mapping]] = {}
         others: list[Mapping] = []
         patterns = Counter(
@@ -262,11 +263,8 @@ class SetCompiler:
                 if sql is None:
                     parts.append(negated(NOBODY) if negative else NOBODY)
                     continue
-                # Merged as attribute conditions are: one total row per contact and name.
-                joined = "or" if negative == (combine == "all") else "and"
-                by_event.setdefault((condition["event"], joined), (negative, []))[1].append(
-                    (sql, params)
-                )
+                names = by_event.setdefault(negative, {})
+                names.setdefault(condition["event"], []).append((sql, params))
             elif kind == "event":
                 events.setdefault(condition["within_days"], []).append(condition)
             elif kind == "attribute" and not condition["attribute"].startswith("account."):
@@ -284,8 +282,12 @@ class SetCompiler:
             rows = ContactValue.objects.filter(workspace_id=self.workspace_id, key=key)
             found = _members_of(rows.filter(combined).values_list("contact_id"))
             parts.append(negated(found) if negative else found)
-        for (event, joined), (negative, predicates) in by_event.items():
-            found = self.totals(event, predicates, joined)
+        for negative, names in by_event.items():
+            # Merged as attribute conditions are (one total row per contact and name):
+            # the positive counts of an `all` group must all hold, so must the counts
+            # negated in an `any` group (not p or not q = not (p and q)).
+            every = negative != (combine == "all")
+            found = self.totals(names, every)
             parts.append(negated(found) if negative else found)
         for within_days, conditions in events.items():
             parts.append(self.events(conditions, combine, within_days))
@@ -336,18 +338,29 @@ class SetCompiler:
         )
         return sql, [self.workspace_id]
 
-    def totals(self, event: str, predicates: list[tuple[str, list]], joined: str) -> Members:
-        """Contacts whose total of `event` meets the predicates (`joined` by OR or AND),
-        in one pass over that name's totals."""
-        combined = f" {joined.upper()} ".join(f"({sql})" for sql, _ in predicates)
+    def totals(self, names: Mapping[str, list[tuple[str, list]]], every: bool) -> Members:
+        """Contacts whose totals meet the predicates of every name, each name's `every`
+        (AND) or of some (OR), in one pass over those names' totals: one set however
+        many names, since sets of hundreds of thousands of ids cost more to combine
+        than to find."""
+        joined = " AND " if every else " OR "
+        terms, params = [], [self.workspace_id]
+        for name, predicates in names.items():
+            terms.append(f"(name = %s AND ({joined.join(sql for sql, _ in predicates)}))")
+            params += [name, *(param for _, more in predicates for param in more)]
         not_visitor, not_visitor_params = self._not_visitor()
         sql = (
             f'SELECT contact_id FROM "{EventTotal._meta.db_table}" '  # noqa: S608
-            f"WHERE workspace_id = %s AND name = %s AND ({combined}) AND {not_visitor}"
+            f"WHERE workspace_id = %s AND ({' OR '.join(terms)}) AND {not_visitor}"
         )
-        params = [self.workspace_id, event]
-        params += [param for _, predicate_params in predicates for param in predicate_params]
-        return Members(sql, tuple(params + not_visitor_params))
+        params += not_visitor_params
+        if len(names) > 1:
+            # A contact has one row per name: it meets all of them when all its rows match.
+            sql += " GROUP BY contact_id"
+            if every:
+                sql += " HAVING count(*) = %s"
+                params.append(len(names))
+        return Members(sql, tuple(params))
 
     def _needed_totals(self, conditions: list[Mapping], combine: str) -> tuple[str, list]:
         """The contacts with the totals every member of the windowed counts needs: in an
