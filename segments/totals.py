@@ -8,8 +8,8 @@ contact_id), deletes and cascades, a backup's restore. On PostgreSQL one row tri
 on the partitioned table covers every partition, those attached later too.
 
 What no row trigger sees is left to the code that does it: a bulk load with triggers
-off (bench/seed.py) adds its totals after (`add_totals`), dropping a month's partition
-(segments.retention) subtracts what it held (`subtract_totals`), and a partition that
+off (bench/seed.py) adds its totals after (`add_totals`), a month's partition is emptied
+by DELETE in batches before it is dropped (segments.retention), and a partition that
 takes rows out of DEFAULT (segments.partitions) adds back what the move took away.
 A total that falls to 0 is deleted: a contact without a row has no such events.
 """
@@ -111,22 +111,3 @@ def add_totals(cursor, table: str = "segments_event", workspace_id: int | None =
         params,
     )
     return cursor.rowcount
-
-
-def subtract_totals(cursor, table: str) -> None:
-    """Take the events of `table` (a partition about to be dropped) out of the totals.
-
-    PostgreSQL only. The caller holds the partition against writes, so both passes
-    see the same rows: the first deletes the totals the partition holds entirely,
-    the second lowers the others.
-    """
-    held = f"SELECT contact_id, name, count(*) AS count FROM {table} GROUP BY contact_id, name"  # noqa: S608
-    matched = "totals.contact_id = held.contact_id AND totals.name = held.name"
-    cursor.execute(
-        f"WITH held AS ({held}) DELETE FROM {TOTALS_TABLE} AS totals USING held "  # noqa: S608
-        f"WHERE {matched} AND totals.count <= held.count"
-    )
-    cursor.execute(
-        f"WITH held AS ({held}) UPDATE {TOTALS_TABLE} AS totals "  # noqa: S608
-        f"SET count = totals.count - held.count FROM held WHERE {matched}"
-    )
