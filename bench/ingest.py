@@ -30,7 +30,7 @@ from common import (
     table,
 )
 
-TABLES = ["segments_contact", "segments_contactvalue", "segments_event"]
+TABLES = ["segments_contact", "segments_contactvalue", "segments_event", "segments_eventtotal"]
 RACERS = 50
 
 

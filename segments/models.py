@@ -208,6 +208,30 @@ class Event(models.Model):
         return {"event": self.name, "occurred_at": iso(self.occurred_at)}
 
 
+class EventTotal(models.Model):
+    """How many events of one name a contact has, for counts over all time.
+
+    Kept true by triggers on the event table (segments.totals), so every writer of
+    events keeps it without knowing; never written by Python, nor backed up.
+    """
+
+    # Covered by the unique (contact, name) and the (workspace, name, count) index.
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+", db_index=False)
+    contact = models.ForeignKey(Contact, models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=200)
+    count = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "name"], name="one_total_per_contact_event")
+        ]
+        # Set-based counts read one name's totals of a workspace, by range of count.
+        indexes = [models.Index(fields=["workspace", "name", "count"], name="eventtotal_count")]
+
+    def __str__(self) -> str:
+        return f"{self.name} × {self.count}"
+
+
 class Segment(models.Model):
     """A named, saved rule over contacts, or a named list of contacts."""
 

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from segments.totals import add_totals
+
 EVENT_TABLE = "segments_event"
 DEFAULT_PARTITION = f"{EVENT_TABLE}_default"
 # Months created ahead of the current one. One is enough: the nightly run has the whole
@@ -142,10 +144,17 @@ def add_month(connection: BaseDatabaseWrapper, month: datetime) -> bool:
                 f"INSERT INTO {quote(name)} ({columns}) SELECT {columns} FROM moved",
                 [month, end],
             )
+            moved = cursor.rowcount
+        else:
+            moved = 0
         cursor.execute(
             f"ALTER TABLE {EVENT_TABLE} ATTACH PARTITION {quote(name)} "
             f"FOR VALUES FROM ({_literal(month)}) TO ({_literal(end)})"
         )
+        if moved:
+            # The DELETE from DEFAULT took the moved events out of the totals, and the
+            # INSERT into the table not yet attached fired no trigger: count them again.
+            add_totals(cursor, quote(name))
     return True
 
 

@@ -11,8 +11,12 @@ INTERSECT, UNION and EXCEPT of those sets:
 
 - conditions on one attribute key in a group: one pass over that key's values,
   their predicates OR'ed or AND'ed as in `segments.sql.Compiler.group`;
+- event counts over all time on one event name in a group: one pass over that
+  name's event totals (segments.totals), one row per contact, their predicates
+  merged as for an attribute key (no row is a count of 0);
 - event counts in a group with the same window: one pass over those events,
-  `GROUP BY contact_id` with a `HAVING` that combines every count;
+  `GROUP BY contact_id` with a `HAVING` that combines every count, over only the
+  contacts whose totals can meet the counts when every member needs some;
 - a referenced segment: one `WITH` query, however often it is named;
 - account, survey and answer conditions: the contact-by-contact compiler, once
   for all of them in the group.
@@ -40,7 +44,7 @@ from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from segments.memory import SegmentDefinition
-from segments.models import Contact, ContactValue, Event, SegmentMember
+from segments.models import Contact, ContactValue, Event, EventTotal, SegmentMember
 from segments.rules import NEGATIONS, usable_segment
 from segments.sql import MAX_EVENTS, AnyOf, Compiler, positive_predicate, value_predicate
 from segments.values import days_before, fold
@@ -222,6 +226,31 @@ def _event_term(condition: Mapping) -> tuple[str, list, bool]:
     return f"{counted} = %s", [*params, wanted], wanted == 0
 
 
+def _total_term(condition: Mapping) -> tuple[str | None, list, bool]:
+    """A count over all time as a predicate on the contact's total of the event:
+    (SQL, parameters, negated). A contact without events has no total row, so a count
+    that holds at 0 is the negation of one that does not: at most N is not N+1 or
+    more, exactly 0 is not 1 or more. SQL None: the count holds for no one (negated:
+    for everyone)."""
+    wanted, operator, negative = condition["value"], condition["operator"], False
+    if operator == "at_most" or (operator == "exactly" and wanted == 0):
+        operator, wanted, negative = "at_least", wanted + 1, True
+    if operator == "at_least" and wanted <= 0:
+        return None, [], True
+    if wanted > MAX_EVENTS:
+        return None, [], negative
+    return f"count {'>=' if operator == 'at_least' else '='} %s", [wanted], negative
+
+
+def _least_total(condition: Mapping) -> int | None:
+    """The total of its event a contact needs for the (windowed) count to hold; None
+    when a contact without such events meets it. Past MAX_EVENTS: no total reaches it."""
+    wanted, operator = condition["value"], condition["operator"]
+    if operator == "at_most" or wanted <= 0:
+        return None
+    return min(wanted, MAX_EVENTS + 1)
+
+
 class SetCompiler:
     """Compiles rules of one workspace into `Members`; segments become `WITH` queries."""
 
@@ -240,6 +269,8 @@ class SetCompiler:
         combine = "all" if match == "all" else "any"  # `none` is "not any"
         parts: list[Members] = []
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
+        # negated → event name → its predicates on the total
+        by_event: dict[bool, dict[str, list[tuple[str, list]]]] = {}
         events: dict[Any, list[Mapping]] = {}
         others: list[Mapping] = []
         patterns = Counter(
@@ -255,8 +286,15 @@ class SetCompiler:
             elif kind == "segment":
                 held = self.segment(condition["segment"])
                 parts.append(held if condition["operator"] == "in" else negated(held))
+            elif kind == "event" and condition.get("within_days") is None:
+                sql, params, negative = _total_term(condition)
+                if sql is None:
+                    parts.append(negated(NOBODY) if negative else NOBODY)
+                    continue
+                names = by_event.setdefault(negative, {})
+                names.setdefault(condition["event"], []).append((sql, params))
             elif kind == "event":
-                events.setdefault(condition.get("within_days"), []).append(condition)
+                events.setdefault(condition["within_days"], []).append(condition)
             elif kind == "attribute" and not condition["attribute"].startswith("account."):
                 like = patterns[condition["attribute"]] > 1
                 predicate, negative = condition_predicate(condition, self.now, like)
@@ -271,6 +309,13 @@ class SetCompiler:
             combined = Q(*predicates, _connector=Q.OR if joined == "or" else Q.AND)
             rows = ContactValue.objects.filter(workspace_id=self.workspace_id, key=key)
             found = _members_of(rows.filter(combined).values_list("contact_id"))
+            parts.append(negated(found) if negative else found)
+        for negative, names in by_event.items():
+            # Merged as attribute conditions are (one total row per contact and name):
+            # the positive counts of an `all` group must all hold, so must the counts
+            # negated in an `any` group (not p or not q = not (p and q)).
+            every = negative != (combine == "all")
+            found = self.totals(names, every)
             parts.append(negated(found) if negative else found)
         for within_days, conditions in events.items():
             parts.append(self.events(conditions, combine, within_days))
@@ -294,15 +339,17 @@ class SetCompiler:
         having = f" {'AND' if combine == 'all' else 'OR'} ".join(terms)
         names = sorted({condition["event"] for condition in conditions})
         where, params = "workspace_id = %s AND name = ANY(%s)", [self.workspace_id, names]
-        # Anonymous visitors' events count for no segment; visitors are few (a hashed NOT IN).
-        where += (
-            f' AND contact_id NOT IN (SELECT id FROM "{Contact._meta.db_table}"'  # noqa: S608
-            " WHERE workspace_id = %s AND user_id IS NULL)"
-        )
-        params.append(self.workspace_id)
+        not_visitor, not_visitor_params = self._not_visitor()
+        where += f" AND {not_visitor}"
+        params += not_visitor_params
         if within_days is not None:
             where += " AND occurred_at >= %s AND occurred_at <= %s"
             params += [days_before(self.now, within_days), self.now]
+        if not holds_at_zero:
+            # Every member needs some total: group only the events of those who have it.
+            needed, needed_params = self._needed_totals(conditions, combine)
+            where += f" AND contact_id IN ({needed})"
+            params += needed_params
         # Contacts without such events are not in the GROUP BY: when the counts hold at
         # zero, the set is of those they fail for, and the members are everyone else.
         sql = (
@@ -310,6 +357,61 @@ class SetCompiler:
             f"GROUP BY contact_id HAVING {'NOT ' if holds_at_zero else ''}({having})"
         )
         return Members(sql, tuple(params + term_params), outside=holds_at_zero)
+
+    def _not_visitor(self) -> tuple[str, list]:
+        # Anonymous visitors' events count for no segment; visitors are few (a hashed NOT IN).
+        sql = (
+            f'contact_id NOT IN (SELECT id FROM "{Contact._meta.db_table}"'  # noqa: S608
+            " WHERE workspace_id = %s AND user_id IS NULL)"
+        )
+        return sql, [self.workspace_id]
+
+    def totals(self, names: Mapping[str, list[tuple[str, list]]], every: bool) -> Members:
+        """Contacts whose totals meet the predicates of every name, each name's `every`
+        (AND) or of some (OR), in one pass over those names' totals: one set however
+        many names, since sets of hundreds of thousands of ids cost more to combine
+        than to find."""
+        joined = " AND " if every else " OR "
+        terms, params = [], [self.workspace_id]
+        for name, predicates in names.items():
+            terms.append(f"(name = %s AND ({joined.join(sql for sql, _ in predicates)}))")
+            params += [name, *(param for _, more in predicates for param in more)]
+        not_visitor, not_visitor_params = self._not_visitor()
+        sql = (
+            f'SELECT contact_id FROM "{EventTotal._meta.db_table}" '  # noqa: S608
+            f"WHERE workspace_id = %s AND ({' OR '.join(terms)}) AND {not_visitor}"
+        )
+        params += not_visitor_params
+        if len(names) > 1:
+            # A contact has one row per name: it meets all of them when all its rows match.
+            sql += " GROUP BY contact_id"
+            if every:
+                sql += " HAVING count(*) = %s"
+                params.append(len(names))
+        return Members(sql, tuple(params))
+
+    def _needed_totals(self, conditions: list[Mapping], combine: str) -> tuple[str, list]:
+        """The contacts with the totals every member of the windowed counts needs: in an
+        `all` group each least total (the largest per name), in an `any` group one of
+        them (the smallest per name). Only asked when some least total is needed."""
+        least: dict[str, int] = {}
+        for condition in conditions:
+            needed = _least_total(condition)
+            if needed is None:
+                continue
+            name = condition["event"]
+            pick = max if combine == "all" else min
+            least[name] = pick(least.get(name, needed), needed)
+        terms = " OR ".join(["(name = %s AND count >= %s)"] * len(least))
+        sql = (
+            f'SELECT contact_id FROM "{EventTotal._meta.db_table}" '  # noqa: S608
+            f"WHERE workspace_id = %s AND ({terms})"
+        )
+        params = [self.workspace_id] + [item for pair in least.items() for item in pair]
+        if combine == "all" and len(least) > 1:
+            sql += " GROUP BY contact_id HAVING count(*) = %s"
+            params.append(len(least))
+        return sql, params
 
     def segment(self, segment_id: int) -> Members:
         if segment_id not in self._segment_members:

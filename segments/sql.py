@@ -18,7 +18,14 @@ from django.db.models.functions import Left, Length, Right, StrIndex
 from django.db.models.lookups import Exact, GreaterThan
 
 from segments.memory import SegmentDefinition
-from segments.models import AccountValue, Contact, ContactValue, Event, SegmentMember
+from segments.models import (
+    AccountValue,
+    Contact,
+    ContactValue,
+    Event,
+    EventTotal,
+    SegmentMember,
+)
 from segments.registry import survey_facts
 from segments.rules import NEGATIONS, referenced_by, usable_segment
 from segments.values import days_before, fold, parse_date, parse_number
@@ -181,10 +188,15 @@ def _at_least(condition: Mapping, count: int, now: datetime) -> Q:
         return ALWAYS
     if count > MAX_EVENTS:
         return NOTHING
+    if condition.get("within_days") is None:
+        # Over all time the kept total (segments.totals) answers in one index probe.
+        totals = EventTotal.objects.filter(
+            contact=OuterRef("pk"), name=condition["event"], count__gte=count
+        )
+        return Q(Exists(totals))
     events = Event.objects.filter(contact=OuterRef("pk"), name=condition["event"])
-    if condition.get("within_days") is not None:
-        start = days_before(now, condition["within_days"])
-        events = events.filter(occurred_at__gte=start, occurred_at__lte=now)
+    start = days_before(now, condition["within_days"])
+    events = events.filter(occurred_at__gte=start, occurred_at__lte=now)
     # "There is an N-th event": EXISTS (... LIMIT 1 OFFSET N-1) stops after N index rows.
     return Q(Exists(events.order_by()[count - 1 : count]))
 

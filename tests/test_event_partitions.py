@@ -257,6 +257,7 @@ def plan_partitions(queryset) -> set[str]:
 def test_a_recent_window_reads_only_the_recent_partitions(six_months, workspace):
     now, this_month = six_months
     recent = group(event("report_exported", "at_least", 1, within_days=20))
+    long_ago = group(event("report_exported", "at_least", 1, within_days=10**5))
     all_time = group(event("report_exported", "at_least", 1))
 
     read = plan_partitions(rule_contacts(workspace.pk, recent, now))
@@ -264,10 +265,13 @@ def test_a_recent_window_reads_only_the_recent_partitions(six_months, workspace)
     # 20 days back reaches at most into last month.
     assert partition_name(this_month) in read
     assert read <= {partition_name(this_month), partition_name(add_months(this_month, -1))}
-    # Without a window every partition is read: the check above can tell them apart.
-    everything = plan_partitions(rule_contacts(workspace.pk, all_time, now))
+    # A window past every month reads every partition: the check above can tell them apart.
+    everything = plan_partitions(rule_contacts(workspace.pk, long_ago, now))
     assert partition_name(add_months(this_month, -6)) in everything
     assert DEFAULT_PARTITION in everything
+    # A count over all time reads the contact's event totals instead (segments.totals).
+    assert plan_partitions(rule_contacts(workspace.pk, all_time, now)) == set()
+    assert rule_contacts(workspace.pk, all_time, now).count() == 1
     assert rule_contacts(workspace.pk, recent, now).count() == 1
 
 

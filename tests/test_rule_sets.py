@@ -7,7 +7,7 @@ The last tests check the shape on PostgreSQL: one query, one pass per key and pe
 event window, and the text indexes of migration 0008 in use.
 """
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -17,9 +17,12 @@ from django.test.utils import CaptureQueriesContext
 from segments.ingest import clean_user, identify_contact
 from segments.memory import matches
 from segments.models import Contact, Event, Segment
+from segments.partitions import ensure_months
+from segments.retention import drop_old_events
 from segments.services import add_members, rule_count, segment_definitions, snapshot_of
 from segments.sets import SetCompiler, set_count
 from segments.sql import compile_rule
+from targeting.anonymous import merge_visitor
 from tests.conftest import NOW
 from tests.factories import SegmentFactory
 from tests.rules import attribute, group, reference
@@ -253,12 +256,64 @@ def test_an_anonymous_visitor_is_in_no_count(workspace, people):
         "u2", "u3", "u4", "u5", "u6"}  # fmt: skip
 
 
+def test_counts_agree_after_events_are_deleted_merged_and_dropped(workspace, people):
+    old = [("u4", "export", 1), ("u4", "export", 2), ("u4", "export", 2), ("u1", "login", 2)]
+    for user_id, name, month in old:  # months past the retention asked for below
+        moment = datetime(2026, month, 10, tzinfo=UTC)
+        Event.objects.create(
+            workspace=workspace, contact=people[user_id], name=name, occurred_at=moment
+        )
+    over_all_time = [
+        event(name, operator, n)
+        for name in ("login", "export", "invite")
+        for operator in ("at_least", "at_most", "exactly")
+        for n in range(4)
+    ]
+    windowed = [
+        event("login", "at_least", 2, 7),
+        event("login", "exactly", 1, 30),
+        event("export", "at_least", 1, 7),
+        event("invite", "at_least", 1, 30),
+    ]
+    mixed = [*windowed, event("export", "at_most", 1, 7)]
+
+    def agree() -> None:
+        for conditions in (over_all_time, windowed, mixed, over_all_time + windowed):
+            for match in ("all", "any", "none"):
+                counted(workspace, group(*conditions, match=match))
+        for condition in over_all_time + windowed:
+            counted(workspace, group(condition))
+
+    agree()
+    logins = Event.objects.filter(contact=people["u2"], name="login").order_by("occurred_at")
+    Event.objects.filter(pk__in=[e.pk for e in logins[:3]]).delete()
+    agree()
+    visitor = Contact.all_contacts.create(workspace=workspace, anonymous_id="v" * 32)
+    for name in ["login", "login", "invite"]:
+        Event.objects.create(workspace=workspace, contact=visitor, name=name, occurred_at=NOW)
+    agree()
+    merge_visitor(contact=people["u6"], anonymous_id="v" * 32)
+    assert counted(workspace, group(event("login", "exactly", 2))) == {"u6"}
+    agree()
+    if connection.vendor == "postgresql":
+        ensure_months(
+            connection, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+        )
+        with connection.cursor() as cursor:  # a partition with pending checks cannot be dropped
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    assert counted(workspace, group(event("export", "at_least", 3))) == {"u3", "u4"}
+    drop_old_events(now=NOW, months=2)
+    assert counted(workspace, group(event("export", "at_least", 3))) == {"u3"}
+    agree()
+
+
 @postgresql
 def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspace, people):
     keys = ["role", "plan", "email", "seats", "country"]
     rule = group(
         *[attribute(keys[i % 5], "contains", f"qq{i}") for i in range(100)],
         *[event(["login", "export"][i % 2], "at_least", 1000 + i) for i in range(100)],
+        *[event(["login", "export"][i % 2], "at_least", 1000 + i, 7) for i in range(100)],
         match="any",
     )
     with CaptureQueriesContext(connection) as queries:
@@ -266,6 +321,9 @@ def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspa
     counts = [q["sql"] for q in queries if "count(" in q["sql"].lower()]
     assert len(counts) == 1
     assert counts[0].count('FROM "segments_contactvalue"') == 5
+    # Counts over all time read the totals once for every name; the window groups its
+    # events once, only those of contacts whose totals can reach a count (a second read).
+    assert counts[0].count('FROM "segments_eventtotal"') == 2
     assert counts[0].count('FROM "segments_event"') == 1
     assert "EXISTS" not in counts[0]
 

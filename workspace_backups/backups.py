@@ -56,6 +56,9 @@ TABLES: tuple[tuple[type[Model], str], ...] = (
     (Endpoint, "workspace"),
     (Delivery, "workspace"),
 )
+# Kept by the database from the rows above (segments.totals): restoring the events
+# restores them.
+DERIVED: tuple[type[Model], ...] = (segments.EventTotal,)
 CHUNK = 2000
 
 
