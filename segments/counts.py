@@ -23,7 +23,7 @@ from django.db import connection
 
 from refiner.models import Workspace
 from segments.membership import TABLE, watch_of
-from segments.models import Contact, Segment, SegmentMembership
+from segments.models import Contact, MembershipSweep, Segment, SegmentMembership
 
 
 def current_segments(workspace: Workspace) -> dict[int, datetime]:
@@ -178,6 +178,18 @@ def selection_count(workspace_id: int, selection: Selection) -> int:
 def overlap_count(workspace_id: int, first: Selection, second: Selection) -> int:
     """How many contacts both selections hold, by open memberships."""
     return _contacts_in_all(workspace_id, [first, second])
+
+
+def identified_contacts(workspace_id: int, as_of: datetime | None) -> int:
+    """The workspace's identified contacts: as the last sweep found them when the counts
+    beside them are `as_of` a sweep, otherwise counted now."""
+    if as_of is not None:
+        swept = MembershipSweep.objects.filter(
+            workspace_id=workspace_id, finished_at__isnull=False, contacts__isnull=False
+        ).first()
+        if swept is not None:
+            return swept.contacts
+    return Contact.objects.filter(workspace_id=workspace_id).count()
 
 
 def as_of(current: Mapping[int, datetime], segment_ids: Iterable[int]) -> datetime | None:

@@ -453,7 +453,10 @@ def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> Me
     runs = MembershipSweep.objects.filter(workspace_id=workspace_id, finished_at__isnull=False)
     last = runs.first()
     since = None if last is None or everything else last.started_at
-    run = MembershipSweep.objects.create(workspace_id=workspace_id, started_at=now)
+    identified = Contact.objects.filter(workspace_id=workspace_id).count()
+    run = MembershipSweep.objects.create(
+        workspace_id=workspace_id, started_at=now, contacts=identified
+    )
     with transaction.atomic():
         _wait_for_saves(workspace_id)
         watch = load_watch(workspace_id)

@@ -338,6 +338,9 @@ class MembershipSweep(models.Model):
     segments = models.PositiveIntegerField(default=0)
     entries = models.PositiveIntegerField(default=0)
     exits = models.PositiveIntegerField(default=0)
+    # The workspace's identified contacts when it began: "of N contacts" beside counts
+    # read from memberships, as of the same moment (a count of a million rows otherwise).
+    contacts = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -15,7 +15,7 @@ from refiner.fragments import render_fragment
 from refiner.models import Membership, Workspace
 from segments import counts
 from segments.distinct import distinct_names
-from segments.models import Contact, Event, Segment
+from segments.models import Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
 from targeting.audiences import audience_rule, overlap_count, selection
@@ -114,7 +114,7 @@ def _estimate(
         "excluded": [segments[pk] for pk in audience["excluded_segments"] if pk in segments],
         "sampled": round(size * sample / 100),
         "sample_percent": sample,
-        "contacts": Contact.objects.filter(workspace_id=survey.workspace_id).count(),
+        "contacts": counts.identified_contacts(survey.workspace_id, as_of),
         "competitors": competitors(survey, audience, segments, now, current),
     }
 

@@ -13,7 +13,7 @@ from django_tasks_db.models import DBTaskResult
 
 from segments import membership, previews, services
 from segments.counts import current_segments
-from segments.models import Segment
+from segments.models import Contact, Segment
 from segments.tasks import sweep_saved_segment
 from surveys.models import Survey
 from targeting.models import Targeting
@@ -255,6 +255,21 @@ def test_a_cached_overlap_equals_the_live_one(owner, workspace, survey, segments
     assert len(re.findall(r"shares \d+ contacts? as of \d\d:\d\d", cached)) == len(
         re.findall(shared, cached)
     )
+
+
+def test_a_cached_estimate_is_of_the_contacts_the_sweep_found(owner, workspace, survey, segments):
+    form = form_of(AUDIENCES[1], segments)
+    sweep()
+    identified = Contact.objects.filter(workspace=workspace).count()
+    ContactFactory(workspace=workspace, user_id="after-the-sweep")
+
+    cached = estimate_page(owner, survey, **form)
+    assert AS_OF.search(cached)
+    assert f"of {identified} identified contacts" in cached
+    segments["power"].save()  # stale: counted live, of the contacts there are now
+    live = estimate_page(owner, survey, **form)
+    assert not AS_OF.search(live)
+    assert f"of {identified + 1} identified contacts" in live
 
 
 def test_an_estimate_with_a_stale_segment_is_counted_live(owner, survey, segments):
