@@ -139,8 +139,14 @@ def sync_account_values(account: Account) -> None:
 
 
 def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[Contact, bool]:
-    """The contact, locked for update; created once even under concurrent calls."""
-    contacts = Contact.objects.select_for_update()
+    """The contact, locked for update; created once even under concurrent calls.
+
+    Every lock on a contact (and on an account or a workspace) is FOR NO KEY UPDATE:
+    it still excludes the other lockers, but not the key-share lock that inserting an
+    event (or any row naming the contact) takes at commit. A FOR UPDATE here made a
+    track holding its event total wait on the contact while a track holding the
+    contact waited on that total: a deadlock (tests/test_concurrency.py)."""
+    contacts = Contact.objects.select_for_update(no_key=True)
     contact = contacts.filter(workspace=workspace, user_id=user_id).first()
     if contact is not None:
         return contact, False
@@ -159,7 +165,7 @@ def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[
 
 
 def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:
-    accounts = Account.objects.select_for_update()
+    accounts = Account.objects.select_for_update(no_key=True)
     account = accounts.filter(workspace=workspace, external_id=data["id"]).first()
     if account is None:
         try:

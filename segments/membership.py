@@ -441,7 +441,7 @@ def _wait_for_saves(workspace_id: int) -> None:
     with the definitions, and any later one is dated after the sweep's `now`; without
     the wait an edit dated before `now` but committed after the definitions were read
     would be missed by this sweep and, dated before its start, by the next."""
-    list(Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("pk"))
+    list(Workspace.objects.select_for_update(no_key=True).filter(pk=workspace_id).values_list("pk"))
 
 
 def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> MembershipSweep:

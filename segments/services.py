@@ -35,7 +35,7 @@ def lock_segments(workspace_id: int) -> None:
     saves checking at once would each miss the other's change and could together store
     a cycle. Holding the workspace's row, the second save waits, then reads the first.
     """
-    list(Workspace.objects.select_for_update().filter(pk=workspace_id).values_list("pk"))
+    list(Workspace.objects.select_for_update(no_key=True).filter(pk=workspace_id).values_list("pk"))
 
 
 def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -> Problems:

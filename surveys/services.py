@@ -250,7 +250,7 @@ def record_answers(
             # recording a display does), so two displays of a `once` survey, answered
             # at the same moment, cannot both see the other one still open.
             # OF self: the model's ordering joins the workspace, whose row must stay free.
-            Contact.all_contacts.select_for_update(of=("self",)).filter(
+            Contact.all_contacts.select_for_update(of=("self",), no_key=True).filter(
                 pk=display.contact_id
             ).first()
         display = Display.objects.select_for_update().get(pk=display.pk)

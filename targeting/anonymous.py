@@ -62,7 +62,7 @@ def locked_visitor(workspace: Workspace, anonymous_id: str, now: datetime) -> Co
     """The visitor's row, locked for update inside the caller's transaction; created if
     missing (and rolled back with the caller's transaction)."""
     # OF self: the model's ordering joins the workspace, whose row must stay unlocked.
-    visitors = Contact.all_contacts.select_for_update(of=("self",)).filter(
+    visitors = Contact.all_contacts.select_for_update(of=("self",), no_key=True).filter(
         workspace=workspace, anonymous_id=anonymous_id
     )
     visitor = visitors.first()

@@ -305,7 +305,9 @@ def _record_if_eligible(
         if contact.is_anonymous:
             contact = anonymous.locked_visitor(contact.workspace, contact.anonymous_id, now)
         else:
-            locked = Contact.objects.select_for_update(of=("self",)).select_related("account")
+            locked = Contact.objects.select_for_update(of=("self",), no_key=True).select_related(
+                "account"
+            )
             contact = locked.get(pk=contact.pk)
         contact.workspace = workspace
         decision = display_decision(
