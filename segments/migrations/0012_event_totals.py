@@ -13,6 +13,11 @@ def forward(apps, schema_editor):
     create_triggers(schema_editor)
     with schema_editor.connection.cursor() as cursor:
         add_totals(cursor)
+        if schema_editor.connection.vendor == "postgresql":
+            # Statistics for the rows just counted: without them (autovacuum off, or
+            # not yet round) the planner scanned all 5 million totals at 1M contacts
+            # for a count an index range answers (2.7 s against 0.02 s).
+            cursor.execute("ANALYZE segments_eventtotal")
 
 
 def backward(apps, schema_editor):
