@@ -9,6 +9,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/refiner_bench"
+# The production settings the benches' servers run with (and bench/widget_cpu.py in process).
+SERVER_SETTINGS = {
+    "DEBUG": "False",
+    "SECURE_SSL_REDIRECT": "False",
+    "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
+    "ALLOWED_HOSTS": "127.0.0.1",
+    # The load comes from one address; the limiter would answer 429s.
+    "RATE_LIMIT_WIDGET_PER_MINUTE": "0",
+    "RATE_LIMIT_REST_PER_MINUTE": "0",
+    "LOG_LEVEL": "ERROR",
+    # One JSON line per request would flood the terminal (and costs ~40 µs each).
+    "LOG_REQUESTS": "false",
+}
 
 
 def setup_django() -> None:
@@ -128,20 +141,7 @@ class Server:
     def __enter__(self) -> "Server":
         import subprocess
 
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(),
-            "DEBUG": "False",
-            "SECURE_SSL_REDIRECT": "False",
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            # The load comes from one address; the limiter would answer 429s.
-            "RATE_LIMIT_WIDGET_PER_MINUTE": "0",
-            "RATE_LIMIT_REST_PER_MINUTE": "0",
-            "LOG_LEVEL": "ERROR",
-            # One JSON line per request would flood the terminal (and costs ~40 µs each).
-            "LOG_REQUESTS": "false",
-        }
+        env = {**os.environ, "DATABASE_URL": database_url(), **SERVER_SETTINGS}
         self.process = subprocess.Popen(
             server_command(self.kind, self.workers, self.port), cwd=ROOT, env=env
         )

@@ -19,7 +19,7 @@ import random
 import sys
 import time
 
-from common import load_bench_module, setup_django, table
+from common import SERVER_SETTINGS, load_bench_module, setup_django, table
 
 # Every body numbered afresh: each identify is of a user never seen before.
 NUMBERS = itertools.count()
@@ -27,18 +27,7 @@ NUMBERS = itertools.count()
 
 def production_settings() -> None:
     """What bench/common.py's Server gives gunicorn, so this measures the same code."""
-    os.environ.update(
-        {
-            "DEBUG": "False",
-            "SECURE_SSL_REDIRECT": "False",
-            "SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "RATE_LIMIT_WIDGET_PER_MINUTE": "0",
-            "RATE_LIMIT_REST_PER_MINUTE": "0",
-            "LOG_LEVEL": "ERROR",
-            "LOG_REQUESTS": "false",
-        }
-    )
+    os.environ.update(SERVER_SETTINGS)
 
 
 def environ(method: str, path: str, body: bytes | None) -> dict:
