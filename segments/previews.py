@@ -65,12 +65,7 @@ def _sample_from_ids(
     contacts = Contact.objects.filter(workspace_id=workspace_id)
     if members.sql is None:
         return _recent(contacts) if members.outside else []
-    sql, params = members.sql, members.params
-    used = compiler.lists_used_by(sql)
-    if used:
-        lists = ", ".join(f'"{name}"(id) AS ({list_sql})' for name, list_sql, _ in used)
-        sql = f"WITH {lists} {sql}"
-        params = tuple(p for _, _, list_params in used for p in list_params) + params
+    sql, params = compiler.with_lists(members.sql, members.params)
     ids = RawSQL(sql, params)  # noqa: S611 (the set compiler's own SQL and parameters)
     chosen = contacts.exclude(pk__in=ids) if members.outside else contacts.filter(pk__in=ids)
     return _recent(chosen)

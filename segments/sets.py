@@ -446,12 +446,16 @@ class SetCompiler:
         if held.outside:
             counted = f"SELECT ({contacts}) - ({counted})"
             params = (self.workspace_id, *params)
-        used = self.lists_used_by(counted)
-        if used:
-            lists = ", ".join(f'"{name}"(id) AS ({sql})' for name, sql, _ in used)
-            counted = f"WITH {lists} {counted}"
-            params = tuple(p for _, _, list_params in used for p in list_params) + params
-        return counted, params
+        return self.with_lists(counted, params)
+
+    def with_lists(self, sql: str, params: tuple) -> tuple[str, tuple]:
+        """`sql` preceded by the `WITH` lists it names (the referenced segments' sets)."""
+        used = self.lists_used_by(sql)
+        if not used:
+            return sql, params
+        lists = ", ".join(f'"{name}"(id) AS ({list_sql})' for name, list_sql, _ in used)
+        used_params = tuple(p for _, _, list_params in used for p in list_params)
+        return f"WITH {lists} {sql}", used_params + tuple(params)
 
     def lists_used_by(self, sql: str) -> list[tuple[str, str, tuple]]:
         """The `WITH` lists that `sql` names, directly or through another list: a segment
