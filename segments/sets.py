@@ -23,11 +23,12 @@ INTERSECT, UNION and EXCEPT of those sets:
 
 A set holds the ids of contacts that meet a condition, or (`outside`) of those
 that do not, so a negation costs nothing and "everyone but" is counted as the
-workspace's contacts minus the set. Text equality reads an index on a digest of
-the folded text, and substring operators add a `LIKE` a trigram index can answer
-(both built by migration 0008 on PostgreSQL only). Every predicate is the one
-`segments.sql` uses, so the count agrees with both evaluators; the index terms
-only narrow what is read.
+workspace's contacts minus the set. Equality with a text of at most SHORT_TEXT
+characters reads a partial index that holds the text and the contact (migration 0014:
+no table row is read), a longer one an index on a digest of the folded text, and
+substring operators add a `LIKE` a trigram index can answer (both built by migration
+0008; all on PostgreSQL only). Every predicate is the one `segments.sql` uses, so the
+count agrees with both evaluators; the index terms only narrow what is read.
 """
 
 import hashlib
@@ -53,6 +54,8 @@ SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
 # work_mem of a count's transaction: each hash or sort of the query may use this much
 # (hashes twice as much, PostgreSQL's hash_mem_multiplier), per parallel worker.
 COUNT_WORK_MEM = "64MB"
+# Texts of at most this many characters are in the partial indexes of migration 0014.
+SHORT_TEXT = 200
 # Up to this many conditions (references followed), a rule is narrow: see is_wide.
 NARROW = 8
 
@@ -148,6 +151,27 @@ def _digest_in(texts: list[str], ignore_case: bool) -> Q:
     return Q(digests) & Q(exact)
 
 
+def _short_text_in(texts: list[str], ignore_case: bool) -> Q:
+    """Text equal to one of `texts`, all of at most SHORT_TEXT characters: the length
+    term (true of any text equal to one of them) names the partial index of migration
+    0014, which holds the text and the contact, so the count reads no table row."""
+    column = "text_folded" if ignore_case else "text"
+    values = [fold(text) for text in texts] if ignore_case else texts
+    short = RawSQL(f"length({column}) <= %s", [SHORT_TEXT], BooleanField())
+    return Q(AnyOf(F(column), list(dict.fromkeys(values)))) & Q(short)
+
+
+def _text_in(texts: list[str], ignore_case: bool) -> Q:
+    """Text equal to one of `texts` (folding keeps a text's length: ASCII letters only)."""
+    short = [text for text in texts if len(text) <= SHORT_TEXT]
+    long = [text for text in texts if len(text) > SHORT_TEXT]
+    if not long:
+        return _short_text_in(short, ignore_case)
+    if not short:
+        return _digest_in(long, ignore_case)
+    return _short_text_in(short, ignore_case) | _digest_in(long, ignore_case)
+
+
 def _like_pattern(operator: str, text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return {"contains": f"%{escaped}%", "starts_with": f"{escaped}%"}.get(operator, f"%{escaped}")
@@ -163,12 +187,12 @@ def set_predicate(
     index, so only passes that test several patterns ask for it.
     """
     if operator == "equals" and isinstance(value, str):
-        return _digest_in([value], ignore_case)
+        return _text_in([value], ignore_case)
     if operator == "in":
         texts = [item for item in value if isinstance(item, str)]
         others = [item for item in value if not isinstance(item, str)]
         if texts:
-            parts = [_digest_in(texts, ignore_case)]
+            parts = [_text_in(texts, ignore_case)]
             if others:
                 parts.append(value_predicate("in", others, ignore_case, now))
             return parts[0] if len(parts) == 1 else parts[0] | parts[1]

@@ -4,7 +4,7 @@ Every rule here is counted by `rule_count` (set-based on PostgreSQL, contact by
 contact on SQLite) and compared with the in-memory evaluator and the members SQL,
 on contacts built so that each condition holds for some and fails for others.
 The last tests check the shape on PostgreSQL: one query, one pass per key and per
-event window, and the text indexes of migration 0008 in use.
+event window, and the text indexes of migrations 0008 and 0014 in use.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -332,20 +332,51 @@ def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspa
 @pytest.mark.parametrize(
     ("condition", "index"),
     [
-        (attribute("plan", "equals", "enterprise"), "contactvalue_text_digest"),
-        (attribute("plan", "in", ["pro", "free"], ignore_case=True), "contactvalue_text_digest"),
+        (
+            attribute("plan", "equals", "enterprise"),
+            "Index Only Scan using contactvalue_short_text",
+        ),
+        (
+            attribute("plan", "in", ["pro", "free"], ignore_case=True),
+            "Index Only Scan using contactvalue_short_folded",
+        ),
+        (attribute("plan", "equals", LONG), "contactvalue_text_digest"),
+        (attribute("plan", "equals", "y" * 201, ignore_case=True), "contactvalue_text_digest"),
     ],
 )
-def test_text_equality_can_use_the_digest_index(workspace, people, condition, index):
+def test_text_equality_reads_the_short_text_index_alone_or_the_digest(
+    workspace, people, condition, index
+):
     sql, params = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk)).count_query(
         group(condition)
     )
     with transaction.atomic(), connection.cursor() as cursor:
         # Six contacts make a scan cheapest: forbid it, so the plan shows what can be used.
         cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert index in plan, plan
+
+
+def test_texts_either_side_of_the_short_index_length(workspace, people):
+    # 200 characters are in the short-text index, 201 are not: equality finds both.
+    edge = {"u1": "a" * 199 + "B", "u2": "a" * 200 + "B", "u4": "A" * 199 + "b"}
+    for user_id, plan in edge.items():
+        identify_contact(
+            workspace=workspace, user=clean_user({"id": user_id, "plan": plan}), now=NOW
+        )
+    assert counted(workspace, group(attribute("plan", "equals", edge["u1"]))) == {"u1"}
+    assert counted(workspace, group(attribute("plan", "equals", edge["u2"]))) == {"u2"}
+    folded = attribute("plan", "equals", edge["u1"].upper(), ignore_case=True)
+    assert counted(workspace, group(folded)) == {"u1", "u4"}
+    longer = attribute("plan", "equals", edge["u2"].lower(), ignore_case=True)
+    assert counted(workspace, group(longer)) == {"u2"}
+    mixed = attribute("plan", "in", [edge["u1"], edge["u2"], "free"])
+    assert counted(workspace, group(mixed)) == {"u1", "u2"}
+    assert counted(workspace, group(attribute("plan", "not_in", [edge["u2"], "x"]))) == {
+        "u1", "u3", "u4", "u5", "u6"
+    }  # fmt: skip
 
 
 def test_wide_means_many_conditions_or_list_values_with_references_followed(workspace):
