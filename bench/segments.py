@@ -300,6 +300,8 @@ def worst_rules(workspace_id: int) -> list[tuple[str, dict]]:
                 enumerate(keys)])),
         ("10-deep reference chain, 968 conditions expanded",
          group([reference_chain(workspace_id)])),
+        ("10-deep chain of real sets (equality, any/all, not_in)",
+         group([mixed_chain(workspace_id)])),
     ]  # fmt: skip
 
 
@@ -339,6 +341,41 @@ def reference_chain(workspace_id: int) -> dict:
                 condition["segment"] = ids[int(condition["segment"][1:]) - 1]
         segment, _ = Segment.objects.update_or_create(
             workspace_id=workspace_id, name=f"bench: chain {depth}", defaults={"rules": rule}
+        )
+        ids.append(segment.pk)
+    return ref(ids[-1])
+
+
+def mixed_chain(workspace_id: int) -> dict:
+    """A reference to the top of a 10-deep chain that no collapse removes: each level is
+    "in the one below and not in country Ck, or role Rk, or not in the first", so every
+    level is a real set of most of the workspace, and every leaf a frequent trait value."""
+    from segments.models import Segment
+
+    seed = load_bench_module("seed")
+
+    def trait(key, operator, value):
+        return {"type": "attribute", "attribute": key, "operator": operator, "value": value}
+
+    def ref(pk, operator="in"):
+        return {"type": "segment", "segment": pk, "operator": operator}
+
+    def group(match, *conditions):
+        return {"type": "group", "match": match, "conditions": list(conditions)}
+
+    rules = [group("all", trait("plan", "not_equals", "enterprise"))]
+    ids: list[int] = []
+    for depth in range(1, 11):
+        if depth > 1:
+            country = trait("country", "not_equals", seed.COUNTRIES[depth - 1])
+            role = trait("role", "equals", seed.ROLES[depth - 1])
+            rules.append(
+                group("any", group("all", ref(ids[-1]), country), role, ref(ids[0], "not_in"))
+            )
+        segment, _ = Segment.objects.update_or_create(
+            workspace_id=workspace_id,
+            name=f"bench: mixed chain {depth}",
+            defaults={"rules": rules[depth - 1]},
         )
         ids.append(segment.pk)
     return ref(ids[-1])

@@ -62,11 +62,17 @@ NARROW = 8
 
 @dataclass(frozen=True)
 class Members:
-    """Contact ids as SQL (None: no contact), or with `outside` every other contact."""
+    """Contact ids as SQL (None: no contact), or with `outside` every other contact.
+
+    `repeats`: the SQL may name a contact more than once (a `UNION ALL`). A union that
+    only feeds an INTERSECT or EXCEPT needs no deduplication of its own, since those
+    deduplicate what they return; only a count of the set itself does (`count_query`).
+    """
 
     sql: str | None
     params: tuple = ()
     outside: bool = False
+    repeats: bool = False
 
 
 NOBODY = Members(None)
@@ -74,7 +80,7 @@ EVERYBODY = Members(None, outside=True)
 
 
 def negated(members: Members) -> Members:
-    return Members(members.sql, members.params, not members.outside)
+    return Members(members.sql, members.params, not members.outside, members.repeats)
 
 
 def _joined(operator: str, parts: list[Members]) -> tuple[str, tuple]:
@@ -121,11 +127,15 @@ def all_of(parts: list[Members]) -> Members:
     if not inside:
         if not outside:
             return EVERYBODY
-        sql, params = _joined("UNION", outside)
-        return Members(sql, params, outside=True)
+        if len(outside) == 1:
+            return outside[0]
+        sql, params = _joined("UNION ALL", outside)
+        return Members(sql, params, outside=True, repeats=True)
+    if len(inside) == 1 and not outside:
+        return inside[0]
     sql, params = _joined("INTERSECT", inside)
     if outside:
-        excluded, excluded_params = _joined("UNION", outside)
+        excluded, excluded_params = _joined("UNION ALL", outside)
         sql, params = f"({sql}) EXCEPT ({excluded})", params + excluded_params
     return Members(sql, params)
 
@@ -454,7 +464,7 @@ class SetCompiler:
             return held
         name = f"segment_{segment_id}_set"
         self.lists.append((name, held.sql, held.params))
-        return Members(f'SELECT id FROM "{name}"', (), held.outside)  # noqa: S608
+        return Members(f'SELECT id FROM "{name}"', (), held.outside, held.repeats)  # noqa: S608
 
     def count_query(self, rule: Mapping) -> tuple[str, tuple] | int:
         """The SQL counting the rule's members, or the count itself when no query is needed."""
@@ -465,7 +475,10 @@ class SetCompiler:
         contacts = f'SELECT count(*) FROM "{table}" WHERE workspace_id = %s AND user_id IS NOT NULL'
         if held.sql is None:
             return (contacts, (self.workspace_id,)) if held.outside else 0
-        counted = f"SELECT count(*) FROM ({held.sql}) AS members"  # noqa: S608
+        distinct = (
+            f"SELECT DISTINCT id FROM ({held.sql}) AS named(id)" if held.repeats else held.sql
+        )
+        counted = f"SELECT count(*) FROM ({distinct}) AS members"  # noqa: S608
         params = held.params
         if held.outside:
             counted = f"SELECT ({contacts}) - ({counted})"

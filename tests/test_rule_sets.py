@@ -232,6 +232,24 @@ def test_a_set_and_its_complement_collapse_before_any_sql(workspace, people):
     assert counted(workspace, twice) == {"u1"}
 
 
+def test_a_contact_in_several_parts_of_an_any_group_is_counted_once(workspace, people):
+    # u1 meets all three; the parts are read as one UNION ALL, deduplicated by the count.
+    parts = (
+        attribute("plan", "equals", "pro"),
+        attribute("role", "equals", "Product Manager"),
+        attribute("email", "contains", "acme"),
+    )
+    assert counted(workspace, group(*parts, match="any")) == {"u1", "u3"}
+    either = SegmentFactory(workspace=workspace, rules=group(*parts, match="any"))
+    nested = group(reference(either.pk), attribute("seats", "greater_than", 1))
+    assert counted(workspace, nested) == {"u1"}
+    assert counted(workspace, group(reference(either.pk), match="none")) == {"u2", "u4", "u5", "u6"}
+    if connection.vendor == "postgresql":
+        compiler = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk))
+        sql, _ = compiler.count_query(group(*parts, match="any"))
+        assert "UNION ALL" in sql and "DISTINCT" in sql
+
+
 def test_empty_groups_and_constant_answers(workspace, people):
     assert counted(workspace, group()) == set(PEOPLE)
     assert counted(workspace, group(match="any")) == set()
