@@ -15,6 +15,7 @@ from datetime import datetime
 from itertools import combinations
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from refiner.models import Workspace
 from segments import counts
@@ -87,7 +88,7 @@ def saved_audience(targeting: Targeting) -> dict:
     }
 
 
-def live_surveys(workspace_id: int):
+def live_surveys(workspace_id: int) -> QuerySet[Survey]:
     """The workspace's live surveys with targeting, in the order they compete."""
     return (
         Survey.objects.with_parts()
@@ -162,10 +163,17 @@ class AudienceFigures:
     def shared(self, first: Selection, second: Selection) -> AudienceCount | None:
         if first.key == second.key:
             return self.size(first)
+        # Everyone (no exclusions) is every identified contact, and members are all
+        # identified: what it shares with an audience is that audience.
+        for one, other in ((first, second), (second, first)):
+            if one.targeted is None and not one.excluded:
+                return self.size(other)
         both = first.segments | second.segments
         return self._standing(self.stored.get(_pair(first, second)), both)
 
-    def _standing(self, figure: AudienceCount | None, segment_ids: set[int]):
+    def _standing(
+        self, figure: AudienceCount | None, segment_ids: set[int]
+    ) -> AudienceCount | None:
         if figure is None or not segment_ids:
             return None
         if any(self.current.get(pk) != figure.as_of for pk in segment_ids):

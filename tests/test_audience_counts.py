@@ -299,3 +299,14 @@ def test_writes_after_the_sweep_wait_for_the_next_one(owner, workspace, surveys)
     assert estimate_in(tab(owner, surveys["power"])) == before
     sweep()
     assert estimate_in(tab(owner, surveys["power"])) == before + 1
+
+
+def test_the_overlap_with_an_everyone_survey_is_the_stored_estimate(owner, workspace, surveys):
+    everyone = SurveyFactory(workspace=workspace, name="Everyone NPS")
+    sweep()
+    plant(surveys["power"])
+
+    page = tab(owner, surveys["power"])
+
+    assert everyone.targeting.audience == Targeting.EVERYONE
+    assert shared_in(page) == {"Enterprise pulse": 1, "Everyone NPS": PLANTED}
