@@ -65,6 +65,15 @@ class Selection:
     def segments(self) -> set[int]:
         return set(self.targeted or ()) | set(self.excluded)
 
+    @property
+    def key(self) -> str:
+        """The selection written out, the same for every order of the same segments:
+        "any:3,5 not:7", "all:3,5 not:", "everyone not:7"."""
+        chosen = "everyone" if self.targeted is None else ("all:" if self.match_all else "any:")
+        if self.targeted is not None:
+            chosen += ",".join(str(pk) for pk in sorted(set(self.targeted)))
+        return f"{chosen} not:{','.join(str(pk) for pk in sorted(set(self.excluded)))}"
+
 
 # Segments of at least this many open memberships are read as equally large when
 # choosing which to read first: counting further costs more than a worse order does.
@@ -190,6 +199,26 @@ def identified_contacts(workspace_id: int, as_of: datetime | None) -> int:
         if swept is not None:
             return swept.contacts
     return Contact.objects.filter(workspace_id=workspace_id).count()
+
+
+def lists_changed_since(workspace: Workspace, segment_ids: Iterable[int], since: datetime) -> bool:
+    """Did a manual list that these segments are, or name, gain or lose a contact after
+    `since`? A list's open memberships move only when someone edits it
+    (`services.add_members`, `remove_members`): two probes of the indexes on (segment,
+    entered_at) and (segment, left_at)."""
+    watch = watch_of(workspace)
+    chosen = set(segment_ids)
+    lists = [
+        pk
+        for pk, definition in watch.definitions.items()
+        if definition.kind == Segment.MANUAL and watch.reach.get(pk, {pk}) & chosen
+    ]
+    if not lists:
+        return False
+    changes = SegmentMembership.objects.filter(segment_id__in=lists)
+    return (
+        changes.filter(entered_at__gt=since).exists() or changes.filter(left_at__gt=since).exists()
+    )
 
 
 def as_of(current: Mapping[int, datetime], segment_ids: Iterable[int]) -> datetime | None:

@@ -34,7 +34,7 @@ from segments.models import (
     SegmentMembership,
 )
 from segments.rules import DAYS_OPERATORS, SegmentDefinitions, referenced_segments
-from segments.signals import contact_entered_segment, contact_left_segment
+from segments.signals import contact_entered_segment, contact_left_segment, workspace_swept
 from segments.snapshot import load_snapshot
 from segments.sql import rule_members
 
@@ -474,6 +474,9 @@ def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> Me
         run.entries += entries
         run.exits += exits
     _confirm(Segment.objects.filter(workspace_id=workspace_id), now)
+    # Before `finished_at`: what listeners count (the Targeting tab's audience figures,
+    # targeting.audiences) is part of the sweep's time.
+    workspace_swept.send(MembershipSweep, workspace_id=workspace_id, at=now)
     run.finished_at = timezone.now()
     run.save()
     return run

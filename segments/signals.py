@@ -6,3 +6,8 @@ from django.dispatch import Signal
 # keyword arguments contact, segment and at (an aware datetime).
 contact_entered_segment = Signal()
 contact_left_segment = Signal()
+
+# Sent when a sweep of a workspace has compared and stamped its segments, before it is
+# marked finished, with sender=MembershipSweep and the keyword arguments workspace_id and
+# at (the sweep's start: the moment its stamps say the memberships hold for).
+workspace_swept = Signal()

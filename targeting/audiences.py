@@ -4,16 +4,26 @@ On PostgreSQL `segments.services.rule_count` counts with set-based SQL
 (`segments.sets`): each segment of the audience is computed once and the
 audience is their union or intersection minus the exclusions. The Targeting tab's
 estimate and its overlap with other live surveys are such counts when a segment
-involved is stale; when all are current they are set operations over the
-segments' open memberships instead (`selection`, `segments.counts`).
+involved is stale; when all are current they are counted from the segments' open
+memberships instead (`selection`, `segments.counts`), or read from the figures the
+last sweep stored for the live surveys' saved audiences (`AudienceFigures`).
 """
 
-from collections.abc import Container
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import combinations
 
+from django.db import transaction
+from django.db.models import QuerySet
+
+from refiner.models import Workspace
+from segments import counts
 from segments.counts import Selection
+from segments.models import Segment
 from segments.services import rule_count
-from targeting.models import Targeting
+from surveys.models import Survey
+from targeting.models import AudienceCount, Targeting
 
 
 def _reference(segment_id: int, operator: str) -> dict:
@@ -66,3 +76,108 @@ def selection(
         return Selection(None, excluded=excluded)
     targeted = tuple(pk for pk in dict.fromkeys(segments) if pk in known)
     return Selection(targeted, segment_match == Targeting.ALL, excluded)
+
+
+def saved_audience(targeting: Targeting) -> dict:
+    """The audience part of saved targeting, as the tab's fields hold it."""
+    return {
+        "audience": targeting.audience,
+        "segments": [s.pk for s in targeting.segments.all()],
+        "segment_match": targeting.segment_match,
+        "excluded_segments": [s.pk for s in targeting.excluded_segments.all()],
+    }
+
+
+def live_surveys(workspace_id: int) -> QuerySet[Survey]:
+    """The workspace's live surveys with targeting, in the order they compete."""
+    return (
+        Survey.objects.with_parts()
+        .filter(workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False)
+        .order_by("-targeting__priority", "created_at")
+    )
+
+
+def _pair(first: Selection, second: Selection) -> tuple[str, str]:
+    return tuple(sorted([first.key, second.key]))
+
+
+def record_audience_counts(workspace_id: int, at: datetime) -> int:
+    """Count each live survey's saved audience, and each two's overlap, from open
+    memberships, as of the sweep that began `at`; replace the workspace's figures.
+
+    Only audiences of segments that sweep stamped are counted: the others are stale, and
+    the tab counts them live. Returns how many figures were stored.
+    """
+    workspace = Workspace.objects.get(pk=workspace_id)
+    current = counts.current_segments(workspace)
+    known = set(Segment.objects.filter(workspace_id=workspace_id).values_list("pk", flat=True))
+    chosen = {}
+    for survey in live_surveys(workspace_id):
+        audience = selection(known, **saved_audience(survey.targeting))
+        if audience.segments and all(current.get(pk) == at for pk in audience.segments):
+            chosen[audience.key] = audience
+    audiences = [chosen[key] for key in sorted(chosen)]
+    figures = [
+        AudienceCount(
+            workspace_id=workspace_id,
+            audience=audience.key,
+            contacts=counts.selection_count(workspace_id, audience),
+            as_of=at,
+        )
+        for audience in audiences
+    ]
+    for first, second in combinations(audiences, 2):
+        mine, theirs = _pair(first, second)
+        shared = counts.overlap_count(workspace_id, first, second)
+        figures.append(
+            AudienceCount(
+                workspace_id=workspace_id, audience=mine, other=theirs, contacts=shared, as_of=at
+            )
+        )
+    with transaction.atomic():
+        AudienceCount.objects.filter(workspace_id=workspace_id).delete()
+        AudienceCount.objects.bulk_create(figures)
+    return len(figures)
+
+
+@dataclass(frozen=True)
+class AudienceFigures:
+    """The figures the last sweep stored for a workspace, and when each may stand in for
+    a count from memberships: when every segment involved is current, stamped by that
+    very sweep (not saved or compared again since), and no manual list it is or names
+    was edited since. Writes of contacts' data between sweeps are not looked for: the
+    figure is "as of" its sweep (docs/segments.md)."""
+
+    workspace: Workspace
+    current: Mapping[int, datetime]
+    stored: Mapping[tuple[str, str], AudienceCount]
+
+    @classmethod
+    def load(cls, workspace: Workspace, current: Mapping[int, datetime]) -> "AudienceFigures":
+        rows = AudienceCount.objects.filter(workspace=workspace)
+        return cls(workspace, current, {(row.audience, row.other): row for row in rows})
+
+    def size(self, audience: Selection) -> AudienceCount | None:
+        return self._standing(self.stored.get((audience.key, "")), audience.segments)
+
+    def shared(self, first: Selection, second: Selection) -> AudienceCount | None:
+        if first.key == second.key:
+            return self.size(first)
+        # Everyone (no exclusions) is every identified contact, and members are all
+        # identified: what it shares with an audience is that audience.
+        for one, other in ((first, second), (second, first)):
+            if one.targeted is None and not one.excluded:
+                return self.size(other)
+        both = first.segments | second.segments
+        return self._standing(self.stored.get(_pair(first, second)), both)
+
+    def _standing(
+        self, figure: AudienceCount | None, segment_ids: set[int]
+    ) -> AudienceCount | None:
+        if figure is None or not segment_ids:
+            return None
+        if any(self.current.get(pk) != figure.as_of for pk in segment_ids):
+            return None
+        if counts.lists_changed_since(self.workspace, segment_ids, figure.as_of):
+            return None
+        return figure

@@ -1,5 +1,6 @@
 from django.db import models
 
+from refiner.models import Workspace
 from segments.models import Segment
 from segments.values import iso
 from surveys.models import Survey
@@ -84,3 +85,27 @@ class Targeting(models.Model):
             "priority": self.priority,
             "ignore_recontact": self.ignore_recontact,
         }
+
+
+class AudienceCount(models.Model):
+    """A live survey's audience size, or how many contacts two live surveys' audiences
+    share, counted by the sweep from open memberships (`targeting.audiences`).
+
+    Keyed by what the audience selects, not by survey: the Targeting tab reads it for any
+    audience shown that is the same selection, while it still stands for it.
+    """
+
+    workspace = models.ForeignKey(Workspace, models.CASCADE, related_name="+")
+    audience = models.TextField(help_text="The audience's segments (`Selection.key`).")
+    other = models.TextField(
+        blank=True, help_text="For an overlap, the other audience's segments; empty for a size."
+    )
+    contacts = models.PositiveIntegerField()
+    as_of = models.DateTimeField(help_text="The start of the sweep that counted it.")
+
+    class Meta:
+        ordering = ["workspace", "audience", "other"]
+
+    def __str__(self) -> str:
+        shared = f" ∩ {self.other}" if self.other else ""
+        return f"{self.audience}{shared}: {self.contacts}"

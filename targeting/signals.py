@@ -1,9 +1,14 @@
-"""Keep the eligibility engine's cached definitions fresh: any change invalidates them."""
+"""Keep the eligibility engine's cached definitions fresh: any change invalidates them.
+After each sweep, store the live audiences' figures the Targeting tab reads."""
+
+from datetime import datetime
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from segments.models import Segment
+from segments.models import MembershipSweep, Segment
+from segments.signals import workspace_swept
 from surveys.models import Question, Survey
+from targeting.audiences import record_audience_counts
 from targeting.eligibility import invalidate
 from targeting.models import Targeting
 
@@ -47,6 +52,10 @@ def targeting_segments_changed(sender, instance, action: str, **kwargs) -> None:
         _invalidate(instance.workspace_id)
 
 
+def workspace_swept_now(sender, workspace_id: int, at: datetime, **kwargs) -> None:
+    record_audience_counts(workspace_id, at)
+
+
 def connect() -> None:
     for model, receiver in (
         (Survey, survey_changed),
@@ -62,3 +71,6 @@ def connect() -> None:
         m2m_changed.connect(
             targeting_segments_changed, sender=through, dispatch_uid=f"targeting-{through}"
         )
+    workspace_swept.connect(
+        workspace_swept_now, sender=MembershipSweep, dispatch_uid="targeting-audience-counts"
+    )

@@ -18,7 +18,14 @@ from segments.distinct import distinct_names
 from segments.models import Event, Segment
 from surveys.models import Survey
 from surveys.views import survey_for
-from targeting.audiences import audience_rule, overlap_count, selection
+from targeting.audiences import (
+    AudienceFigures,
+    audience_rule,
+    live_surveys,
+    overlap_count,
+    saved_audience,
+    selection,
+)
 from targeting.models import Targeting
 from targeting.services import apply_targeting, audience_estimate
 from targeting.tab import TargetingTab
@@ -33,22 +40,17 @@ class Competitor:
     as_of: datetime | None = None  # when counted from memberships
 
 
-def _saved_audience(targeting: Targeting) -> dict:
-    return {
-        "audience": targeting.audience,
-        "segments": [s.pk for s in targeting.segments.all()],
-        "segment_match": targeting.segment_match,
-        "excluded_segments": [s.pk for s in targeting.excluded_segments.all()],
-    }
-
-
 def _shared(
-    workspace_id: int, mine: dict, theirs: dict, segments, current, now: datetime
+    workspace_id: int, mine: dict, theirs: dict, segments, figures: AudienceFigures, now
 ) -> tuple[int, datetime | None]:
-    """Contacts in both audiences: from open memberships when every segment is current."""
+    """Contacts in both audiences: the sweep's figure while it stands, else from open
+    memberships when every segment is current, else live."""
     first, second = selection(segments, **mine), selection(segments, **theirs)
-    stamp = counts.as_of(current, first.segments | second.segments)
+    stamp = counts.as_of(figures.current, first.segments | second.segments)
     if stamp is not None:
+        stored = figures.shared(first, second)
+        if stored is not None:
+            return stored.contacts, stored.as_of
         return counts.overlap_count(workspace_id, first, second), stamp
     both = [audience_rule(segments, **mine), audience_rule(segments, **theirs)]
     return overlap_count(workspace_id, *both, now), None
@@ -59,37 +61,34 @@ def competitors(
     audience: dict,
     segments: dict[int, Segment],
     now: datetime,
-    current: dict[int, datetime] | None = None,
+    figures: AudienceFigures,
 ) -> list[Competitor]:
-    """Other live surveys whose audience shares contacts with this one: one COUNT each.
-
-    `current`: the segments whose open memberships may be counted (segments.counts).
-    """
+    """Other live surveys whose audience shares contacts with this one: one count each."""
     workspace_id = survey.workspace_id
     if audience_rule(segments, **audience) is None:
         return []
-    others = (
-        Survey.objects.with_parts()
-        .filter(workspace_id=workspace_id, status=Survey.LIVE, targeting__isnull=False)
-        .exclude(pk=survey.pk)
-        .order_by("-targeting__priority", "created_at")
-    )
     found = []
-    for other in others:
-        theirs = _saved_audience(other.targeting)
+    for other in live_surveys(workspace_id).exclude(pk=survey.pk):
+        theirs = saved_audience(other.targeting)
         if audience_rule(segments, **theirs) is None:
             continue
-        shared, as_of = _shared(workspace_id, audience, theirs, segments, current or {}, now)
+        shared, as_of = _shared(workspace_id, audience, theirs, segments, figures, now)
         if shared:
             found.append(Competitor(other, shared, as_of))
     return found
 
 
-def _size(workspace_id: int, audience: dict, segments, current, now) -> tuple[int, datetime | None]:
-    """The audience's size: from open memberships when its segments are all current."""
+def _size(
+    workspace_id: int, audience: dict, segments, figures: AudienceFigures, now
+) -> tuple[int, datetime | None]:
+    """The audience's size: the sweep's figure while it stands, else from open
+    memberships when its segments are all current, else live."""
     chosen = selection(segments, **audience)
-    stamp = counts.as_of(current, chosen.segments) if chosen.segments else None
+    stamp = counts.as_of(figures.current, chosen.segments) if chosen.segments else None
     if stamp is not None:
+        stored = figures.size(chosen)
+        if stored is not None:
+            return stored.contacts, stored.as_of
         return counts.selection_count(workspace_id, chosen), stamp
     return audience_estimate(workspace_id, now=now, **audience), None
 
@@ -99,8 +98,8 @@ def _estimate(
 ) -> dict:
     now = timezone.now()
     audience = form.audience()
-    current = counts.current_segments(workspace)
-    size, as_of = _size(survey.workspace_id, audience, segments, current, now)
+    figures = AudienceFigures.load(workspace, counts.current_segments(workspace))
+    size, as_of = _size(survey.workspace_id, audience, segments, figures, now)
     try:
         sample = float(form.values["sample_percent"])
     except ValueError:
@@ -115,7 +114,7 @@ def _estimate(
         "sampled": round(size * sample / 100),
         "sample_percent": sample,
         "contacts": counts.identified_contacts(survey.workspace_id, as_of),
-        "competitors": competitors(survey, audience, segments, now, current),
+        "competitors": competitors(survey, audience, segments, now, figures),
     }
 
 

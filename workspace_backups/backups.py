@@ -29,7 +29,7 @@ from django.db.models import Model, QuerySet
 from refiner.models import Membership, Workspace
 from segments import models as segments
 from surveys.models import Answer, Display, Question, Response, Survey
-from targeting.models import Targeting
+from targeting.models import AudienceCount, Targeting
 from webhooks.models import Delivery, Endpoint
 
 # Each model with the lookup from it to its workspace, parents first. Targeting's two
@@ -56,9 +56,10 @@ TABLES: tuple[tuple[type[Model], str], ...] = (
     (Endpoint, "workspace"),
     (Delivery, "workspace"),
 )
-# Kept by the database from the rows above (segments.totals): restoring the events
-# restores them.
-DERIVED: tuple[type[Model], ...] = (segments.EventTotal,)
+# Not written: the database keeps the event totals from the events (segments.totals),
+# and the next sweep counts the audience figures again (targeting.audiences; until
+# then the Targeting tab counts from memberships).
+DERIVED: tuple[type[Model], ...] = (segments.EventTotal, AudienceCount)
 CHUNK = 2000
 
 
