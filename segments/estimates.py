@@ -149,6 +149,6 @@ def rule_estimate(workspace_id: int, rule, now: datetime, total: int, size: int)
     with connection.cursor() as cursor:  # read from the index alone
         cursor.execute(f"SELECT count(*) FROM ({SAMPLE}) AS sample", [workspace_id, size])
         (sampled,) = cursor.fetchone()
-    members = services.rule_contacts(workspace_id, rule, now)
-    matched = members.filter(pk__in=sample_of(workspace_id, size)).count()
+    members = services.rule_contacts(workspace_id, rule, now, within=sample_of(workspace_id, size))
+    matched = members.count()
     return estimate_of(matched=matched, sampled=sampled, total=total)

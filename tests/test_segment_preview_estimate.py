@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from segments.estimates import estimate_of
@@ -136,6 +137,24 @@ def test_the_editor_page_of_a_large_workspace_starts_with_the_estimate(
     response = owner.get("/segments/new/")
     assert response.status_code == 200
     assert exact_follow_up(response.content.decode()) is not None
+
+
+@on_postgresql
+def test_a_segment_named_twice_is_listed_for_the_sampled_contacts_only(
+    owner, workspace, contacts, large
+):
+    """A segment a rule names twice is computed once, as a list of its members: for an
+    estimate, a list of the sampled ones, not of the whole workspace."""
+    enterprise = SegmentFactory(workspace=workspace, rules=ENTERPRISE)
+    named = {"type": "segment", "segment": enterprise.pk, "operator": "in"}
+    twice = {"type": "group", "match": "any", "conditions": [named, named]}
+    with CaptureQueriesContext(connection) as queries:
+        response = owner.post("/segments/preview/", {"rules": json.dumps(twice)}, headers=HX)
+    listed = [q["sql"] for q in queries if "_members" in q["sql"] and "WITH" in q["sql"]]
+    assert listed
+    assert all(q.count("hashint8") >= 2 for q in listed)  # in the list and in the count
+    once = owner.post("/segments/preview/", {"rules": json.dumps(ENTERPRISE)}, headers=HX)
+    assert preview_count(response.content.decode()) == preview_count(once.content.decode())
 
 
 def test_a_small_workspace_counts_exactly_at_once(owner, workspace, contacts):
