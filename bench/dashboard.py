@@ -136,6 +136,16 @@ def pages(fixtures: dict) -> list[tuple[str, str, dict]]:
     for name, segment in segments.items():
         rules = {"rules": json.dumps(segment.rules)}
         page(f"editor preview: {name}", "/segments/preview/", rules, "post", htmx=True)
+    for name, segment in segments.items():
+        # What the estimate of a large workspace loads next; not the first answer.
+        exact = {"rules": json.dumps(segment.rules), "exact": "1"}
+        page(
+            f"editor preview, exact follow-up: {name}",
+            "/segments/preview/",
+            exact,
+            "post",
+            htmx=True,
+        )
     nested = segments["nested all/any of 4"]
     page("segment editor, saved rule: nested all/any of 4", f"/segments/{nested.pk}/")
     for survey in fixtures["surveys"]:

@@ -193,11 +193,18 @@ def identified_contacts(workspace_id: int, as_of: datetime | None) -> int:
     """The workspace's identified contacts: as the last sweep found them when the counts
     beside them are `as_of` a sweep, otherwise counted now."""
     if as_of is not None:
-        swept = MembershipSweep.objects.filter(
-            workspace_id=workspace_id, finished_at__isnull=False, contacts__isnull=False
-        ).first()
-        if swept is not None:
-            return swept.contacts
+        return last_identified_contacts(workspace_id)
+    return Contact.objects.filter(workspace_id=workspace_id).count()
+
+
+def last_identified_contacts(workspace_id: int) -> int:
+    """The workspace's identified contacts as its last sweep found them (at most one
+    sweep old), counted now when no sweep has: the cheap "of N contacts"."""
+    swept = MembershipSweep.objects.filter(
+        workspace_id=workspace_id, finished_at__isnull=False, contacts__isnull=False
+    ).first()
+    if swept is not None:
+        return swept.contacts
     return Contact.objects.filter(workspace_id=workspace_id).count()
 
 

@@ -5,6 +5,11 @@ its own (`PREVIEW_TIME_BUDGET_MS`, taken out of the request's): past it the prev
 says the rule took too long to count, and the page still answers. The saved rule of a
 segment whose memberships are current is read from them instead (segments.counts).
 
+A large workspace (`PREVIEW_ESTIMATE_ABOVE` identified contacts or more, on
+PostgreSQL) is previewed in two steps: an estimate from a uniform sample of its
+contacts at once (`estimate`, segments.estimates), then the exact count, which the
+estimate's fragment loads itself (`live`, asked with `exact`).
+
 The sample is the most recently seen matching contacts. Walking contacts by
 `last_seen_at` and asking the rule of each finds them at once when many match; when
 few do (fewer than one in `RARE`), it walks most of the workspace, so on PostgreSQL
@@ -24,7 +29,7 @@ from django.db.models.expressions import RawSQL
 
 from refiner.budget import Budget, is_timeout
 from refiner.models import Workspace
-from segments import counts, services
+from segments import counts, estimates, services
 from segments.models import Contact, Segment, SegmentMembership
 from segments.rules import SegmentDefinitions
 from segments.sets import SetCompiler
@@ -92,6 +97,25 @@ def live(workspace: Workspace, rule, now: datetime, total: int) -> dict:
     left = budget - round((time.monotonic() - started) * 1000)
     sampled, found = within_budget(lambda: sample(workspace.pk, rule, now, count, total), left)
     return {"count": count, "sample": found if sampled else None, "budget_s": budget / 1000}
+
+
+def estimates_first(total: int) -> bool:
+    """Whether a workspace of `total` identified contacts is previewed by an estimate
+    first: counting a broad rule over it exactly takes seconds (docs/benchmarks.md)."""
+    return connection.vendor == "postgresql" and total >= settings.PREVIEW_ESTIMATE_ABOVE
+
+
+def estimate(workspace: Workspace, rule, now: datetime, total: int) -> dict:
+    """An estimate of how many contacts an unsaved rule matches, from a sample of
+    `PREVIEW_SAMPLE_SIZE` (within the preview's budget; `count` None past it)."""
+    budget = settings.PREVIEW_TIME_BUDGET_MS
+    size = settings.PREVIEW_SAMPLE_SIZE
+    done, found = within_budget(
+        lambda: estimates.rule_estimate(workspace.pk, rule, now, total, size), budget
+    )
+    if not done:
+        return {"count": None, "sample": None, "budget_s": budget / 1000}
+    return {"estimate": found, "sample": None, "budget_s": budget / 1000}
 
 
 def cached(workspace: Workspace, rule, segment_id: int | None, total: int) -> dict | None:

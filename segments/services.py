@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.db.models.expressions import RawSQL
 
 from refiner.models import Workspace
 from segments import membership
@@ -48,11 +49,16 @@ def check_rule(rule: Any, *, workspace_id: int, segment_id: int | None = None) -
 
 
 def rule_contacts(
-    workspace_id: int, rule: dict, now: datetime, definitions: SegmentDefinitions | None = None
+    workspace_id: int,
+    rule: dict,
+    now: datetime,
+    definitions: SegmentDefinitions | None = None,
+    within: RawSQL | None = None,
 ) -> QuerySet[Contact]:
+    """The contacts matching `rule` now; only those of the ids `within` when given."""
     if definitions is None:
         definitions = segment_definitions(workspace_id)
-    return rule_members(workspace_id, rule, now, definitions)
+    return rule_members(workspace_id, rule, now, definitions, within)
 
 
 def rule_count(

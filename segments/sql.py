@@ -367,11 +367,21 @@ class SharedCompiler(Compiler):
     becomes one WITH query, computed once, and a rule reads it through a LEFT JOIN on
     the contact id (at most one row per contact): a hash join, which PostgreSQL spills
     to disk when large, where an `id IN (list)` under OR or NOT would rescan the list.
+
+    `within`, ids of some of the workspace's contacts (a preview's sample), restricts
+    the lists too: a list is only ever read for the contacts being asked about.
     """
 
-    def __init__(self, now: datetime, segments: Mapping[int, SegmentDefinition], workspace_id):
+    def __init__(
+        self,
+        now: datetime,
+        segments: Mapping[int, SegmentDefinition],
+        workspace_id,
+        within: RawSQL | None = None,
+    ):
         super().__init__(now, segments)
         self.workspace_id = workspace_id
+        self.within = within
         self.lists: dict[int, tuple[str, list]] = {}  # segment id: (SQL, params), in order
         self.scopes: list[set[int]] = [set()]  # the lists each query being built reads
         self.uses: Counter[int] = Counter()
@@ -394,8 +404,12 @@ class SharedCompiler(Compiler):
             self.scopes[-1].add(segment_id)  # this query reads the list: it joins it
         return q
 
-    def query_of(self, condition: Q, reads: set[int]) -> tuple[str, list]:
+    def contacts(self, condition: Q) -> QuerySet:
         contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
+        return contacts if self.within is None else contacts.filter(pk__in=self.within)
+
+    def query_of(self, condition: Q, reads: set[int]) -> tuple[str, list]:
+        contacts = self.contacts(condition)
         table = Contact._meta.db_table
         try:
             sql, params = contacts.order_by().values("id").query.sql_with_params()
@@ -425,7 +439,7 @@ class SharedCompiler(Compiler):
         """The contacts matching `rule`, reading each segment named twice or more once."""
         self.count_uses(rule)
         condition = self.compile(rule)
-        contacts = Contact.objects.filter(Q(workspace_id=self.workspace_id) & condition)
+        contacts = self.contacts(condition)
         if not self.lists:
             return contacts
         materialized = " MATERIALIZED" if connection.vendor == "postgresql" else ""
@@ -443,10 +457,15 @@ def _list_name(segment_id: int) -> str:
 
 
 def rule_members(
-    workspace_id: int, rule: Mapping, now: datetime, segments: Mapping[int, SegmentDefinition]
+    workspace_id: int,
+    rule: Mapping,
+    now: datetime,
+    segments: Mapping[int, SegmentDefinition],
+    within: RawSQL | None = None,
 ) -> QuerySet:
-    """The workspace's contacts matching `rule` at `now`, each referenced segment once."""
-    return SharedCompiler(now, segments, workspace_id).members(rule)
+    """The workspace's contacts matching `rule` at `now`, each referenced segment once;
+    only those of the ids `within` when given."""
+    return SharedCompiler(now, segments, workspace_id, within).members(rule)
 
 
 def lone_attribute(rule: Mapping) -> Mapping | None:

@@ -116,21 +116,29 @@ def _choices(workspace: Workspace, segment: Segment | None) -> dict:
     }
 
 
-def preview_of(workspace: Workspace, rule, segment_id: int | None, now: datetime) -> dict:
+def preview_of(
+    workspace: Workspace, rule, segment_id: int | None, now: datetime, *, exact: bool = False
+) -> dict:
     """Count and sample of the contacts a rule matches now, or the rule's problems.
 
+    A large workspace's unsaved rule is estimated unless `exact` is asked: the
+    fragment then loads the exact count itself, with `exact_vals` (previews).
     Also the rule as JSON, so the editor's JSON panel follows the rule being
     edited, and warnings about names nothing in the workspace has and about event
     windows reaching past what retention keeps.
     """
     errors = services.check_rule(rule, workspace_id=workspace.pk, segment_id=segment_id)
-    total = Contact.objects.filter(workspace=workspace).count()
+    total = counts.last_identified_contacts(workspace.pk)
     shown = {"rule_json": json.dumps(rule, indent=2, ensure_ascii=False), "total": total}
     if errors:
         return {"errors": errors, **shown}
-    found = previews.cached(workspace, rule, segment_id, total) or previews.live(
-        workspace, rule, now, total
-    )
+    found = previews.cached(workspace, rule, segment_id, total)
+    if found is None and not exact and previews.estimates_first(total):
+        found = previews.estimate(workspace, rule, now, total)
+        follow_up = {"rules": json.dumps(rule), "segment_id": str(segment_id or ""), "exact": "1"}
+        found["exact_vals"] = json.dumps(follow_up)
+    if found is None:
+        found = previews.live(workspace, rule, now, total)
     warnings = catalogue.unknown_names(workspace, rule)
     shown["retention_warnings"] = rule_warnings(rule)
     return {**found, "errors": {}, "warnings": warnings, **shown}
@@ -260,7 +268,8 @@ def segment_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def segment_preview(request: HttpRequest) -> HttpResponse:
-    """The live preview fragment for the rule being edited (writes nothing)."""
+    """The live preview fragment for the rule being edited (writes nothing); `exact`
+    asks for the exact count after a large workspace's estimate."""
     membership = require_membership(request)
     tree, problem = _posted_tree(request)
     raw_id = request.POST.get("segment_id", "")
@@ -270,9 +279,8 @@ def segment_preview(request: HttpRequest) -> HttpResponse:
     if problem:
         preview = {"errors": {"rules": problem}, "total": 0, "rule_json": None}
     else:
-        preview = preview_of(
-            membership.workspace, _rule_of(request, tree), segment_id, timezone.now()
-        )
+        rule, exact = _rule_of(request, tree), request.POST.get("exact") == "1"
+        preview = preview_of(membership.workspace, rule, segment_id, timezone.now(), exact=exact)
     context = {"preview": preview, "segment": None, "live_json": True}
     return render(request, "segments/segment_editor.html#preview", context)
 

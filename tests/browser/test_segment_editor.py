@@ -1,10 +1,13 @@
 """The segment editor in a real browser: rows and groups added with htmx, a live count."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from segments.models import Segment
@@ -109,6 +112,60 @@ def test_it_builds_a_nested_segment_and_saves_it(page, page_errors, live_server,
             ]},
         ],
     }  # fmt: skip
+    assert page_errors == []
+
+
+def release_exact_count(page, held: list, rule_says: str) -> None:
+    """Let the held exact count of the rule whose JSON holds `rule_says` through, once
+    the browser has asked for it."""
+    for _ in range(100):
+        for route in held:
+            if rule_says in unquote_plus(route.request.post_data or ""):
+                held.remove(route)
+                route.continue_()
+                return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"No exact count was asked for the rule with {rule_says}")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="estimates: PostgreSQL only")
+def test_a_large_workspace_shows_an_estimate_then_the_exact_count(
+    page, page_errors, live_server, owner, settings
+):
+    """The exact counts are held back until the test lets them through, so the estimate
+    can be seen; one still pending when the rule changes is cancelled, not piled up."""
+    from playwright.sync_api import expect
+
+    settings.PREVIEW_ESTIMATE_ABOVE = 3
+    settings.PREVIEW_SAMPLE_SIZE = 4
+    held, cancelled = [], []
+
+    def hold_exact_counts(route) -> None:
+        if "exact=1" in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/segments/preview/", hold_exact_counts)
+    page.on("requestfailed", lambda request: cancelled.append(request.post_data or ""))
+    sign_in(page, live_server, owner)
+    page.get_by_role("link", name="New segment").click()
+    count = page.get_by_test_id("preview-count")
+    expect(count).to_have_text(re.compile("about"))
+    expect(page.get_by_test_id("preview-estimate")).to_contain_text("estimated from 4 sampled")
+    release_exact_count(page, held, '"conditions": []')
+    expect(count).to_have_text("6")
+
+    page.get_by_role("button", name="+ Condition").click()
+    page.fill("#c-0-attribute", "plan")
+    page.fill("#c-0-value", "enterprise")
+    expect(page.get_by_test_id("preview-estimate")).to_be_visible()
+    page.wait_for_function("() => document.querySelector('#preview .htmx-request')")
+    page.fill("#c-0-value", "pro")  # typing on while the exact count is pending
+    release_exact_count(page, held, '"value": "pro"')
+    expect(count).to_have_text("1")
+    expect(page.get_by_test_id("preview-estimate")).to_have_count(0)
+    assert [body for body in cancelled if "exact=1" in body]  # enterprise's, cancelled
     assert page_errors == []
 
 

@@ -1,0 +1,32 @@
+"""The index the preview's sample is read from (PostgreSQL only, like 0008 and 0010).
+
+A workspace's identified contacts in the order of a hash of their id
+(segments/estimates.py): its first rows are a uniform sample of them, read without
+touching the rest. The id is a key column too, so that ties of the hash are ordered
+and the sample is read from the index alone.
+"""
+
+from django.db import migrations
+
+CREATE = [
+    "CREATE INDEX IF NOT EXISTS contact_sample ON segments_contact "
+    '(workspace_id, hashint8(id), id) WHERE user_id IS NOT NULL',
+    "ANALYZE segments_contact",
+]
+DROP = ["DROP INDEX IF EXISTS contact_sample"]
+
+
+def run(statements):
+    def apply(apps, schema_editor):
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for statement in statements:
+            schema_editor.execute(statement)
+
+    return apply
+
+
+class Migration(migrations.Migration):
+    dependencies = [("segments", "0014_short_text_indexes")]
+
+    operations = [migrations.RunPython(run(CREATE), run(DROP))]
