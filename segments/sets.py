@@ -14,9 +14,12 @@ INTERSECT, UNION and EXCEPT of those sets:
 - event counts over all time on one event name in a group: one pass over that
   name's event totals (segments.totals), one row per contact, their predicates
   merged as for an attribute key (no row is a count of 0);
-- event counts in a group with the same window: one pass over those events,
-  `GROUP BY contact_id` with a `HAVING` that combines every count, over only the
-  contacts whose totals can meet the counts when every member needs some;
+- event counts in a group with the same window: one pass over those names' totals,
+  each row's count in the window read from the latest moments the total keeps
+  (segments.totals) when they hold it, else from that contact's events of that name
+  (an index range); the conditions on a name are one predicate on that count, the
+  names combined per contact (`events`); totals too small to change an answer are
+  not read;
 - a referenced segment: one `WITH` query, however often it is named;
 - account, survey and answer conditions: the contact-by-contact compiler, once
   for all of them in the group.
@@ -35,7 +38,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -47,7 +50,7 @@ from segments.memory import SegmentDefinition
 from segments.models import Contact, ContactValue, Event, EventTotal, SegmentMember
 from segments.rules import NEGATIONS, usable_segment
 from segments.sql import MAX_EVENTS, AnyOf, Compiler, positive_predicate, value_predicate
-from segments.values import days_before, fold
+from segments.values import EARLIEST, days_before, fold
 
 SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
 # work_mem of a count's transaction: each hash or sort of the query may use this much
@@ -203,27 +206,50 @@ def _members_of(queryset: QuerySet) -> Members:
     return Members(sql, tuple(params))
 
 
-def _count_expression(event: str) -> tuple[str, list]:
-    return "count(*) FILTER (WHERE name = %s)", [event]
-
-
-def _event_term(condition: Mapping) -> tuple[str, list, bool]:
-    """(SQL over the counts of one contact, its parameters, whether it holds at no events)."""
+def _count_term(condition: Mapping, counted: str) -> tuple[str, list]:
+    """The condition as SQL over `counted`, a contact's count of its event (in a window)."""
     wanted, operator = condition["value"], condition["operator"]
-    counted, params = _count_expression(condition["event"])
     if operator == "at_least":
         if wanted <= 0:
-            return "TRUE", [], True
+            return "TRUE", []
         if wanted > MAX_EVENTS:
-            return "FALSE", [], False
-        return f"{counted} >= %s", [*params, wanted], False
+            return "FALSE", []
+        return f"{counted} >= %s", [wanted]
     if operator == "at_most":
         if wanted >= MAX_EVENTS:
-            return "TRUE", [], True
-        return f"{counted} <= %s", [*params, wanted], True
+            return "TRUE", []
+        return f"{counted} <= %s", [wanted]
     if wanted > MAX_EVENTS:
-        return "FALSE", [], False
-    return f"{counted} = %s", [*params, wanted], wanted == 0
+        return "FALSE", []
+    return f"{counted} = %s", [wanted]
+
+
+def _holds_at(condition: Mapping, count: int) -> bool:
+    """Does the count condition hold for a contact with `count` such events?"""
+    wanted, operator = condition["value"], condition["operator"]
+    if operator == "at_least":
+        return count >= wanted
+    if operator == "at_most":
+        return count <= wanted
+    return count == wanted
+
+
+def _all_hold_at(conditions: list[Mapping], every: bool, count: int) -> bool:
+    """Do the conditions on one name hold at `count` (all of them if `every`, else any)?"""
+    answers = (_holds_at(condition, count) for condition in conditions)
+    return all(answers) if every else any(answers)
+
+
+def _first_change(conditions: list[Mapping], every: bool) -> int | None:
+    """The fewest events at which the conditions on one name answer otherwise than at
+    none; None if never. The answer only changes at a condition's value or one past
+    it, so those are the only counts tried."""
+    at_zero = _all_hold_at(conditions, every, 0)
+    counts = sorted({n for c in conditions for n in (c["value"], c["value"] + 1) if n >= 1})
+    return next(
+        (n for n in counts if n <= MAX_EVENTS and _all_hold_at(conditions, every, n) != at_zero),
+        None,
+    )
 
 
 def _total_term(condition: Mapping) -> tuple[str | None, list, bool]:
@@ -240,15 +266,6 @@ def _total_term(condition: Mapping) -> tuple[str | None, list, bool]:
     if wanted > MAX_EVENTS:
         return None, [], negative
     return f"count {'>=' if operator == 'at_least' else '='} %s", [wanted], negative
-
-
-def _least_total(condition: Mapping) -> int | None:
-    """The total of its event a contact needs for the (windowed) count to hold; None
-    when a contact without such events meets it. Past MAX_EVENTS: no total reaches it."""
-    wanted, operator = condition["value"], condition["operator"]
-    if operator == "at_most" or wanted <= 0:
-        return None
-    return min(wanted, MAX_EVENTS + 1)
 
 
 class SetCompiler:
@@ -327,36 +344,109 @@ class SetCompiler:
         held = all_of(parts) if combine == "all" else any_of(parts)
         return negated(held) if match == "none" else held
 
-    def events(self, conditions: list[Mapping], combine: str, within_days) -> Members:
-        """Event counts of one window, in one pass: contacts grouped, counts combined."""
-        terms, term_params, at_zero = [], [], []
+    def events(self, conditions: list[Mapping], combine: str, within_days: int) -> Members:
+        """Event counts of one window, in one pass over their names' totals.
+
+        Each total row yields the contact's count of its name in the window, from its
+        moments when they tell it all, else from grouping that contact's events of that
+        name (`_windowed_count`). The conditions on one name become one predicate on
+        that count (AND'ed in an `all` group, OR'ed in an `any` one), and the rows of a
+        contact are combined as its names are: the contacts grouped, one `HAVING` with
+        a few aggregates however many conditions. A contact with fewer events of a name
+        than can change that name's answer (`_first_change`) answers as with none, so
+        those rows are not read at all, and a contact without a row counts zero.
+        """
+        every = combine == "all"
+        by_name: dict[str, list[Mapping]] = {}
         for condition in conditions:
-            sql, params, holds = _event_term(condition)
-            terms.append(sql)
-            term_params += params
-            at_zero.append(holds)
-        holds_at_zero = all(at_zero) if combine == "all" else any(at_zero)
-        having = f" {'AND' if combine == 'all' else 'OR'} ".join(terms)
-        names = sorted({condition["event"] for condition in conditions})
-        where, params = "workspace_id = %s AND name = ANY(%s)", [self.workspace_id, names]
-        not_visitor, not_visitor_params = self._not_visitor()
-        where += f" AND {not_visitor}"
-        params += not_visitor_params
-        if within_days is not None:
-            where += " AND occurred_at >= %s AND occurred_at <= %s"
-            params += [days_before(self.now, within_days), self.now]
-        if not holds_at_zero:
-            # Every member needs some total: group only the events of those who have it.
-            needed, needed_params = self._needed_totals(conditions, combine)
-            where += f" AND contact_id IN ({needed})"
-            params += needed_params
-        # Contacts without such events are not in the GROUP BY: when the counts hold at
-        # zero, the set is of those they fail for, and the members are everyone else.
-        sql = (
-            f'SELECT contact_id FROM "{Event._meta.db_table}" WHERE {where} '  # noqa: S608
-            f"GROUP BY contact_id HAVING {'NOT ' if holds_at_zero else ''}({having})"
+            by_name.setdefault(condition["event"], []).append(condition)
+        changes, at_zero = {}, {}
+        for name, named in by_name.items():
+            at_zero[name] = _all_hold_at(named, every, 0)
+            changes[name] = _first_change(named, every)
+        constant = [at_zero[name] for name, change in changes.items() if change is None]
+        if constant and (not all(constant) if every else any(constant)):
+            # A name whose answer is the same for every contact decides the group.
+            return NOBODY if every else EVERYBODY
+        names = [name for name, change in changes.items() if change is not None]
+        if not names:
+            return EVERYBODY if every else NOBODY
+        holds_at_zero = all(at_zero[n] for n in names) if every else any(at_zero[n] for n in names)
+        joined = " AND " if every else " OR "
+        row_terms, row_params = [], []
+        for name in names:
+            sqls, params = zip(*(_count_term(c, "n") for c in by_name[name]), strict=True)
+            row_terms.append(f"(name = %s AND ({joined.join(sqls)}))")
+            row_params += [name, *(param for more in params for param in more)]
+        met = " OR ".join(row_terms)  # the row meets its name's conditions
+        counted, counted_params = self._windowed_counts(names, changes, within_days)
+        sql = f"SELECT contact_id FROM ({counted}) AS counted"  # noqa: S608
+        # A contact has one row per name: one name needs no grouping to be a set.
+        grouped = " GROUP BY contact_id" if len(names) > 1 else ""
+        if not every and not holds_at_zero:
+            # Some name must be met, by a row of it: the rows that do, one per contact.
+            sql += f" WHERE {met}{grouped}"
+            return Members(sql, tuple(counted_params + row_params))
+        if every and holds_at_zero:
+            # Every name holds at zero: the contacts with a row that fails, and the
+            # members are everyone else.
+            sql += f" WHERE NOT ({met}){grouped}"
+            return Members(sql, tuple(counted_params + row_params), outside=True)
+        if every:
+            # Every row met, and a row of each name that fails at zero.
+            having, params = f"bool_and({met})", list(row_params)
+            wanted = [name for name in names if not at_zero[name]]
+        else:
+            # A row met, or some name that holds at zero without a row.
+            having, params = f"bool_or({met})", list(row_params)
+            wanted = [name for name in names if at_zero[name]]
+        having += f" {'AND' if every else 'OR'} count(*) FILTER (WHERE name = ANY(%s)) "
+        having += "= %s" if every else "< %s"
+        params += [wanted, len(wanted)]
+        # When the counts hold at zero, the set is of those they fail for, and the
+        # members are everyone else (contacts without rows among them).
+        sql += f" GROUP BY contact_id HAVING {'NOT ' if holds_at_zero else ''}({having})"
+        return Members(sql, tuple(counted_params + params), outside=holds_at_zero)
+
+    def _windowed_counts(
+        self, names: list[str], changes: Mapping[str, int], within_days: int
+    ) -> tuple[str, list]:
+        """SQL of (contact_id, name, n): n the contact's events of that name within the
+        window, for each total of `names` that reaches its name's first change.
+
+        The moments (segments.totals) are the latest events of the total, oldest first.
+        They hold the count in the window when they hold every event (as many moments as
+        the count) or when the oldest is before the window; otherwise the contact has
+        more events than moments since the window's start (a burst, or events in the
+        future), and its events of that name are counted in the window's range of the
+        (contact, name, occurred_at) index. `width_bucket` finds in the sorted moments
+        how many are at or before a moment, by bisection.
+        """
+        start = days_before(self.now, within_days)
+        totals, events = EventTotal._meta.db_table, Event._meta.db_table
+        # How many moments are before the window: those at or before the microsecond
+        # before its start (timestamps have microseconds on both sides).
+        if start > EARLIEST:
+            before, before_params = "width_bucket(%s, moments)", [start - timedelta(microseconds=1)]
+        else:
+            before, before_params = "0", []
+        exact = "coalesce(cardinality(moments) = count OR moments[1] < %s, false)"
+        n = (
+            f"CASE WHEN {exact} THEN width_bucket(%s, moments) - {before} "
+            f'ELSE (SELECT count(*) FROM "{events}" AS event '  # noqa: S608
+            "WHERE event.contact_id = total.contact_id AND event.name = total.name "
+            "AND event.occurred_at >= %s AND event.occurred_at <= %s) END"
         )
-        return Members(sql, tuple(params + term_params), outside=holds_at_zero)
+        n_params = [start, self.now, *before_params, start, self.now]
+        reached = " OR ".join(["(name = %s AND count >= %s)"] * len(names))
+        reached_params = [item for name in names for item in (name, changes[name])]
+        not_visitor, not_visitor_params = self._not_visitor()
+        sql = (
+            f'SELECT contact_id, name, {n} AS n FROM "{totals}" AS total '  # noqa: S608
+            f"WHERE workspace_id = %s AND ({reached}) AND {not_visitor}"
+        )
+        params = [*n_params, self.workspace_id, *reached_params, *not_visitor_params]
+        return sql, params
 
     def _not_visitor(self) -> tuple[str, list]:
         # Anonymous visitors' events count for no segment; visitors are few (a hashed NOT IN).
@@ -389,29 +479,6 @@ class SetCompiler:
                 sql += " HAVING count(*) = %s"
                 params.append(len(names))
         return Members(sql, tuple(params))
-
-    def _needed_totals(self, conditions: list[Mapping], combine: str) -> tuple[str, list]:
-        """The contacts with the totals every member of the windowed counts needs: in an
-        `all` group each least total (the largest per name), in an `any` group one of
-        them (the smallest per name). Only asked when some least total is needed."""
-        least: dict[str, int] = {}
-        for condition in conditions:
-            needed = _least_total(condition)
-            if needed is None:
-                continue
-            name = condition["event"]
-            pick = max if combine == "all" else min
-            least[name] = pick(least.get(name, needed), needed)
-        terms = " OR ".join(["(name = %s AND count >= %s)"] * len(least))
-        sql = (
-            f'SELECT contact_id FROM "{EventTotal._meta.db_table}" '  # noqa: S608
-            f"WHERE workspace_id = %s AND ({terms})"
-        )
-        params = [self.workspace_id] + [item for pair in least.items() for item in pair]
-        if combine == "all" and len(least) > 1:
-            sql += " GROUP BY contact_id HAVING count(*) = %s"
-            params.append(len(least))
-        return sql, params
 
     def segment(self, segment_id: int) -> Members:
         if segment_id not in self._segment_members:
