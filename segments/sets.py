@@ -206,24 +206,6 @@ def _members_of(queryset: QuerySet) -> Members:
     return Members(sql, tuple(params))
 
 
-def _count_term(condition: Mapping, counted: str) -> tuple[str, list]:
-    """The condition as SQL over `counted`, a contact's count of its event (in a window)."""
-    wanted, operator = condition["value"], condition["operator"]
-    if operator == "at_least":
-        if wanted <= 0:
-            return "TRUE", []
-        if wanted > MAX_EVENTS:
-            return "FALSE", []
-        return f"{counted} >= %s", [wanted]
-    if operator == "at_most":
-        if wanted >= MAX_EVENTS:
-            return "TRUE", []
-        return f"{counted} <= %s", [wanted]
-    if wanted > MAX_EVENTS:
-        return "FALSE", []
-    return f"{counted} = %s", [wanted]
-
-
 def _holds_at(condition: Mapping, count: int) -> bool:
     """Does the count condition hold for a contact with `count` such events?"""
     wanted, operator = condition["value"], condition["operator"]
@@ -234,22 +216,62 @@ def _holds_at(condition: Mapping, count: int) -> bool:
     return count == wanted
 
 
-def _all_hold_at(conditions: list[Mapping], every: bool, count: int) -> bool:
-    """Do the conditions on one name hold at `count` (all of them if `every`, else any)?"""
-    answers = (_holds_at(condition, count) for condition in conditions)
-    return all(answers) if every else any(answers)
+@dataclass(frozen=True)
+class CountRanges:
+    """The counts at which the conditions on one event name hold (all of them in an
+    `all` group, any in an `any` one), as ranges (low, high or None for no bound): any
+    number of conditions on a name is one or two comparisons of its count."""
 
+    ranges: tuple[tuple[int, int | None], ...]
 
-def _first_change(conditions: list[Mapping], every: bool) -> int | None:
-    """The fewest events at which the conditions on one name answer otherwise than at
-    none; None if never. The answer only changes at a condition's value or one past
-    it, so those are the only counts tried."""
-    at_zero = _all_hold_at(conditions, every, 0)
-    counts = sorted({n for c in conditions for n in (c["value"], c["value"] + 1) if n >= 1})
-    return next(
-        (n for n in counts if n <= MAX_EVENTS and _all_hold_at(conditions, every, n) != at_zero),
-        None,
-    )
+    @classmethod
+    def of(cls, conditions: list[Mapping], every: bool) -> "CountRanges":
+        def holds(count: int) -> bool:
+            answers = (_holds_at(condition, count) for condition in conditions)
+            return all(answers) if every else any(answers)
+
+        # The answer only changes at a condition's value or one past it; no count
+        # exceeds MAX_EVENTS.
+        starts = {n for c in conditions for n in (c["value"], c["value"] + 1)}
+        starts = sorted({0} | {n for n in starts if 0 < n <= MAX_EVENTS})
+        ranges: list[tuple[int, int | None]] = []
+        for start, end in zip(starts, [*starts[1:], None], strict=True):
+            if not holds(start):
+                continue
+            high = None if end is None else end - 1
+            if ranges and ranges[-1][1] == start - 1:
+                start = ranges.pop()[0]  # adjoining ranges are one
+            ranges.append((start, high))
+        return cls(tuple(ranges))
+
+    @property
+    def at_zero(self) -> bool:
+        return bool(self.ranges) and self.ranges[0][0] == 0
+
+    @property
+    def first_change(self) -> int | None:
+        """The fewest events at which the answer differs from the answer at none;
+        None if it never does (the answer is the same for every contact)."""
+        if not self.ranges:
+            return None
+        low, high = self.ranges[0]
+        if low > 0:
+            return low
+        return None if high is None else high + 1
+
+    def sql(self, counted: str) -> tuple[str, list]:
+        terms, params = [], []
+        for low, high in self.ranges:
+            if high is None:
+                terms.append(f"{counted} >= %s")
+                params.append(low)
+            elif low == high:
+                terms.append(f"{counted} = %s")
+                params.append(low)
+            else:
+                terms.append(f"{counted} BETWEEN %s AND %s")
+                params += [low, high]
+        return " OR ".join(terms) or "FALSE", params
 
 
 def _total_term(condition: Mapping) -> tuple[str | None, list, bool]:
@@ -288,7 +310,7 @@ class SetCompiler:
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
         # negated → event name → its predicates on the total
         by_event: dict[bool, dict[str, list[tuple[str, list]]]] = {}
-        events: dict[Any, list[Mapping]] = {}
+        windowed: list[Mapping] = []
         others: list[Mapping] = []
         patterns = Counter(
             condition["attribute"]
@@ -311,7 +333,7 @@ class SetCompiler:
                 names = by_event.setdefault(negative, {})
                 names.setdefault(condition["event"], []).append((sql, params))
             elif kind == "event":
-                events.setdefault(condition["within_days"], []).append(condition)
+                windowed.append(condition)
             elif kind == "attribute" and not condition["attribute"].startswith("account."):
                 like = patterns[condition["attribute"]] > 1
                 predicate, negative = condition_predicate(condition, self.now, like)
@@ -334,8 +356,8 @@ class SetCompiler:
             every = negative != (combine == "all")
             found = self.totals(names, every)
             parts.append(negated(found) if negative else found)
-        for within_days, conditions in events.items():
-            parts.append(self.events(conditions, combine, within_days))
+        if windowed:
+            parts.append(self.events(windowed, combine))
         if others:
             rest = {"type": "group", "match": combine, "conditions": others}
             contacts = Contact.objects.filter(workspace_id=self.workspace_id)
@@ -344,42 +366,58 @@ class SetCompiler:
         held = all_of(parts) if combine == "all" else any_of(parts)
         return negated(held) if match == "none" else held
 
-    def events(self, conditions: list[Mapping], combine: str, within_days: int) -> Members:
-        """Event counts of one window, in one pass over their names' totals.
+    def events(self, conditions: list[Mapping], combine: str) -> Members:
+        """Windowed event counts of a group, in one pass over their names' totals.
 
-        Each total row yields the contact's count of its name in the window, from its
-        moments when they tell it all, else from grouping that contact's events of that
-        name (`_windowed_count`). The conditions on one name become one predicate on
-        that count (AND'ed in an `all` group, OR'ed in an `any` one), and the rows of a
-        contact are combined as its names are: the contacts grouped, one `HAVING` with
-        a few aggregates however many conditions. A contact with fewer events of a name
-        than can change that name's answer (`_first_change`) answers as with none, so
-        those rows are not read at all, and a contact without a row counts zero.
+        Each total row yields the contact's count of its name in each window, from its
+        moments when they tell it all, else from that contact's events of that name
+        (`_windowed_counts`). The conditions on one name and window become one
+        predicate on that count (`CountRanges`), and the rows of a contact are
+        combined as its names are: no grouping when one row can decide, else one
+        `HAVING` with two aggregates however many conditions. A total smaller than
+        its name's first change answers as no total would, so it is not read, and a
+        contact without a row counts zero.
         """
         every = combine == "all"
-        by_name: dict[str, list[Mapping]] = {}
+        windows = sorted({condition["within_days"] for condition in conditions})
+        by_slot: dict[tuple[str, int], list[Mapping]] = {}
         for condition in conditions:
-            by_name.setdefault(condition["event"], []).append(condition)
-        changes, at_zero = {}, {}
-        for name, named in by_name.items():
-            at_zero[name] = _all_hold_at(named, every, 0)
-            changes[name] = _first_change(named, every)
-        constant = [at_zero[name] for name, change in changes.items() if change is None]
-        if constant and (not all(constant) if every else any(constant)):
-            # A name whose answer is the same for every contact decides the group.
-            return NOBODY if every else EVERYBODY
-        names = [name for name, change in changes.items() if change is not None]
-        if not names:
+            slot = (condition["event"], windows.index(condition["within_days"]))
+            by_slot.setdefault(slot, []).append(condition)
+        # name → window → when its conditions hold; a window that answers the same for
+        # every contact decides the group (one that never holds in `all`, one that
+        # always does in `any`) or else changes nothing.
+        ranges: dict[str, dict[int, CountRanges]] = {}
+        for (name, window), named in by_slot.items():
+            held = CountRanges.of(named, every)
+            if held.first_change is None:
+                if held.at_zero != every:
+                    return NOBODY if every else EVERYBODY
+                continue
+            ranges.setdefault(name, {})[window] = held
+        if not ranges:
             return EVERYBODY if every else NOBODY
-        holds_at_zero = all(at_zero[n] for n in names) if every else any(at_zero[n] for n in names)
+        pick = all if every else any
+        at_zero = {name: pick(h.at_zero for h in held.values()) for name, held in ranges.items()}
+        changes = {
+            name: min(h.first_change for h in held.values()) for name, held in ranges.items()
+        }
+        names = list(ranges)
+        holds_at_zero = pick(at_zero.values())
         joined = " AND " if every else " OR "
-        row_terms, row_params = [], []
+        # Whether the row meets its name's conditions: a CASE stops at the row's name,
+        # where an OR of every name's test would try them all on most rows.
+        met, row_params = "CASE name", []
         for name in names:
-            sqls, params = zip(*(_count_term(c, "n") for c in by_name[name]), strict=True)
-            row_terms.append(f"(name = %s AND ({joined.join(sqls)}))")
-            row_params += [name, *(param for more in params for param in more)]
-        met = " OR ".join(row_terms)  # the row meets its name's conditions
-        counted, counted_params = self._windowed_counts(names, changes, within_days)
+            terms = []
+            row_params.append(name)
+            for window, held in ranges[name].items():
+                sql, params = held.sql(f"n{window}")
+                terms.append(f"({sql})")
+                row_params += params
+            met += f" WHEN %s THEN {joined.join(terms)}"
+        met += " END"
+        counted, counted_params = self._windowed_counts(names, changes, windows)
         sql = f"SELECT contact_id FROM ({counted}) AS counted"  # noqa: S608
         # A contact has one row per name: one name needs no grouping to be a set.
         grouped = " GROUP BY contact_id" if len(names) > 1 else ""
@@ -409,43 +447,53 @@ class SetCompiler:
         return Members(sql, tuple(counted_params + params), outside=holds_at_zero)
 
     def _windowed_counts(
-        self, names: list[str], changes: Mapping[str, int], within_days: int
+        self, names: list[str], changes: Mapping[str, int], windows: list[int]
     ) -> tuple[str, list]:
-        """SQL of (contact_id, name, n): n the contact's events of that name within the
-        window, for each total of `names` that reaches its name's first change.
+        """SQL of (contact_id, name, n0, n1, …): nI the contact's events of that name
+        within the I-th of `windows` (days), for each total of `names` that reaches its
+        name's first change.
 
         The moments (segments.totals) are the latest events of the total, oldest first.
-        They hold the count in the window when they hold every event (as many moments as
+        They hold the count in a window when they hold every event (as many moments as
         the count) or when the oldest is before the window; otherwise the contact has
         more events than moments since the window's start (a burst, or events in the
         future), and its events of that name are counted in the window's range of the
         (contact, name, occurred_at) index. `width_bucket` finds in the sorted moments
         how many are at or before a moment, by bisection.
         """
-        start = days_before(self.now, within_days)
-        totals, events = EventTotal._meta.db_table, Event._meta.db_table
-        # How many moments are before the window: those at or before the microsecond
-        # before its start (timestamps have microseconds on both sides).
-        if start > EARLIEST:
-            before, before_params = "width_bucket(%s, moments)", [start - timedelta(microseconds=1)]
-        else:
-            before, before_params = "0", []
-        exact = "coalesce(cardinality(moments) = count OR moments[1] < %s, false)"
-        n = (
-            f"CASE WHEN {exact} THEN width_bucket(%s, moments) - {before} "
-            f'ELSE (SELECT count(*) FROM "{events}" AS event '  # noqa: S608
-            "WHERE event.contact_id = total.contact_id AND event.name = total.name "
-            "AND event.occurred_at >= %s AND event.occurred_at <= %s) END"
-        )
-        n_params = [start, self.now, *before_params, start, self.now]
+        events = Event._meta.db_table
+        columns, params = [], []
+        for index, within_days in enumerate(windows):
+            start = days_before(self.now, within_days)
+            # How many moments are before the window: those at or before the
+            # microsecond before its start (timestamps have microseconds on both sides).
+            if start > EARLIEST:
+                before, before_params = (
+                    "width_bucket(%s, moments)",
+                    [start - timedelta(microseconds=1)],
+                )
+            else:
+                before, before_params = "0", []
+            columns.append(
+                "CASE WHEN coalesce(cardinality(moments) = count OR moments[1] < %s, false) "
+                f"THEN width_bucket(%s, moments) - {before} "
+                f'ELSE (SELECT count(*) FROM "{events}" AS event '  # noqa: S608
+                "WHERE event.contact_id = total.contact_id AND event.name = total.name "
+                f"AND event.occurred_at >= %s AND event.occurred_at <= %s) END AS n{index}"
+            )
+            params += [start, self.now, *before_params, start, self.now]
         reached = " OR ".join(["(name = %s AND count >= %s)"] * len(names))
         reached_params = [item for name in names for item in (name, changes[name])]
         not_visitor, not_visitor_params = self._not_visitor()
         sql = (
-            f'SELECT contact_id, name, {n} AS n FROM "{totals}" AS total '  # noqa: S608
-            f"WHERE workspace_id = %s AND ({reached}) AND {not_visitor}"
+            f"SELECT contact_id, name, {', '.join(columns)} "  # noqa: S608
+            f'FROM "{EventTotal._meta.db_table}" AS total '
+            f"WHERE workspace_id = %s AND ({reached}) AND {not_visitor} "
+            # Not flattened into the query around it: that would copy the counts'
+            # expressions into every condition that reads them.
+            "OFFSET 0"
         )
-        params = [*n_params, self.workspace_id, *reached_params, *not_visitor_params]
+        params += [self.workspace_id, *reached_params, *not_visitor_params]
         return sql, params
 
     def _not_visitor(self) -> tuple[str, list]:
