@@ -321,8 +321,9 @@ def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspa
     counts = [q["sql"] for q in queries if "count(" in q["sql"].lower()]
     assert len(counts) == 1
     assert counts[0].count('FROM "segments_contactvalue"') == 5
-    # Counts over all time read the totals once for every name; the window groups its
-    # events once, only those of contacts whose totals can reach a count (a second read).
+    # Counts over all time read the totals once for every name, the window once more
+    # (their moments), and names the events once: those of a contact with more events
+    # in the window than moments.
     assert counts[0].count('FROM "segments_eventtotal"') == 2
     assert counts[0].count('FROM "segments_event"') == 1
     assert "EXISTS" not in counts[0]
