@@ -25,7 +25,7 @@ from segments.ingest import track_event
 from segments.models import Contact, Event, EventTotal
 from segments.partitions import DEFAULT_PARTITION, add_month, add_months, ensure_months, month_start
 from segments.retention import drop_old_events
-from segments.totals import MOMENTS, TOTALS_TABLE
+from segments.totals import MOMENTS, TOTALS_TABLE, add_totals
 from targeting.anonymous import merge_visitor
 from tests.agreement import rolled_back
 from tests.factories import ContactFactory, EventFactory, WorkspaceFactory
@@ -367,3 +367,19 @@ def test_the_moments_migration_fills_them_and_goes_back():
         assert_true_totals()
     finally:
         call_command("migrate", verbosity=0)
+
+
+@postgresql
+@pytest.mark.django_db
+def test_totals_added_in_one_pass_have_their_moments(workspace):
+    # What the bench seed does after loading events with triggers off.
+    ada, bob = ContactFactory(workspace=workspace), ContactFactory(workspace=workspace)
+    for hours in range(20):
+        EventFactory(contact=ada, name="login", occurred_at=T0 + timedelta(hours=hours % 7))
+    EventFactory(contact=bob, name="login", occurred_at=T0)
+    EventTotal.objects.all().delete()
+
+    with connection.cursor() as cursor:
+        assert add_totals(cursor, workspace_id=workspace.pk) == 2
+
+    assert_true_totals()
