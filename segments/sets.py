@@ -14,12 +14,12 @@ INTERSECT, UNION and EXCEPT of those sets:
 - event counts over all time on one event name in a group: one pass over that
   name's event totals (segments.totals), one row per contact, their predicates
   merged as for an attribute key (no row is a count of 0);
-- event counts in a group with the same window: one pass over those names' totals,
-  each row's count in the window read from the latest moments the total keeps
-  (segments.totals) when they hold it, else from that contact's events of that name
-  (an index range); the conditions on a name are one predicate on that count, the
-  names combined per contact (`events`); totals too small to change an answer are
-  not read;
+- windowed event counts in a group: one pass over those names' totals for all the
+  group's windows, each row's count in a window read from the latest moments the
+  total keeps (segments.totals) when they hold it, else from that contact's events
+  of that name (an index range); the conditions on a name and window are one range
+  of counts, the names combined per contact (`events`); totals too small to change
+  an answer are not read;
 - a referenced segment: one `WITH` query, however often it is named;
 - account, survey and answer conditions: the contact-by-contact compiler, once
   for all of them in the group.
