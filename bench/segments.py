@@ -295,6 +295,12 @@ def worst_rules(workspace_id: int) -> list[tuple[str, dict]]:
          group([event(i, "at_least", 1000 + i, 90) for i in range(200)], "any")),
         ("200 event at_least 2-11 within 90 days (any)",
          group([event(i, "at_least", 2 + i // 20, 90) for i in range(200)], "any")),
+        # Counts that hold at zero on every name, two windows, every contact's totals
+        # read: no per-name merging collapses `exactly 0` beside `at_most k`.
+        ("200 event exactly 0 / at_most 1-5 within 30 or 90 days (all)",
+         group([event(i, "exactly", 0, [30, 90][i // 20 % 2]) if i % 4 == 0
+                else event(i, "at_most", 1 + i // 40, [30, 90][i // 20 % 2])
+                for i in range(200)])),
         ("5 not_in lists, 5,000 values (all)",
          group([text(key, "not_in", [f"v{k}-{i}" for i in range(1000)]) for k, key in
                 enumerate(keys)])),

@@ -14,9 +14,12 @@ INTERSECT, UNION and EXCEPT of those sets:
 - event counts over all time on one event name in a group: one pass over that
   name's event totals (segments.totals), one row per contact, their predicates
   merged as for an attribute key (no row is a count of 0);
-- event counts in a group with the same window: one pass over those events,
-  `GROUP BY contact_id` with a `HAVING` that combines every count, over only the
-  contacts whose totals can meet the counts when every member needs some;
+- windowed event counts in a group: one pass over those names' totals for all the
+  group's windows, each row's count in a window read from the latest moments the
+  total keeps (segments.totals) when they hold it, else from that contact's events
+  of that name (an index range); the conditions on a name and window are one range
+  of counts, the names combined per contact (`events`); totals too small to change
+  an answer are not read;
 - a referenced segment: one `WITH` query, however often it is named;
 - account, survey and answer conditions: the contact-by-contact compiler, once
   for all of them in the group.
@@ -36,7 +39,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -48,7 +51,7 @@ from segments.memory import SegmentDefinition
 from segments.models import Contact, ContactValue, Event, EventTotal, SegmentMember
 from segments.rules import NEGATIONS, usable_segment
 from segments.sql import MAX_EVENTS, AnyOf, Compiler, positive_predicate, value_predicate
-from segments.values import days_before, fold
+from segments.values import EARLIEST, days_before, fold
 
 SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
 # work_mem of a count's transaction: each hash or sort of the query may use this much
@@ -237,27 +240,72 @@ def _members_of(queryset: QuerySet) -> Members:
     return Members(sql, tuple(params))
 
 
-def _count_expression(event: str) -> tuple[str, list]:
-    return "count(*) FILTER (WHERE name = %s)", [event]
-
-
-def _event_term(condition: Mapping) -> tuple[str, list, bool]:
-    """(SQL over the counts of one contact, its parameters, whether it holds at no events)."""
+def _holds_at(condition: Mapping, count: int) -> bool:
+    """Does the count condition hold for a contact with `count` such events?"""
     wanted, operator = condition["value"], condition["operator"]
-    counted, params = _count_expression(condition["event"])
     if operator == "at_least":
-        if wanted <= 0:
-            return "TRUE", [], True
-        if wanted > MAX_EVENTS:
-            return "FALSE", [], False
-        return f"{counted} >= %s", [*params, wanted], False
+        return count >= wanted
     if operator == "at_most":
-        if wanted >= MAX_EVENTS:
-            return "TRUE", [], True
-        return f"{counted} <= %s", [*params, wanted], True
-    if wanted > MAX_EVENTS:
-        return "FALSE", [], False
-    return f"{counted} = %s", [*params, wanted], wanted == 0
+        return count <= wanted
+    return count == wanted
+
+
+@dataclass(frozen=True)
+class CountRanges:
+    """The counts at which the conditions on one event name hold (all of them in an
+    `all` group, any in an `any` one), as ranges (low, high or None for no bound): any
+    number of conditions on a name is one or two comparisons of its count."""
+
+    ranges: tuple[tuple[int, int | None], ...]
+
+    @classmethod
+    def of(cls, conditions: list[Mapping], every: bool) -> "CountRanges":
+        def holds(count: int) -> bool:
+            answers = (_holds_at(condition, count) for condition in conditions)
+            return all(answers) if every else any(answers)
+
+        # The answer only changes at a condition's value or one past it; no count
+        # exceeds MAX_EVENTS.
+        starts = {n for c in conditions for n in (c["value"], c["value"] + 1)}
+        starts = sorted({0} | {n for n in starts if 0 < n <= MAX_EVENTS})
+        ranges: list[tuple[int, int | None]] = []
+        for start, end in zip(starts, [*starts[1:], None], strict=True):
+            if not holds(start):
+                continue
+            high = None if end is None else end - 1
+            if ranges and ranges[-1][1] == start - 1:
+                start = ranges.pop()[0]  # adjoining ranges are one
+            ranges.append((start, high))
+        return cls(tuple(ranges))
+
+    @property
+    def at_zero(self) -> bool:
+        return bool(self.ranges) and self.ranges[0][0] == 0
+
+    @property
+    def first_change(self) -> int | None:
+        """The fewest events at which the answer differs from the answer at none;
+        None if it never does (the answer is the same for every contact)."""
+        if not self.ranges:
+            return None
+        low, high = self.ranges[0]
+        if low > 0:
+            return low
+        return None if high is None else high + 1
+
+    def sql(self, counted: str) -> tuple[str, list]:
+        terms, params = [], []
+        for low, high in self.ranges:
+            if high is None:
+                terms.append(f"{counted} >= %s")
+                params.append(low)
+            elif low == high:
+                terms.append(f"{counted} = %s")
+                params.append(low)
+            else:
+                terms.append(f"{counted} BETWEEN %s AND %s")
+                params += [low, high]
+        return " OR ".join(terms) or "FALSE", params
 
 
 def _total_term(condition: Mapping) -> tuple[str | None, list, bool]:
@@ -274,15 +322,6 @@ def _total_term(condition: Mapping) -> tuple[str | None, list, bool]:
     if wanted > MAX_EVENTS:
         return None, [], negative
     return f"count {'>=' if operator == 'at_least' else '='} %s", [wanted], negative
-
-
-def _least_total(condition: Mapping) -> int | None:
-    """The total of its event a contact needs for the (windowed) count to hold; None
-    when a contact without such events meets it. Past MAX_EVENTS: no total reaches it."""
-    wanted, operator = condition["value"], condition["operator"]
-    if operator == "at_most" or wanted <= 0:
-        return None
-    return min(wanted, MAX_EVENTS + 1)
 
 
 class SetCompiler:
@@ -305,7 +344,7 @@ class SetCompiler:
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
         # negated → event name → its predicates on the total
         by_event: dict[bool, dict[str, list[tuple[str, list]]]] = {}
-        events: dict[Any, list[Mapping]] = {}
+        windowed: list[Mapping] = []
         others: list[Mapping] = []
         patterns = Counter(
             condition["attribute"]
@@ -328,7 +367,7 @@ class SetCompiler:
                 names = by_event.setdefault(negative, {})
                 names.setdefault(condition["event"], []).append((sql, params))
             elif kind == "event":
-                events.setdefault(condition["within_days"], []).append(condition)
+                windowed.append(condition)
             elif kind == "attribute" and not condition["attribute"].startswith("account."):
                 like = patterns[condition["attribute"]] > 1
                 predicate, negative = condition_predicate(condition, self.now, like)
@@ -351,8 +390,8 @@ class SetCompiler:
             every = negative != (combine == "all")
             found = self.totals(names, every)
             parts.append(negated(found) if negative else found)
-        for within_days, conditions in events.items():
-            parts.append(self.events(conditions, combine, within_days))
+        if windowed:
+            parts.append(self.events(windowed, combine))
         if others:
             rest = {"type": "group", "match": combine, "conditions": others}
             contacts = Contact.objects.filter(workspace_id=self.workspace_id)
@@ -361,36 +400,135 @@ class SetCompiler:
         held = all_of(parts) if combine == "all" else any_of(parts)
         return negated(held) if match == "none" else held
 
-    def events(self, conditions: list[Mapping], combine: str, within_days) -> Members:
-        """Event counts of one window, in one pass: contacts grouped, counts combined."""
-        terms, term_params, at_zero = [], [], []
+    def events(self, conditions: list[Mapping], combine: str) -> Members:
+        """Windowed event counts of a group, in one pass over their names' totals.
+
+        Each total row yields the contact's count of its name in each window, from its
+        moments when they tell it all, else from that contact's events of that name
+        (`_windowed_counts`). The conditions on one name and window become one
+        predicate on that count (`CountRanges`), and the rows of a contact are
+        combined as its names are: no grouping when one row can decide, else one
+        `HAVING` with two aggregates however many conditions. A total smaller than
+        its name's first change answers as no total would, so it is not read, and a
+        contact without a row counts zero.
+        """
+        every = combine == "all"
+        windows = sorted({condition["within_days"] for condition in conditions})
+        by_slot: dict[tuple[str, int], list[Mapping]] = {}
         for condition in conditions:
-            sql, params, holds = _event_term(condition)
-            terms.append(sql)
-            term_params += params
-            at_zero.append(holds)
-        holds_at_zero = all(at_zero) if combine == "all" else any(at_zero)
-        having = f" {'AND' if combine == 'all' else 'OR'} ".join(terms)
-        names = sorted({condition["event"] for condition in conditions})
-        where, params = "workspace_id = %s AND name = ANY(%s)", [self.workspace_id, names]
+            slot = (condition["event"], windows.index(condition["within_days"]))
+            by_slot.setdefault(slot, []).append(condition)
+        # name → window → when its conditions hold; a window that answers the same for
+        # every contact decides the group (one that never holds in `all`, one that
+        # always does in `any`) or else changes nothing.
+        ranges: dict[str, dict[int, CountRanges]] = {}
+        for (name, window), named in by_slot.items():
+            held = CountRanges.of(named, every)
+            if held.first_change is None:
+                if held.at_zero != every:
+                    return NOBODY if every else EVERYBODY
+                continue
+            ranges.setdefault(name, {})[window] = held
+        if not ranges:
+            return EVERYBODY if every else NOBODY
+        pick = all if every else any
+        at_zero = {name: pick(h.at_zero for h in held.values()) for name, held in ranges.items()}
+        changes = {
+            name: min(h.first_change for h in held.values()) for name, held in ranges.items()
+        }
+        names = list(ranges)
+        holds_at_zero = pick(at_zero.values())
+        joined = " AND " if every else " OR "
+        # Whether the row meets its name's conditions: a CASE stops at the row's name,
+        # where an OR of every name's test would try them all on most rows.
+        met, row_params = "CASE name", []
+        for name in names:
+            terms = []
+            row_params.append(name)
+            for window, held in ranges[name].items():
+                sql, params = held.sql(f"n{window}")
+                terms.append(f"({sql})")
+                row_params += params
+            met += f" WHEN %s THEN {joined.join(terms)}"
+        met += " END"
+        counted, counted_params = self._windowed_counts(names, changes, windows)
+        sql = f"SELECT contact_id FROM ({counted}) AS counted"  # noqa: S608
+        # A contact has one row per name: one name needs no grouping to be a set.
+        grouped = " GROUP BY contact_id" if len(names) > 1 else ""
+        if not every and not holds_at_zero:
+            # Some name must be met, by a row of it: the rows that do, one per contact.
+            sql += f" WHERE {met}{grouped}"
+            return Members(sql, tuple(counted_params + row_params))
+        if every and holds_at_zero:
+            # Every name holds at zero: the contacts with a row that fails, and the
+            # members are everyone else.
+            sql += f" WHERE NOT ({met}){grouped}"
+            return Members(sql, tuple(counted_params + row_params), outside=True)
+        if every:
+            # Every row met, and a row of each name that fails at zero.
+            having, params = f"bool_and({met})", list(row_params)
+            wanted = [name for name in names if not at_zero[name]]
+        else:
+            # A row met, or some name that holds at zero without a row.
+            having, params = f"bool_or({met})", list(row_params)
+            wanted = [name for name in names if at_zero[name]]
+        having += f" {'AND' if every else 'OR'} count(*) FILTER (WHERE name = ANY(%s)) "
+        having += "= %s" if every else "< %s"
+        params += [wanted, len(wanted)]
+        # When the counts hold at zero, the set is of those they fail for, and the
+        # members are everyone else (contacts without rows among them).
+        sql += f" GROUP BY contact_id HAVING {'NOT ' if holds_at_zero else ''}({having})"
+        return Members(sql, tuple(counted_params + params), outside=holds_at_zero)
+
+    def _windowed_counts(
+        self, names: list[str], changes: Mapping[str, int], windows: list[int]
+    ) -> tuple[str, list]:
+        """SQL of (contact_id, name, n0, n1, …): nI the contact's events of that name
+        within the I-th of `windows` (days), for each total of `names` that reaches its
+        name's first change.
+
+        The moments (segments.totals) are the latest events of the total, oldest first.
+        They hold the count in a window when they hold every event (as many moments as
+        the count) or when the oldest is before the window; otherwise the contact has
+        more events than moments since the window's start (a burst, or events in the
+        future), and its events of that name are counted in the window's range of the
+        (contact, name, occurred_at) index. `width_bucket` finds in the sorted moments
+        how many are at or before a moment, by bisection.
+        """
+        events = Event._meta.db_table
+        columns, params = [], []
+        for index, within_days in enumerate(windows):
+            start = days_before(self.now, within_days)
+            # How many moments are before the window: those at or before the
+            # microsecond before its start (timestamps have microseconds on both sides).
+            if start > EARLIEST:
+                before, before_params = (
+                    "width_bucket(%s, moments)",
+                    [start - timedelta(microseconds=1)],
+                )
+            else:
+                before, before_params = "0", []
+            columns.append(
+                "CASE WHEN coalesce(cardinality(moments) = count OR moments[1] < %s, false) "
+                f"THEN width_bucket(%s, moments) - {before} "
+                f'ELSE (SELECT count(*) FROM "{events}" AS event '  # noqa: S608
+                "WHERE event.contact_id = total.contact_id AND event.name = total.name "
+                f"AND event.occurred_at >= %s AND event.occurred_at <= %s) END AS n{index}"
+            )
+            params += [start, self.now, *before_params, start, self.now]
+        reached = " OR ".join(["(name = %s AND count >= %s)"] * len(names))
+        reached_params = [item for name in names for item in (name, changes[name])]
         not_visitor, not_visitor_params = self._not_visitor()
-        where += f" AND {not_visitor}"
-        params += not_visitor_params
-        if within_days is not None:
-            where += " AND occurred_at >= %s AND occurred_at <= %s"
-            params += [days_before(self.now, within_days), self.now]
-        if not holds_at_zero:
-            # Every member needs some total: group only the events of those who have it.
-            needed, needed_params = self._needed_totals(conditions, combine)
-            where += f" AND contact_id IN ({needed})"
-            params += needed_params
-        # Contacts without such events are not in the GROUP BY: when the counts hold at
-        # zero, the set is of those they fail for, and the members are everyone else.
         sql = (
-            f'SELECT contact_id FROM "{Event._meta.db_table}" WHERE {where} '  # noqa: S608
-            f"GROUP BY contact_id HAVING {'NOT ' if holds_at_zero else ''}({having})"
+            f"SELECT contact_id, name, {', '.join(columns)} "  # noqa: S608
+            f'FROM "{EventTotal._meta.db_table}" AS total '
+            f"WHERE workspace_id = %s AND ({reached}) AND {not_visitor} "
+            # Not flattened into the query around it: that would copy the counts'
+            # expressions into every condition that reads them.
+            "OFFSET 0"
         )
-        return Members(sql, tuple(params + term_params), outside=holds_at_zero)
+        params += [self.workspace_id, *reached_params, *not_visitor_params]
+        return sql, params
 
     def _not_visitor(self) -> tuple[str, list]:
         # Anonymous visitors' events count for no segment; visitors are few (a hashed NOT IN).
@@ -423,29 +561,6 @@ class SetCompiler:
                 sql += " HAVING count(*) = %s"
                 params.append(len(names))
         return Members(sql, tuple(params))
-
-    def _needed_totals(self, conditions: list[Mapping], combine: str) -> tuple[str, list]:
-        """The contacts with the totals every member of the windowed counts needs: in an
-        `all` group each least total (the largest per name), in an `any` group one of
-        them (the smallest per name). Only asked when some least total is needed."""
-        least: dict[str, int] = {}
-        for condition in conditions:
-            needed = _least_total(condition)
-            if needed is None:
-                continue
-            name = condition["event"]
-            pick = max if combine == "all" else min
-            least[name] = pick(least.get(name, needed), needed)
-        terms = " OR ".join(["(name = %s AND count >= %s)"] * len(least))
-        sql = (
-            f'SELECT contact_id FROM "{EventTotal._meta.db_table}" '  # noqa: S608
-            f"WHERE workspace_id = %s AND ({terms})"
-        )
-        params = [self.workspace_id] + [item for pair in least.items() for item in pair]
-        if combine == "all" and len(least) > 1:
-            sql += " GROUP BY contact_id HAVING count(*) = %s"
-            params.append(len(least))
-        return sql, params
 
     def segment(self, segment_id: int) -> Members:
         if segment_id not in self._segment_members:

@@ -151,7 +151,7 @@ event_conditions = st.builds(
     ),
     st.sampled_from([*EVENT_NAMES, "never"]),
     st.sampled_from(EVENT_OPERATORS),
-    st.sampled_from([0, 1, 2, 3, 5, 10**20]),
+    st.sampled_from([0, 1, 2, 3, 5, 16, 17, 10**20]),
     st.just({}) | st.builds(lambda d: {"within_days": d}, st.sampled_from(DAYS)),
 )
 
@@ -246,6 +246,12 @@ contacts = st.fixed_dictionaries(
         "events": st.lists(
             st.tuples(st.sampled_from(EVENT_NAMES), st.sampled_from(EVENT_AGES)), max_size=6
         ),
+        # Many events of one name at one moment: more than the totals keep moments of
+        # (segments.totals.MOMENTS), so windowed counts also take the fallback, with ties.
+        "burst": st.none()
+        | st.tuples(
+            st.sampled_from(EVENT_NAMES), st.sampled_from(EVENT_AGES), st.sampled_from([15, 16, 17])
+        ),
         "displays": st.lists(displays(), max_size=3),
     }
 )
@@ -305,6 +311,8 @@ EVERY_OPERATOR_WORLD = {
             "age": timedelta(days=3),
             "events": [("report_exported", timedelta(0)), ("report_exported", timedelta(hours=1)),
                        ("login", timedelta(days=30))],
+            # Tomorrow's, more than the moments a total keeps: its window counts its events.
+            "burst": ("report_exported", timedelta(days=-1), 17),
             "displays": [{"survey": "A", "age": timedelta(0), "outcome": "completed",
                           "answers": {"nps": 9, "features": ["Reports", "Émile"],
                                       "comment": "Enterprise"}}],
@@ -392,6 +400,8 @@ EVERY_OPERATOR_WORLD = {
         {"type": "event", "event": "report_exported", "operator": "at_least", "value": 2},
         {"type": "event", "event": "login", "operator": "at_most", "value": 0},
         {"type": "event", "event": "login", "operator": "exactly", "value": 1, "within_days": 7},
+        {"type": "event", "event": "report_exported", "operator": "exactly", "value": 2,
+         "within_days": 7},
         {"type": "survey", "survey": "A", "operator": "seen"},
         {"type": "survey", "survey": "A", "operator": "not_seen"},
         {"type": "survey", "survey": "any", "operator": "dismissed", "within_days": 31},
@@ -458,9 +468,11 @@ def build(world: dict):
     contacts = {c.user_id: c for c in Contact.objects.filter(workspace=workspace)}
     for index, person in enumerate(world["contacts"]):
         contact = contacts[f"u{index}"]
+        burst = person.get("burst")
+        events = person["events"] + ([burst[:2]] * burst[2] if burst else [])
         Event.objects.bulk_create(
             Event(workspace=workspace, contact=contact, name=name, occurred_at=NOW - age)
-            for name, age in person["events"]
+            for name, age in events
         )
         _record_displays(contact, person, surveys)
     segment_ids: list[int] = []

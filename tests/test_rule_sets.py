@@ -339,8 +339,9 @@ def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspa
     counts = [q["sql"] for q in queries if "count(" in q["sql"].lower()]
     assert len(counts) == 1
     assert counts[0].count('FROM "segments_contactvalue"') == 5
-    # Counts over all time read the totals once for every name; the window groups its
-    # events once, only those of contacts whose totals can reach a count (a second read).
+    # Counts over all time read the totals once for every name, the window once more
+    # (their moments), and names the events once: those of a contact with more events
+    # in the window than moments.
     assert counts[0].count('FROM "segments_eventtotal"') == 2
     assert counts[0].count('FROM "segments_event"') == 1
     assert "EXISTS" not in counts[0]
@@ -407,3 +408,83 @@ def test_wide_means_many_conditions_or_list_values_with_references_followed(work
     below = SegmentFactory(workspace=workspace, rules=few)
     assert is_wide(group(reference(below.pk), attribute("x", "is_set")),
                    segment_definitions(workspace.pk))  # fmt: skip
+
+
+# Windowed counts from the totals' moments (segments.totals.MOMENTS): the exact and
+# the fallback side of every boundary. Minutes from NOW of each contact's events.
+DAY = 24 * 60
+BURSTS = {
+    "b1": {"login": [10 * i for i in range(20)]},  # more events in the window than moments
+    "b2": {"login": [10 * i for i in range(16)]},  # as many as moments
+    "b3": {"login": [10 * i for i in range(16)] + [8 * DAY]},  # one more, before 7 days
+    "b4": {"login": [-10 * i - 10 for i in range(16)] + [5, 6, 7]},  # future, then the window
+    "b5": {"login": [7 * DAY] * 18, "export": [7 * DAY + 1] * 3},  # ties at the window's start
+    "b6": {"login": [0] * 3 + [-1] * 14},  # ties at now, and just after it
+    "b7": {"login": [40 * DAY] * 5 + [1, 2], "export": [30 * DAY] * 17},
+}
+
+
+@pytest.fixture
+def bursts(workspace) -> dict[str, Contact]:
+    contacts = {}
+    for user_id, names in BURSTS.items():
+        contact = identify_contact(workspace=workspace, user=clean_user({"id": user_id}), now=NOW)
+        contacts[user_id] = contact
+        Event.objects.bulk_create(
+            Event(workspace=workspace, contact=contact, name=name,
+                  occurred_at=NOW - timedelta(minutes=ago))
+            for name, minutes in names.items() for ago in minutes
+        )  # fmt: skip
+    identify_contact(workspace=workspace, user=clean_user({"id": "none"}), now=NOW)
+    return contacts
+
+
+def _windowed_rules() -> list[dict]:
+    rules = []
+    for window in (0, 7, 30):
+        conditions = [
+            event(name, operator, value, window)
+            for name in ("login", "export")
+            for operator in ("at_least", "at_most", "exactly")
+            for value in (0, 1, 3, 15, 16, 17, 18, 20)
+        ]
+        rules += [group(condition) for condition in conditions[::3]]
+        rules += [group(*conditions, match=match) for match in ("all", "any", "none")]
+        # Two names each asked twice: merged per name, and not.
+        pairs = [
+            event("login", "at_least", 16, window),
+            event("login", "at_most", 17, window),
+            event("export", "exactly", 3, window),
+            event("export", "at_most", 0, window),
+        ]
+        rules += [group(*pairs, match=match) for match in ("all", "any", "none")]
+    return rules
+
+
+def test_windowed_counts_agree_across_the_moments_boundary(workspace, bursts):
+    def agree() -> None:
+        for rule in _windowed_rules():
+            counted(workspace, rule)
+
+    agree()
+    assert counted(workspace, group(event("login", "at_least", 17, 7))) == {"b1", "b5"}
+    assert counted(workspace, group(event("login", "exactly", 16, 7))) == {"b2", "b3"}
+    assert counted(workspace, group(event("login", "exactly", 3, 7))) == {"b4", "b6"}
+    assert counted(workspace, group(event("login", "exactly", 18, 7))) == {"b5"}
+    # Deleting events (the contacts' newest, and a whole contact), merging a visitor's,
+    # and dropping old months change which side of the boundary each count is on.
+    Event.objects.filter(
+        contact=bursts["b1"], occurred_at__gte=NOW - timedelta(minutes=30)
+    ).delete()
+    Event.objects.filter(contact=bursts["b3"]).order_by("-occurred_at")[:1].get().delete()
+    bursts["b6"].delete()
+    agree()
+    visitor = Contact.all_contacts.create(workspace=workspace, anonymous_id="v" * 32)
+    Event.objects.bulk_create(
+        Event(workspace=workspace, contact=visitor, name="login", occurred_at=NOW) for _ in range(5)
+    )
+    merge_visitor(contact=bursts["b7"], anonymous_id="v" * 32)
+    assert counted(workspace, group(event("login", "exactly", 7, 7))) == {"b7"}
+    agree()
+    drop_old_events(now=NOW, months=1)
+    agree()
