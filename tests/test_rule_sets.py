@@ -373,6 +373,10 @@ def test_text_equality_reads_the_short_text_index_alone_or_the_digest(
         # Six contacts make a scan cheapest: forbid it, so the plan shows what can be used.
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_bitmapscan = off")
+        if index.startswith("Index Only Scan"):
+            # The digest index, on the same leading columns, costs as much on a table this
+            # small whose rows are not yet all-visible: allow only index-only plans.
+            cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert index in plan, plan
