@@ -14,7 +14,7 @@ from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment, SegmentMember
 from segments.registry import survey_facts
 from segments.rules import Problems, SegmentDefinitions, usable_segment, validate_rule
-from segments.sets import is_wide, set_count
+from segments.sets import set_count
 from segments.snapshot import load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 
@@ -67,13 +67,12 @@ def rule_count(
     """How many contacts match `rule` now; a rule of one trait counts its value rows."""
     condition = lone_attribute(rule)
     if connection.vendor == "postgresql":
+        # Set-based: one pass per key or event window, not a probe per contact and
+        # condition (docs/decisions.md); a lone trait reads its value rows, with no
+        # transaction of its own for more memory.
         if definitions is None:
             definitions = segment_definitions(workspace_id)
-        wide = is_wide(rule, definitions)
-        if condition is not None or wide:
-            # Set-based: one pass per key or event window, not a probe per contact and
-            # condition; a lone trait reads its value rows (text through its digest).
-            return set_count(workspace_id, rule, now, definitions, roomy=wide)
+        return set_count(workspace_id, rule, now, definitions, roomy=condition is None)
     if condition is not None:
         return matching_values(workspace_id, condition, now).count()
     return rule_contacts(workspace_id, rule, now, definitions).count()

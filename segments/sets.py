@@ -59,8 +59,6 @@ SUBSTRING_OPERATORS = ("contains", "starts_with", "ends_with")
 COUNT_WORK_MEM = "64MB"
 # Texts of at most this many characters are in the partial indexes of migration 0014.
 SHORT_TEXT = 200
-# Up to this many conditions (references followed), a rule is narrow: see is_wide.
-NARROW = 8
 
 
 @dataclass(frozen=True)
@@ -618,32 +616,6 @@ class SetCompiler:
                 used.append((name, list_sql, params))
                 sql += list_sql
         return used[::-1]
-
-
-def is_wide(rule: Mapping, segments: Mapping[int, SegmentDefinition]) -> bool:
-    """Does the rule, with its references followed (each segment once), hold more than
-    `NARROW` conditions (list values counted)? A narrow rule is counted faster contact
-    by contact: the sets of a few broad conditions (a plan, a country) are each
-    hundreds of thousands of ids."""
-    seen: set[int] = set()
-    stack, conditions = [rule], 0
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, Mapping):
-            continue
-        if node.get("type") == "group":
-            stack.extend(node.get("conditions") or [])
-            continue
-        # A list is as wide as its values: each is a comparison per contact.
-        value = node.get("value")
-        conditions += len(value) if isinstance(value, list) else 1
-        if conditions > NARROW:
-            return True
-        pk = node.get("segment") if node.get("type") == "segment" else None
-        if pk in segments and pk not in seen:
-            seen.add(pk)
-            stack.append(segments[pk].rules)
-    return False
 
 
 def set_count(

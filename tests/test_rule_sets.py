@@ -402,16 +402,15 @@ def test_texts_either_side_of_the_short_index_length(workspace, people):
     }  # fmt: skip
 
 
-def test_wide_means_many_conditions_or_list_values_with_references_followed(workspace):
-    from segments.sets import NARROW, is_wide
-
-    few = group(*[attribute("plan", "equals", "pro") for _ in range(NARROW)])
-    assert not is_wide(few, segment_definitions(workspace.pk))
-    assert is_wide(group(*few["conditions"], attribute("x", "is_set")), {})
-    assert is_wide(group(attribute("plan", "in", [f"v{i}" for i in range(NARROW + 1)])), {})
-    below = SegmentFactory(workspace=workspace, rules=few)
-    assert is_wide(group(reference(below.pk), attribute("x", "is_set")),
-                   segment_definitions(workspace.pk))  # fmt: skip
+@postgresql
+def test_a_rule_of_few_conditions_is_counted_with_sets_too(workspace, people):
+    # Since the short-text indexes and the moments, sets beat probing each contact for
+    # the dashboard's typical rules too (docs/benchmarks.md): no EXISTS per contact.
+    rule = group(attribute("plan", "equals", "pro"), event("login", "at_least", 2, within_days=7))
+    with CaptureQueriesContext(connection) as queries:
+        assert rule_count(workspace.pk, rule, NOW) == 1
+    counts = [q["sql"] for q in queries if "count(" in q["sql"].lower()]
+    assert counts and all("EXISTS" not in sql for sql in counts), counts
 
 
 # Windowed counts from the totals' moments (segments.totals.MOMENTS): the exact and
