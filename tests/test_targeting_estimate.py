@@ -215,6 +215,11 @@ def test_a_sample_of_the_whole_workspace_estimates_the_exact_figures(
 
     assert size_in(page) == str(recount(workspace, fields))
     assert "estimated from 40 sampled contacts" in page
+    draft = page_of(owner, surveys["draft"])
+    exact = page_of(
+        owner, surveys["draft"], **saved_audience(surveys["draft"].targeting), exact="1"
+    )
+    assert shared_in(draft) == {"Enterprise pulse": shared_in(exact)["Enterprise pulse"]}
 
 
 @on_postgresql
