@@ -84,19 +84,22 @@ def _marks(ids: Iterable) -> str:
     return ", ".join(["%s"] * len(list(ids)))
 
 
-def _in_any(segment_ids: Iterable[int]) -> tuple[str, list]:
-    """Whether row `m`'s contact is in one of the segments: a probe of the index on
-    (contact, segment) of open memberships."""
+def _in_any(segment_ids: Iterable[int], contact: str = "m.contact_id") -> tuple[str, list]:
+    """Whether the contact (row `m`'s, unless told) is in one of the segments: a probe
+    of the index on (contact, segment) of open memberships."""
     ids = sorted(set(segment_ids))
     sql = (
-        f"EXISTS (SELECT 1 FROM {TABLE} o WHERE o.contact_id = m.contact_id "
+        f"EXISTS (SELECT 1 FROM {TABLE} o WHERE o.contact_id = {contact} "
         f"AND o.left_at IS NULL AND o.segment_id IN ({_marks(ids)}))"
     )
     return sql, ids
 
 
-def _holds(selection: Selection, known_in: int) -> tuple[list[str], list]:
-    """The selection as conditions on row `m`'s contact, known to be in `known_in`."""
+def _holds(
+    selection: Selection, known_in: int | None, contact: str = "m.contact_id"
+) -> tuple[list[str], list]:
+    """The selection as conditions on the contact (row `m`'s, unless told), known to be
+    in segment `known_in` (None: in no segment known)."""
     terms, params = [], []
     targeted = set(selection.targeted or ())
     if selection.targeted is not None:
@@ -105,14 +108,23 @@ def _holds(selection: Selection, known_in: int) -> tuple[list[str], list]:
         else:
             chosen = [] if known_in in targeted else [tuple(targeted)]
         for ids in chosen:
-            sql, ids_params = _in_any(ids)
+            sql, ids_params = _in_any(ids, contact)
             terms.append(sql)
             params += ids_params
     if selection.excluded:
-        sql, ids_params = _in_any(selection.excluded)
+        sql, ids_params = _in_any(selection.excluded, contact)
         terms.append(f"NOT {sql}")
         params += ids_params
     return terms, params
+
+
+def selection_terms(selection: Selection, contact: str) -> tuple[list[str], list]:
+    """Conditions (SQL, with their parameters) that the contact whose id is the column
+    `contact` is in the selection, by its open memberships: index probes, as the counts
+    below make them (the Targeting tab's estimate asks them of sampled contacts)."""
+    if selection.targeted is not None and not selection.targeted:
+        return ["FALSE"], []
+    return _holds(selection, None, contact)
 
 
 def _sizes(segment_ids: Iterable[int]) -> dict[int, int]:

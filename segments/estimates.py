@@ -28,7 +28,8 @@ from datetime import datetime
 from django.db import connection
 from django.db.models.expressions import RawSQL
 
-from segments import services
+from segments import counts, services
+from segments.counts import Selection
 
 CONFIDENCE_Z = 1.96  # 95 %, two-sided
 MISS_CHANCE = 0.05  # the one-sided bound when none (or all) of the sample match
@@ -152,3 +153,26 @@ def rule_estimate(workspace_id: int, rule, now: datetime, total: int, size: int)
     members = services.rule_contacts(workspace_id, rule, now, within=sample_of(workspace_id, size))
     matched = members.count()
     return estimate_of(matched=matched, sampled=sampled, total=total)
+
+
+def selections_estimate(
+    workspace_id: int, wanted: list[list[Selection]], total: int, size: int
+) -> list[Estimate]:
+    """For each list of selections in `wanted`, how many of the workspace's `total`
+    identified contacts are in every one of them, estimated from its sample of `size`
+    by their open memberships (PostgreSQL; the segments must be current)."""
+    if not wanted:
+        return []
+    columns, params = [], []
+    for selections in wanted:
+        terms = []
+        for selection in selections:
+            found, found_params = counts.selection_terms(selection, "sample.id")
+            terms += found
+            params += found_params
+        columns.append(f"count(*) FILTER (WHERE {' AND '.join(terms) or 'TRUE'})")
+    sql = f"SELECT count(*), {', '.join(columns)} FROM ({SAMPLE}) AS sample"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, workspace_id, size])
+        sampled, *matched = cursor.fetchone()
+    return [estimate_of(matched=each, sampled=sampled, total=total) for each in matched]

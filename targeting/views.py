@@ -1,9 +1,18 @@
-"""The survey editor's Targeting tab (SPEC §4, §6): the Target Audience and its pacing."""
+"""The survey editor's Targeting tab (SPEC §4, §6): the Target Audience and its pacing.
 
+The audience's size and its overlaps with the live surveys are the sweep's stored
+figures when they stand for the audience shown. Otherwise (an edited audience, a
+draft's), a large workspace answers with an estimate from the sample first
+(`_sampled`, segments.estimates), whose fragment then loads the exact figures itself
+(the same GET with `exact=1`), as the segment editor's preview does (docs/segments.md).
+"""
+
+import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -13,7 +22,8 @@ from django.views.decorators.http import require_http_methods
 
 from refiner.fragments import render_fragment
 from refiner.models import Membership, Workspace
-from segments import counts
+from segments import counts, estimates, previews
+from segments.counts import Selection
 from segments.distinct import distinct_names
 from segments.models import Event, Segment
 from surveys.models import Survey
@@ -31,6 +41,8 @@ from targeting.services import apply_targeting, audience_estimate
 from targeting.tab import TargetingTab
 
 MAX_EVENT_NAMES = 200
+# What the estimate's follow-up adds to the form's fields to ask for the exact figures.
+EXACT_VALS = json.dumps({"exact": "1"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class Competitor:
     survey: Survey
     shared: int
     as_of: datetime | None = None  # when counted from memberships
+    estimate: estimates.Estimate | None = None  # when estimated from the sample
 
 
 def _shared(
@@ -93,13 +106,79 @@ def _size(
     return audience_estimate(workspace_id, now=now, **audience), None
 
 
-def _estimate(
-    survey: Survey, workspace: Workspace, form: TargetingTab, segments: dict[int, Segment]
+def _rivals(survey: Survey, segments: dict[int, Segment]) -> list[tuple[Survey, Selection]]:
+    """The other live surveys with an audience that can hold someone, as selections."""
+    found = []
+    for other in live_surveys(survey.workspace_id).exclude(pk=survey.pk):
+        theirs = saved_audience(other.targeting)
+        if audience_rule(segments, **theirs) is not None:
+            found.append((other, selection(segments, **theirs)))
+    return found
+
+
+def _sampled(
+    survey: Survey, audience: dict, segments: dict[int, Segment], figures: AudienceFigures
+) -> dict | None:
+    """The audience's size and overlaps estimated from the workspace's sample, when the
+    workspace is large, no stored figure stands for the audience, and every segment
+    involved is current (stale ones are counted live, as the exact figures are); else None."""
+    total = counts.last_identified_contacts(survey.workspace_id)
+    chosen = selection(segments, **audience)
+    if audience_rule(segments, **audience) is None or not chosen.segments:
+        return None  # nobody, or everyone: no membership to read
+    if not previews.estimates_first(total) or figures.size(chosen) is not None:
+        return None
+    rivals = _rivals(survey, segments)
+    involved = chosen.segments.union(*(theirs.segments for _, theirs in rivals))
+    as_of = counts.as_of(figures.current, involved)
+    if as_of is None:
+        return None
+    wanted = [[chosen]] + [[chosen, theirs] for _, theirs in rivals]
+    size, *shared = estimates.selections_estimate(
+        survey.workspace_id, wanted, total, settings.PREVIEW_SAMPLE_SIZE
+    )
+    return {
+        "size": size.count,
+        "estimate": size,
+        "exact_vals": EXACT_VALS,
+        "as_of": as_of,
+        "contacts": size.total,
+        "competitors": [
+            Competitor(other, both.count, as_of, both)
+            for (other, _), both in zip(rivals, shared, strict=True)
+            if both.matched
+        ],
+    }
+
+
+def _counted(
+    survey: Survey, audience: dict, segments: dict[int, Segment], figures: AudienceFigures
 ) -> dict:
+    """The audience's size and overlaps: stored, from memberships, or live (exact)."""
     now = timezone.now()
+    size, as_of = _size(survey.workspace_id, audience, segments, figures, now)
+    return {
+        "size": size,
+        "as_of": as_of,
+        "contacts": counts.identified_contacts(survey.workspace_id, as_of),
+        "competitors": competitors(survey, audience, segments, now, figures),
+    }
+
+
+def _estimate(
+    survey: Survey,
+    workspace: Workspace,
+    form: TargetingTab,
+    segments: dict[int, Segment],
+    *,
+    exact: bool,
+) -> dict:
+    """The tab's figures for the audience in the form; `exact` after an estimate."""
     audience = form.audience()
     figures = AudienceFigures.load(workspace, counts.current_segments(workspace))
-    size, as_of = _size(survey.workspace_id, audience, segments, figures, now)
+    found = None if exact else _sampled(survey, audience, segments, figures)
+    if found is None:
+        found = _counted(survey, audience, segments, figures)
     try:
         sample = float(form.values["sample_percent"])
     except ValueError:
@@ -107,14 +186,11 @@ def _estimate(
     sample = min(max(sample, 0), 100) if math.isfinite(sample) else 100.0
     targeted = audience["segments"] if audience["audience"] == Targeting.SEGMENTS else []
     return {
-        "size": size,
-        "as_of": as_of,
+        **found,
         "targeted": [segments[pk] for pk in targeted if pk in segments],
         "excluded": [segments[pk] for pk in audience["excluded_segments"] if pk in segments],
-        "sampled": round(size * sample / 100),
+        "sampled": round(found["size"] * sample / 100),
         "sample_percent": sample,
-        "contacts": counts.identified_contacts(survey.workspace_id, as_of),
-        "competitors": competitors(survey, audience, segments, now, figures),
     }
 
 
@@ -133,7 +209,9 @@ def _render(
     context = {
         "survey": survey,
         "form": form,
-        "estimate": _estimate(survey, membership.workspace, form, segments),
+        "estimate": _estimate(
+            survey, membership.workspace, form, segments, exact=request.GET.get("exact") == "1"
+        ),
         "segments": segments.values(),
         "event_names": [] if request.htmx else _event_names(survey.workspace_id),
         "page_matches": Targeting.PAGE_MATCHES,

@@ -1,13 +1,16 @@
 """The survey editor in a real browser: questions, the Targeting tab with its live
 estimate, publishing, and the widget endpoint offering the survey to the right contact."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
+from segments import membership
 from surveys.models import Survey
 from targeting.models import Targeting
 from tests.browser.pages import sign_in
@@ -154,3 +157,58 @@ def test_targeting_tab_reaches_exactly_the_matching_contact(
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert page_errors == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="estimates: PostgreSQL only")
+def test_a_drafts_estimate_is_replaced_by_the_exact_figure(
+    page, page_errors, live_server, owner, contacts, settings
+):
+    """A draft has no stored figure: the tab of a large workspace shows an estimate from
+    the sample, then the exact figure its fragment loads. The exact requests are held
+    back until the test lets them through, so the estimate can be seen."""
+    from playwright.sync_api import expect
+
+    settings.PREVIEW_ESTIMATE_ABOVE = 3
+    settings.PREVIEW_SAMPLE_SIZE = 2
+    draft = SurveyFactory(
+        workspace=owner.workspace,
+        name="Draft for enterprise",
+        status=Survey.DRAFT,
+        targeting={"audience": Targeting.SEGMENTS},
+    )
+    draft.targeting.segments.set(owner.workspace.segments.filter(name="Enterprise"))
+    membership.sweep(timezone.now())
+    held = []
+
+    def hold_exact_figures(route) -> None:
+        if "exact=1" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/targeting/"), hold_exact_figures)
+    sign_in(page, live_server, owner)
+    page.goto(f"{live_server.url}/surveys/{draft.pk}/targeting/")
+    count = page.locator("#estimate .preview-count")
+    expect(count).to_have_text(re.compile("about"))
+    expect(page.get_by_test_id("preview-estimate")).to_contain_text("estimated from 2 sampled")
+    release_exact_figures(page, held)
+    expect(count).to_have_text("3")
+    expect(page.get_by_test_id("preview-estimate")).to_have_count(0)
+
+    page.check("label:has-text('Employees') input[name=excluded_segments]")
+    expect(page.get_by_test_id("preview-estimate")).to_be_visible()
+    release_exact_figures(page, held)
+    expect(count).to_have_text("2")
+    expect(page.get_by_test_id("preview-exact")).to_have_count(0)
+    assert page_errors == []
+
+
+def release_exact_figures(page, held: list) -> None:
+    """Let the exact figures asked for through, once the browser has asked."""
+    for _ in range(100):
+        if held:
+            held.pop(0).continue_()
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("No exact figures were asked for")
