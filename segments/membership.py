@@ -398,6 +398,9 @@ def reconcile(
     return len(entered), len(left)
 
 
+ANNOUNCE_BATCH = 5_000
+
+
 def _announce_many(signal, segment_id: int, contact_ids: list[int], at: datetime) -> None:
     if not contact_ids or not signal.has_listeners(Segment):
         return
@@ -406,8 +409,12 @@ def _announce_many(signal, segment_id: int, contact_ids: list[int], at: datetime
         segment = Segment.objects.filter(pk=segment_id).first()
         if segment is None:
             return
-        for contact in Contact.objects.filter(pk__in=contact_ids).iterator():
-            signal.send(Segment, contact=contact, segment=segment, at=at)
+        # A sweep may move hundreds of thousands of contacts: their ids are read a batch
+        # at a time, within any database's limit on a statement's parameters.
+        for start in range(0, len(contact_ids), ANNOUNCE_BATCH):
+            batch = contact_ids[start : start + ANNOUNCE_BATCH]
+            for contact in Contact.objects.filter(pk__in=batch).iterator():
+                signal.send(Segment, contact=contact, segment=segment, at=at)
 
     transaction.on_commit(send)
 

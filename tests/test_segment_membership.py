@@ -274,6 +274,18 @@ def test_signals_fire_after_commit_once_per_change(
         assert heard.left == [(contact.pk, pro.pk)]
 
 
+def test_a_sweep_moving_more_contacts_than_a_statement_takes_parameters_announces_them(
+    workspace, pro, now, django_capture_on_commit_callbacks
+):
+    # PostgreSQL takes 65,535 parameters a statement: reading 70,000 contacts in one
+    # `IN` failed the sweep after its commit. Ids of no contact stand in for the crowd.
+    contact = identify(workspace, now, id="ada", plan="pro")
+    crowd = [contact.pk, *range(10**9, 10**9 + 70_000)]
+    with Signals() as heard, django_capture_on_commit_callbacks(execute=True):
+        membership._announce_many(contact_entered_segment, pro.pk, crowd, now)
+    assert heard.entered == [(contact.pk, pro.pk)]
+
+
 def test_no_signal_and_no_record_when_the_change_rolls_back(
     workspace, pro, now, django_capture_on_commit_callbacks
 ):
