@@ -179,9 +179,10 @@ class AnswerFactory(factory.django.DjangoModelFactory):
     key = "nps"
 
 
-def target(survey, *, segments=(), excluded=(), **fields) -> None:
+def target(survey, *, segments=(), excluded=(), **fields):
     """Change a survey's targeting the way the dashboard does: its fields, then its segments.
-    Naming segments targets them (audience "segments") unless `audience` says otherwise."""
+    Naming segments targets them (audience "segments") unless `audience` says otherwise.
+    Returns the survey."""
     targeting = survey.targeting
     for key, value in fields.items():
         setattr(targeting, key, value)
@@ -190,6 +191,7 @@ def target(survey, *, segments=(), excluded=(), **fields) -> None:
     targeting.save()
     targeting.segments.set(segments)
     targeting.excluded_segments.set(excluded)
+    return survey
 
 
 class EndpointFactory(factory.django.DjangoModelFactory):

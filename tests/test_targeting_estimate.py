@@ -15,7 +15,7 @@ from segments.services import rule_count
 from surveys.models import Survey
 from targeting.audiences import audience_rule, overlap_count, saved_audience
 from targeting.models import AudienceCount, Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, target
 from tests.rules import attribute, group, plan_is
 
 pytestmark = pytest.mark.django_db
@@ -59,12 +59,10 @@ def segments(workspace) -> dict[str, Segment]:
 
 
 def targeted(survey: Survey, chosen, excluded=(), match=Targeting.ANY) -> Survey:
-    survey.targeting.audience = Targeting.SEGMENTS
-    survey.targeting.segment_match = match
-    survey.targeting.save()
-    survey.targeting.segments.set(chosen)
-    survey.targeting.excluded_segments.set(excluded)
-    return survey
+    """Target `chosen` segments, `match` any or all, minus `excluded`."""
+    return target(
+        survey, segments=chosen, excluded=excluded, audience=Targeting.SEGMENTS, segment_match=match
+    )
 
 
 @pytest.fixture
