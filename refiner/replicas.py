@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 
@@ -52,6 +54,12 @@ def on_primary():
     """Reads inside it see the primary, even in a dashboard page: for what is shared
     with the widget, such as the definitions cache, which must never hold a stale copy."""
     return reading_replica(False)
+
+
+def reads_of(model: type[Model]) -> BaseDatabaseWrapper:
+    """The connection the router reads `model` from. Raw SQL over the dashboard's tables
+    (set-based counts, membership counts, estimates) follows the ORM to the replica."""
+    return connections[router.db_for_read(model)]
 
 
 class ReplicaRouter:

@@ -19,9 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
-
 from refiner.models import Workspace
+from refiner.replicas import reads_of
 from segments.membership import TABLE, watch_of
 from segments.models import Contact, MembershipSweep, Segment, SegmentMembership
 
@@ -134,7 +133,7 @@ def _sizes(segment_ids: Iterable[int]) -> dict[int, int]:
         f"(SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
         f"AND left_at IS NULL LIMIT {SIZE_CAP}) AS capped)"
     )
-    with connection.cursor() as cursor:
+    with reads_of(SegmentMembership).cursor() as cursor:
         cursor.execute("SELECT " + ", ".join([capped] * len(ids)), ids)
         return dict(zip(ids, cursor.fetchone(), strict=True))
 
@@ -151,7 +150,7 @@ def _parts(selection: Selection, sizes: Mapping[int, int]) -> list[tuple[int, li
 
 
 def _counted(sql: str, params: list) -> int:
-    with connection.cursor() as cursor:
+    with reads_of(SegmentMembership).cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 

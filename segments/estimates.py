@@ -25,11 +25,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connection
 from django.db.models.expressions import RawSQL
 
+from refiner.replicas import reads_of
 from segments import counts, services
 from segments.counts import Selection
+from segments.models import Contact
 
 CONFIDENCE_Z = 1.96  # 95 %, two-sided
 MISS_CHANCE = 0.05  # the one-sided bound when none (or all) of the sample match
@@ -147,7 +148,7 @@ def sample_of(workspace_id: int, size: int) -> RawSQL:
 def rule_estimate(workspace_id: int, rule, now: datetime, total: int, size: int) -> Estimate:
     """How many of the workspace's `total` identified contacts match `rule` at `now`,
     estimated from its sample of `size` (PostgreSQL)."""
-    with connection.cursor() as cursor:  # read from the index alone
+    with reads_of(Contact).cursor() as cursor:  # read from the index alone
         cursor.execute(f"SELECT count(*) FROM ({SAMPLE}) AS sample", [workspace_id, size])
         (sampled,) = cursor.fetchone()
     members = services.rule_contacts(workspace_id, rule, now, within=sample_of(workspace_id, size))
@@ -172,7 +173,7 @@ def selections_estimate(
             params += found_params
         columns.append(f"count(*) FILTER (WHERE {' AND '.join(terms) or 'TRUE'})")
     sql = f"SELECT count(*), {', '.join(columns)} FROM ({SAMPLE}) AS sample"
-    with connection.cursor() as cursor:
+    with reads_of(Contact).cursor() as cursor:
         cursor.execute(sql, [*params, workspace_id, size])
         sampled, *matched = cursor.fetchone()
     return [estimate_of(matched=each, sampled=sampled, total=total) for each in matched]

@@ -43,10 +43,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import BooleanField, F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
+from refiner.replicas import reads_of
 from segments.memory import SegmentDefinition
 from segments.models import Contact, ContactValue, Event, EventTotal, SegmentMember
 from segments.rules import NEGATIONS, usable_segment
@@ -633,11 +634,12 @@ def set_count(
     query = SetCompiler(workspace_id, now, segments).count_query(rule)
     if isinstance(query, int):
         return query
+    database = reads_of(Contact)  # the replica in a dashboard page that may read it
     if not roomy:
-        with connection.cursor() as cursor:
+        with database.cursor() as cursor:
             cursor.execute(*query)
             return cursor.fetchone()[0]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
         # For this transaction only: room to hash the id sets and the grouped events in
         # memory, and no JIT, whose compiling cost more than these queries save by it.
         cursor.execute(
