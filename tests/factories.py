@@ -194,6 +194,13 @@ def target(survey, *, segments=(), excluded=(), **fields):
     return survey
 
 
+def targeted(survey, chosen, excluded=(), match=Targeting.ANY):
+    """Target `chosen` segments, `match` any or all, minus `excluded`; returns the survey."""
+    return target(
+        survey, segments=chosen, excluded=excluded, audience=Targeting.SEGMENTS, segment_match=match
+    )
+
+
 class EndpointFactory(factory.django.DjangoModelFactory):
     """A webhook endpoint; tests point `url` at their local receiver."""
 

@@ -15,7 +15,7 @@ from segments.services import add_members
 from surveys.models import Survey
 from targeting.audiences import selection
 from targeting.models import AudienceCount, Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, target
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, targeted
 from tests.rules import attribute, group, plan_is
 
 pytestmark = pytest.mark.django_db
@@ -48,13 +48,6 @@ def segments(workspace) -> dict[str, Segment]:
         ContactFactory(workspace=workspace, user_id=f"user-{n}", traits=traits)
     add_members(beta, ["user-4"])
     return {"enterprise": enterprise, "power": power, "staff": staff, "beta": beta}
-
-
-def targeted(survey: Survey, chosen: list[Segment], excluded=(), match=Targeting.ANY) -> Survey:
-    """Target `chosen` segments, `match` any or all, minus `excluded`."""
-    return target(
-        survey, segments=chosen, excluded=excluded, audience=Targeting.SEGMENTS, segment_match=match
-    )
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from segments.services import rule_count
 from surveys.models import Survey
 from targeting.audiences import audience_rule, overlap_count, saved_audience
 from targeting.models import AudienceCount, Targeting
-from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, target
+from tests.factories import ContactFactory, SegmentFactory, SurveyFactory, targeted
 from tests.rules import attribute, group, plan_is
 
 pytestmark = pytest.mark.django_db
@@ -56,13 +56,6 @@ def segments(workspace) -> dict[str, Segment]:
             traits["staff"] = True
         ContactFactory(workspace=workspace, user_id=f"user-{n:02d}", traits=traits)
     return made
-
-
-def targeted(survey: Survey, chosen, excluded=(), match=Targeting.ANY) -> Survey:
-    """Target `chosen` segments, `match` any or all, minus `excluded`."""
-    return target(
-        survey, segments=chosen, excluded=excluded, audience=Targeting.SEGMENTS, segment_match=match
-    )
 
 
 @pytest.fixture

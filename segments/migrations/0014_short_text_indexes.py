@@ -12,7 +12,12 @@ Built CONCURRENTLY, so event and trait writes go on while they build; SQLite kee
 its schema.
 """
 
+import importlib
+
 from django.db import migrations
+
+# Statements run on PostgreSQL only, as migration 0008 runs its own.
+run = importlib.import_module("segments.migrations.0008_text_indexes").run
 
 SHORT_TEXT = 200  # segments.sets.SHORT_TEXT
 CREATE = [
@@ -26,16 +31,6 @@ DROP = [
     "DROP INDEX CONCURRENTLY IF EXISTS contactvalue_short_folded",
     "DROP INDEX CONCURRENTLY IF EXISTS contactvalue_short_text",
 ]
-
-
-def run(statements):
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return apply
 
 
 class Migration(migrations.Migration):

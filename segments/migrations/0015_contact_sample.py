@@ -6,7 +6,12 @@ touching the rest. The id is a key column too, so that ties of the hash are orde
 and the sample is read from the index alone.
 """
 
+import importlib
+
 from django.db import migrations
+
+# Statements run on PostgreSQL only, as migration 0008 runs its own.
+run = importlib.import_module("segments.migrations.0008_text_indexes").run
 
 CREATE = [
     "CREATE INDEX IF NOT EXISTS contact_sample ON segments_contact "
@@ -14,16 +19,6 @@ CREATE = [
     "ANALYZE segments_contact",
 ]
 DROP = ["DROP INDEX IF EXISTS contact_sample"]
-
-
-def run(statements):
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for statement in statements:
-            schema_editor.execute(statement)
-
-    return apply
 
 
 class Migration(migrations.Migration):
