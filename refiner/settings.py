@@ -175,6 +175,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 *
 # every change to them invalidates the cache at once anyway.
 DEFINITIONS_CACHE_SECONDS = env.int("DEFINITIONS_CACHE_SECONDS", default=300)
 
+# Eligibility answers each process keeps while nothing they read has changed
+# (targeting.memo); 0 keeps none. Each is kept at most this many seconds.
+ELIGIBILITY_MEMO_SIZE = env.int("ELIGIBILITY_MEMO_SIZE", default=20_000)
+ELIGIBILITY_MEMO_SECONDS = env.int("ELIGIBILITY_MEMO_SECONDS", default=300)
+
 # Events older than this many whole months are dropped by `manage.py drop_old_events`
 # (docs/partitions.md); 0 keeps them forever.
 EVENT_RETENTION_MONTHS = env.int("EVENT_RETENTION_MONTHS", default=0)

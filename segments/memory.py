@@ -11,7 +11,7 @@ segments for every widget call, so a segment keeps its compiled rule.
 import operator as compare
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -118,6 +118,26 @@ def _date_test(operator: str, value: Any) -> ElementTest:
     )
 
 
+DAYS_AGO = ("more_than_days_ago", "less_than_days_ago")
+
+
+def _later(moment: datetime, days: int) -> datetime | None:
+    """`moment` + `days` days; None past year 9999, a moment no clock reaches."""
+    try:
+        return moment + timedelta(days=days)
+    except OverflowError:
+        return None
+
+
+def turning_points(operator: str, value: Any) -> Callable[[ParsedValue], tuple] | None:
+    """For a test that reads the clock: the moments around which its answer for one
+    element may turn (the date itself, and the date N days on). None for the others,
+    whose answer no passing time changes."""
+    if operator not in DAYS_AGO:
+        return None
+    return lambda parsed: () if parsed.date is None else (parsed.date, _later(parsed.date, value))
+
+
 def element_test(operator: str, value: Any, ignore_case: bool) -> ElementTest | None:
     """A positive operator as a test of one parsed element; None for `is_set`."""
     if operator == "is_set":
@@ -144,11 +164,9 @@ def _value_condition(condition: Mapping, key: Any, *, spread_lists: bool) -> Pre
     """An attribute or answer condition on the stored value under `key`."""
     operator = condition["operator"]
     negated = operator in NEGATIONS
-    test = element_test(
-        NEGATIONS.get(operator, operator),
-        condition.get("value"),
-        condition.get("ignore_case", False),
-    )
+    positive = NEGATIONS.get(operator, operator)
+    test = element_test(positive, condition.get("value"), condition.get("ignore_case", False))
+    turns = turning_points(positive, condition.get("value"))
 
     def predicate(evaluator: "Evaluator") -> bool:
         elements = evaluator.elements(key, spread_lists=spread_lists)
@@ -158,6 +176,9 @@ def _value_condition(condition: Mapping, key: Any, *, spread_lists: bool) -> Pre
             held = True
         else:
             held = any(test(parsed, evaluator.now) for parsed in elements)
+            if turns is not None:
+                for parsed in elements:
+                    evaluator.turns.add(*turns(parsed))
         return held != negated
 
     return predicate
@@ -179,6 +200,8 @@ def _event_condition(condition: Mapping) -> Predicate:
 
     def predicate(evaluator: "Evaluator") -> bool:
         times = evaluator.snapshot.events.get(name, [])
+        if within_days is not None:
+            evaluator.turns.add_window(times, within_days)
         return relation(_count_events(times, within_days, evaluator.now), wanted)
 
     return predicate
@@ -196,10 +219,14 @@ def _survey_condition(condition: Mapping) -> Predicate:
     negated = operator.startswith("not_")
 
     def predicate(evaluator: "Evaluator") -> bool:
+        displays = [
+            d for d in evaluator.snapshot.displays if survey == "any" or d.survey_id == survey
+        ]
+        if within_days is not None:
+            moments = [getattr(d, moment) for d in displays]
+            evaluator.turns.add_window([m for m in moments if m is not None], within_days)
         held = any(
-            _in_window(getattr(display, moment), within_days, evaluator.now)
-            for display in evaluator.snapshot.displays
-            if survey == "any" or display.survey_id == survey
+            _in_window(getattr(display, moment), within_days, evaluator.now) for display in displays
         )
         return held != negated
 
@@ -238,16 +265,46 @@ def compile_rule(node: Mapping) -> Predicate:
     raise ValueError(f"unknown condition type {kind}")
 
 
+@dataclass
+class Turns:
+    """The earliest moment, not before `now`, around which an answer given at `now` may
+    turn with the clock alone (a date N days ago, a window's edge, a schedule); None
+    while no answer read the clock. Until then, on the same data, every answer stays
+    the same: the eligibility memo keeps an answer that long.
+    """
+
+    now: datetime
+    at: datetime | None = None
+
+    def add(self, *moments: datetime | None) -> None:
+        """An answer may turn around these moments (those before `now` are past)."""
+        for moment in moments:
+            if moment is not None and moment >= self.now and (self.at is None or moment < self.at):
+                self.at = moment
+
+    def add_window(self, moments: list[datetime], within_days: int) -> None:
+        """A count over the last `within_days` days turns when a moment enters the
+        window (a future one, reached) or leaves it (N days on)."""
+        for moment in moments:
+            self.add(moment, _later(moment, within_days))
+
+
 class Evaluator:
-    """Evaluates rules for one contact snapshot at one moment."""
+    """Evaluates rules for one contact snapshot at one moment.
+
+    `turns` gathers the moments around which an answer it gave may turn with the
+    clock alone (see `Turns`).
+    """
 
     def __init__(
         self,
         snapshot: ContactSnapshot,
         now: datetime,
         segments: Mapping[int, SegmentDefinition] | None = None,
+        turns: Turns | None = None,
     ):
         self.snapshot, self.now, self.segments = snapshot, now, segments or {}
+        self.turns = Turns(now) if turns is None else turns
         self._memo: dict[int, bool] = {}
         if not isinstance(self.segments, SegmentDefinitions):
             # Which segments are unusable is then worked out once per evaluator.

@@ -9,6 +9,7 @@ surveys and segments.
 """
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -23,11 +24,13 @@ from django.db.models import Count
 
 from refiner.models import Workspace, new_definitions_version
 from refiner.replicas import on_primary
-from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition
+from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition, Turns
 from segments.models import Contact, Segment
 from segments.rules import rule_nodes
 from segments.services import segment_definitions, snapshot_of
+from segments.snapshot import fingerprint, load_fingerprinted
 from surveys.models import Response, Survey
+from targeting import memo
 from targeting.models import Targeting
 
 log = logging.getLogger(__name__)
@@ -316,6 +319,11 @@ class Check:
     segment_names: dict[int, str] = field(default_factory=dict)
     evaluator: Evaluator | None = None
     loaded: ContactSnapshot | None = None
+    # When an answer of this check may turn with the clock alone (see `Turns`).
+    turns: Turns = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.turns = Turns(self.now)
 
     @property
     def snapshot(self) -> ContactSnapshot:
@@ -329,7 +337,7 @@ class Check:
 
     def in_segment(self, segment_id: int) -> bool:
         if self.evaluator is None:
-            self.evaluator = Evaluator(self.snapshot, self.now, self.segments)
+            self.evaluator = Evaluator(self.snapshot, self.now, self.segments, self.turns)
         return self.evaluator.in_segment(segment_id)
 
     def displays_of(self, survey_id: int) -> list[DisplayFacts]:
@@ -352,6 +360,7 @@ def _status_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
     if survey.status != Survey.LIVE:
         yield Reason("not_live", f"The survey is {survey.status}, not live.")
         return
+    check.turns.add(survey.starts_at, survey.ends_at)
     if survey.starts_at is not None and check.now < survey.starts_at:
         yield Reason("outside_schedule", "The survey has not started yet.")
     elif survey.ends_at is not None and check.now >= survey.ends_at:
@@ -452,6 +461,7 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
         if any(d.session == check.session for d in own):
             yield Reason("shown_this_session", "It was shown in this browser session already.")
     again = shows_again_at(survey, own)
+    check.turns.add(again)
     if again is not None and check.now < again:
         yield Reason(
             "recently_shown",
@@ -463,7 +473,9 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
         yield Reason("display_cap_reached", f"The contact was shown it {cap} times already.")
     if check.recontact_days and not survey.ignore_recontact:
         since = check.now - timedelta(days=check.recontact_days)
-        if any(d.survey_id != survey.id and d.shown_at >= since for d in check.snapshot.displays):
+        others = [d.shown_at for d in check.snapshot.displays if d.survey_id != survey.id]
+        check.turns.add_window(others, check.recontact_days)
+        if any(shown_at >= since for shown_at in others):
             yield Reason(
                 "recontact_period",
                 f"The contact saw another survey in the last {check.recontact_days} days.",
@@ -482,11 +494,19 @@ CHEAP_FIRST = (
 )
 
 
+# The steps that read nothing of the contact's snapshot.
+WITHOUT_SNAPSHOT = (_status_reasons, _trigger_reasons, _sample_reasons)
+
+
+def _passes(survey: SurveyDefinition, check: Check, steps) -> bool:
+    return all(next(step(survey, check), None) is None for step in steps)
+
+
 def may_show(survey: SurveyDefinition, check: Check) -> bool:
     """Is the survey eligible: does no step give a reason against it?"""
     if check.contact is None:
         return False
-    return all(next(step(survey, check), None) is None for step in CHEAP_FIRST)
+    return _passes(survey, check, CHEAP_FIRST)
 
 
 def reasons_against(survey: SurveyDefinition, check: Check) -> list[Reason]:
@@ -572,7 +592,55 @@ def eligible_surveys(
     if not surveys:
         return []
     check = _check(workspace, contact, surveys, found, now, event, url, survey_id, session)
-    return [s for s in surveys if may_show(s, check)]
+    remembered = version is not None and settings.ELIGIBILITY_MEMO_SIZE
+    if not remembered or contact.pk is None or contact.is_anonymous:
+        return [s for s in surveys if may_show(s, check)]
+    # A survey that fails before the contact's data is read costs no query at all.
+    if not any(_passes(s, check, WITHOUT_SNAPSHOT) for s in surveys):
+        return []
+    return _remembered(workspace, version, contact, surveys, found, check)
+
+
+def answer_digest(workspace: Workspace, version: str, check: Check, rows: str) -> bytes:
+    """A digest of every input of an eligibility answer but the clock: the definitions'
+    `version`, the workspace's recontact period, the contact's attributes and its
+    account's, `rows` (the fingerprint of its snapshot), the capped surveys' response
+    counts, and what the widget sent (event, page, survey, session)."""
+    contact = check.contact
+    account = contact.account.attributes() if contact.account_id else None
+    inputs = [
+        version,
+        workspace.recontact_days,
+        contact.attributes(),
+        account,
+        rows,
+        sorted(check.response_counts.items()),
+        [check.event, check.url, check.survey_id, check.session],
+    ]
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _remembered(
+    workspace: Workspace,
+    version: str,
+    contact: Contact,
+    surveys: list[SurveyDefinition],
+    found: Definitions,
+    check: Check,
+) -> list[SurveyDefinition]:
+    """The check's answer from this process's memo (`targeting.memo`), or worked out
+    and kept. The snapshot's fingerprint is read first (one short row); a new one
+    loads the snapshot together with its own fingerprint, under which it is kept."""
+    seen = fingerprint(contact, found.event_names)
+    kept = memo.answers.get((contact.pk, answer_digest(workspace, version, check, seen)), check.now)
+    if kept is not None:
+        return list(kept)
+    check.loaded, rows = load_fingerprinted(contact, found.event_names)
+    answer = [s for s in surveys if may_show(s, check)]
+    key = (contact.pk, answer_digest(workspace, version, check, rows))
+    memo.answers.put(key, check.now, check.turns.at, tuple(answer))
+    return answer
 
 
 def display_decision(

@@ -8,7 +8,7 @@ from django.test import Client
 from hypothesis import settings as hypothesis_settings
 
 from refiner.budget import unlimited_outside_requests
-from targeting import eligibility
+from targeting import eligibility, memo
 from tests.clients import ApiClient, Widget, signed_in
 from tests.factories import WorkspaceFactory
 from tests.webhook_receiver import Receiver, start_receiver
@@ -37,6 +37,7 @@ def fresh_cache():
     sessions, and nothing held in memory, so no test passes or fails by what ran before."""
     cache.clear()
     eligibility._in_process.clear()
+    memo.answers.clear()
 
 
 @pytest.fixture
