@@ -23,7 +23,8 @@ class SurveyFacts:
     survey_condition: Callable[[Mapping, datetime], Q]
     # The answer rows (at most one, tied to the contact by OuterRef) an `answer` condition reads.
     answer_rows: Callable[[Mapping], QuerySet]
-    # The snapshot's UNION ALL branches for displays and answers: one %s, the contact id.
+    # The snapshot's UNION ALL branches for displays and answers, naming the contact as
+    # `{contact}` (see `segments.snapshot.snapshot_sql`).
     snapshot_displays: str
     snapshot_answers: str
     # The ids of a workspace's surveys, which rules may name.

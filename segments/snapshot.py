@@ -24,31 +24,45 @@ from segments.registry import survey_facts
 EVENT, DISPLAY, ANSWER, MEMBERSHIP = 1, 2, 3, 4
 
 # Columns of every branch: kind, text, number, three moments, JSON. The displays and
-# answers branches are the surveys app's (`segments.registry.SurveyFacts`).
+# answers branches are the surveys app's (`segments.registry.SurveyFacts`). Each names
+# the contact as `{contact}`: a parameter, or a column of a statement around it.
 _MEMBERSHIPS = """
     SELECT 4, NULL, segment_id, NULL, NULL, NULL, NULL
-    FROM segments_segmentmember WHERE contact_id = %s"""
+    FROM segments_segmentmember WHERE contact_id = {contact}"""
 
 
 def _events(names: list[str] | None) -> str:
     query = """
     SELECT 1, name, NULL, occurred_at, NULL, NULL, NULL
-    FROM segments_event WHERE contact_id = %s"""
+    FROM segments_event WHERE contact_id = {contact}"""
     if names is None:
         return query
     return query + f" AND name IN ({', '.join(['%s'] * len(names))})"
 
 
+def snapshot_sql(names: list[str] | None, contact: str) -> tuple[str, int]:
+    """The snapshot's SQL with the contact as `contact`, and how many times it names
+    the contact before the event names (0 or 1: the events come first, if at all)."""
+    facts = survey_facts()
+    branches = [facts.snapshot_displays, facts.snapshot_answers, _MEMBERSHIPS]
+    if names is None or names:
+        branches.insert(0, _events(names))
+    return " UNION ALL ".join(branches).format(contact=contact), len(branches) - 3
+
+
 def snapshot_query(contact_id: int, event_names: Iterable[str] | None) -> tuple[str, list]:
     """The SQL and parameters of the snapshot; events only of `event_names` (None: all)."""
     names = sorted(event_names) if event_names is not None else None
-    facts = survey_facts()
-    branches = [facts.snapshot_displays, facts.snapshot_answers, _MEMBERSHIPS]
-    params = [contact_id] * 3
-    if names is None or names:
-        branches.insert(0, _events(names))
-        params = [contact_id, *(names or [])] + params
-    return " UNION ALL ".join(branches), params
+    sql, leading = snapshot_sql(names, "%s")
+    return sql, [contact_id] * leading + (names or []) + [contact_id] * 3
+
+
+def fingerprint_sql(event_names: Iterable[str] | None, contact: str) -> tuple[str, list]:
+    """An expression, for PostgreSQL, of the fingerprint of the snapshot of the contact
+    that `contact` names in the statement around it; with its parameters."""
+    names = sorted(event_names) if event_names is not None else None
+    sql, _ = snapshot_sql(names, contact)
+    return f"(SELECT {_PG_DIGEST} FROM ({sql}) AS s)", names or []
 
 
 def _moment(value: Any) -> datetime | None:
@@ -63,25 +77,15 @@ def _moment(value: Any) -> datetime | None:
 # Fingerprints ------------------------------------------------------------------
 #
 # A digest of the snapshot's rows, in an order of their own: equal digests, equal rows.
-# On PostgreSQL the database works it out, so an unchanged snapshot costs one short
-# row instead of dozens; SQLite, with no md5, sends the rows and Python digests them.
+# On PostgreSQL the database works it out, so that a statement can carry it as one
+# short value (`fingerprint_sql`); SQLite, with no md5, sends the rows and Python
+# digests them.
 
 _PG_DIGEST = "md5(coalesce(string_agg(s::text, '|' ORDER BY s::text), ''))"
 
 
 def _digest(rows: list[tuple]) -> str:
     return hashlib.md5(repr(sorted(map(repr, rows))).encode(), usedforsecurity=False).hexdigest()
-
-
-def fingerprint(contact: Contact, event_names: Iterable[str] | None = None) -> str:
-    """The fingerprint of the contact's snapshot rows as they are now."""
-    sql, params = snapshot_query(contact.pk, event_names)
-    with fast_cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"SELECT {_PG_DIGEST} FROM ({sql}) AS s", params)
-            return cursor.fetchone()[0]
-        cursor.execute(sql, params)
-        return _digest(cursor.fetchall())
 
 
 def load_fingerprinted(

@@ -19,11 +19,11 @@ from surveys.models import Answer, Display, Question, Survey
 # text (a display's browser session), number, three moments, JSON.
 SNAPSHOT_DISPLAYS = """
     SELECT 2, session, survey_id, shown_at, dismissed_at, completed_at, NULL
-    FROM surveys_display WHERE contact_id = %s"""
+    FROM surveys_display WHERE contact_id = {contact}"""
 SNAPSHOT_ANSWERS = """
     SELECT 3, a.key, a.survey_id, NULL, NULL, NULL, CAST(r.answers AS TEXT)
     FROM surveys_answer a JOIN surveys_response r ON r.id = a.response_id
-    WHERE a.contact_id = %s AND a.is_latest"""
+    WHERE a.contact_id = {contact} AND a.is_latest"""
 
 
 def survey_condition(condition: Mapping, now: datetime) -> Q:

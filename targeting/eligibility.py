@@ -28,7 +28,7 @@ from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDef
 from segments.models import Contact, Segment
 from segments.rules import rule_nodes
 from segments.services import segment_definitions, snapshot_of
-from segments.snapshot import fingerprint, load_fingerprinted
+from segments.snapshot import load_fingerprinted
 from surveys.models import Response, Survey
 from targeting import memo
 from targeting.models import Targeting
@@ -130,6 +130,14 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """The fingerprint of a contact's snapshot with the events of `event_names`."""
+
+    event_names: frozenset[str]
+    digest: str
+
+
+@dataclass(frozen=True)
 class Definitions:
     """A workspace's live surveys (in the order they are offered) and its segments."""
 
@@ -182,6 +190,18 @@ def load_definitions(workspace_id: int) -> Definitions:
 # The version comes with the workspace's row, which the widget reads on every call
 # anyway, so a check costs no cache round trip and every process sees a change at once.
 _in_process: dict[int, tuple[str, float, Definitions]] = {}
+
+
+# Widget keys by workspace id, as the widget's checks met them.
+_workspace_of_key: dict[str, int] = {}
+
+
+def expected_event_names(widget_key: str) -> frozenset[str] | None:
+    """The events the rules of the key's workspace read, as this process last held
+    them; None before it held any. The fingerprint read with the caller is of these
+    events: if the definitions changed since, the check reads a new one."""
+    held = _in_process.get(_workspace_of_key.get(widget_key))
+    return None if held is None else held[2].event_names
 
 
 def _cached(key: str) -> Definitions | None:
@@ -578,12 +598,15 @@ def eligible_surveys(
     survey_id: int | None = None,
     version: str | None = None,
     session: str | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> list[SurveyDefinition]:
     """The surveys the contact may be shown now: higher priority first, then older first.
 
     `survey_id` limits the check to that survey (the widget's `showForm`, manual
     triggers). Load `contact` with `select_related("account")` to save a query, and
-    pass the `version` of `definitions` when the workspace was just read.
+    pass the `version` of `definitions` when the workspace was just read: the answer
+    is then kept (`targeting.memo`), and `fingerprint`, the contact's as read with
+    the workspace, saves the query that would read it.
     """
     if contact is None:
         return []
@@ -598,7 +621,12 @@ def eligible_surveys(
     # A survey that fails before the contact's data is read costs no query at all.
     if not any(_passes(s, check, WITHOUT_SNAPSHOT) for s in surveys):
         return []
-    return _remembered(workspace, version, contact, surveys, found, check)
+    _workspace_of_key[workspace.widget_key] = workspace.pk
+    if fingerprint is not None and fingerprint.event_names == found.event_names:
+        kept = memo.answers.get(_answer_key(workspace, version, check, fingerprint.digest), now)
+        if kept is not None:
+            return list(kept)
+    return _worked_out(workspace, version, surveys, found, check)
 
 
 def answer_digest(workspace: Workspace, version: str, check: Check, rows: str) -> bytes:
@@ -621,24 +649,27 @@ def answer_digest(workspace: Workspace, version: str, check: Check, rows: str) -
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _remembered(
+def _answer_key(workspace: Workspace, version: str, check: Check, seen: str) -> tuple:
+    """Where the memo keeps the check's answer when the contact's snapshot has
+    fingerprint `seen`."""
+    return check.contact.pk, answer_digest(workspace, version, check, seen)
+
+
+def _worked_out(
     workspace: Workspace,
     version: str,
-    contact: Contact,
     surveys: list[SurveyDefinition],
     found: Definitions,
     check: Check,
 ) -> list[SurveyDefinition]:
-    """The check's answer from this process's memo (`targeting.memo`), or worked out
-    and kept. The snapshot's fingerprint is read first (one short row); a new one
-    loads the snapshot together with its own fingerprint, under which it is kept."""
-    seen = fingerprint(contact, found.event_names)
-    kept = memo.answers.get((contact.pk, answer_digest(workspace, version, check, seen)), check.now)
+    """The check's answer with the snapshot loaded now: kept under the fingerprint of
+    the very rows it was built from, or read from the memo when one is kept there."""
+    check.loaded, seen = load_fingerprinted(check.contact, found.event_names)
+    key = _answer_key(workspace, version, check, seen)
+    kept = memo.answers.get(key, check.now)
     if kept is not None:
         return list(kept)
-    check.loaded, rows = load_fingerprinted(contact, found.event_names)
     answer = [s for s in surveys if may_show(s, check)]
-    key = (contact.pk, answer_digest(workspace, version, check, rows))
     memo.answers.put(key, check.now, check.turns.at, tuple(answer))
     return answer
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -17,11 +17,18 @@ from refiner.models import Workspace
 from refiner.raw_sql import Columns, fast_cursor
 from segments import ingest
 from segments.models import Account, Contact
+from segments.snapshot import fingerprint_sql
 from surveys import services
 from surveys.extra import clean_extra
 from surveys.models import Display, Survey
 from targeting import anonymous
-from targeting.eligibility import SurveyDefinition, display_decision, eligible_surveys
+from targeting.eligibility import (
+    Fingerprint,
+    SurveyDefinition,
+    display_decision,
+    eligible_surveys,
+    expected_event_names,
+)
 from targeting.models import Targeting
 from targeting.preview import MAX_TOKEN, PreviewRefused, previewed_survey_id
 
@@ -84,16 +91,20 @@ def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
 WORKSPACE, CONTACT, ACCOUNT = Columns(Workspace, "w"), Columns(Contact, "c"), Columns(Account, "a")
 # The widget key's workspace and, when the id is not NULL, its contact with the account:
 # by user id, or (VISITOR_SQL) an anonymous visitor by anonymous id, never one for the other.
-CALLER_SQL, VISITOR_SQL = (
-    f"""
-    SELECT {WORKSPACE.sql}, {CONTACT.sql}, {ACCOUNT.sql}
+
+
+def _caller_sql(column: str, more: str = "") -> str:
+    """The caller query, `more` (", expression") after the three rows' columns."""
+    return f"""
+    SELECT {WORKSPACE.sql}, {CONTACT.sql}, {ACCOUNT.sql}{more}
     FROM refiner_workspace w
     LEFT JOIN segments_contact c ON c.workspace_id = w.id AND c.{column} = %s
     LEFT JOIN segments_account a ON a.id = c.account_id
     WHERE w.widget_key = %s
 """
-    for column in ("user_id", "anonymous_id")
-)
+
+
+CALLER_SQL, VISITOR_SQL = _caller_sql("user_id"), _caller_sql("anonymous_id")
 
 
 def caller(
@@ -107,6 +118,26 @@ def caller(
     with fast_cursor() as cursor:
         cursor.execute(VISITOR_SQL if anonymous else CALLER_SQL, [user_id, key])
         row = cursor.fetchone()
+    return _caller_of(row)
+
+
+def fingerprinted_caller(
+    key: str, user_id: str | None, event_names: frozenset[str]
+) -> tuple[Workspace | None, Contact | None, Fingerprint | None]:
+    """`caller`, and in the same statement the fingerprint of the contact's snapshot
+    with the events of `event_names` (PostgreSQL; elsewhere None): the eligibility
+    memo then needs no other query when nothing changed."""
+    if connection.vendor != "postgresql":
+        return *caller(key, user_id), None
+    digest, names = fingerprint_sql(event_names, 'c."id"')
+    with fast_cursor() as cursor:
+        cursor.execute(_caller_sql("user_id", f", {digest}"), [*names, user_id, key])
+        row = cursor.fetchone()
+    workspace, contact = _caller_of(row and row[:-1])
+    return workspace, contact, contact and Fingerprint(event_names, row[-1])
+
+
+def _caller_of(row: tuple | None) -> tuple[Workspace | None, Contact | None]:
     if row is None:
         return None, None
     workspace = WORKSPACE.instance(row[: len(WORKSPACE)])
@@ -257,11 +288,27 @@ def track(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "accepted"}, status=202)
 
 
+def _fingerprinted(
+    request: HttpRequest, data: dict
+) -> tuple[Workspace, Contact | None, str | None, Fingerprint | None]:
+    """`_identified`, with the fingerprint of the user's snapshot when this process
+    knows which events the workspace's rules read (`expected_event_names`)."""
+    key = _widget_key(data)
+    names = None if _is_visitor(data) else expected_event_names(key)
+    if names is None:
+        return *_identified(request, data), None
+    raw = data.get("user_id")
+    workspace, contact, found = fingerprinted_caller(key, _lookup_id(raw), names)
+    _admit(request, workspace)
+    _verify(workspace, data, raw)
+    return workspace, contact, _user_id(data), found
+
+
 @cors
 @api(["POST"])
 def eligibility(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
-    workspace, contact, user_id = _identified(request, data)
+    workspace, contact, user_id, fingerprint = _fingerprinted(request, data)
     event = _optional_string(data, "event", 200)
     url = _optional_string(data, "url", MAX_URL)
     survey_id = data.get("survey")
@@ -277,6 +324,7 @@ def eligibility(request: HttpRequest) -> JsonResponse:
         survey_id=survey_id,
         version=workspace.definitions_version,
         session=session,
+        fingerprint=fingerprint,
     )
     found = {"surveys": [s.to_widget_dict() for s in surveys]}
     if user_id is None:

@@ -37,6 +37,7 @@ def fresh_cache():
     sessions, and nothing held in memory, so no test passes or fails by what ran before."""
     cache.clear()
     eligibility._in_process.clear()
+    eligibility._workspace_of_key.clear()
     memo.answers.clear()
 
 
