@@ -284,9 +284,12 @@ class Turns:
 
     def add_window(self, moments: list[datetime], within_days: int) -> None:
         """A count over the last `within_days` days turns when a moment enters the
-        window (a future one, reached) or leaves it (N days on)."""
-        for moment in moments:
-            self.add(moment, _later(moment, within_days))
+        window (a future one, reached) or leaves it (N days on): the earliest of those
+        are the window's oldest moment, N days on, and its first moment not past."""
+        inside = [m for m in moments if m >= days_before(self.now, within_days)]
+        if inside:
+            coming = [m for m in inside if m >= self.now]
+            self.add(_later(min(inside), within_days), min(coming) if coming else None)
 
 
 class Evaluator:

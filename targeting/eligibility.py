@@ -504,16 +504,9 @@ def _pacing_reasons(survey: SurveyDefinition, check: Check) -> Iterator[Reason]:
 
 STEPS = (_status_reasons, _audience_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons)
 # Whether a survey may be shown does not depend on the order of the steps, so the
-# widget's check runs the cheap ones first and evaluates segments only if it must.
-CHEAP_FIRST = (
-    _status_reasons,
-    _trigger_reasons,
-    _sample_reasons,
-    _pacing_reasons,
-    _audience_reasons,
-)
-
-
+# widget's check runs the cheap ones first and evaluates segments only if it must,
+# last, and without the words of the reasons (`_audience_allows`).
+CHEAP_FIRST = (_status_reasons, _trigger_reasons, _sample_reasons, _pacing_reasons)
 # The steps that read nothing of the contact's snapshot.
 WITHOUT_SNAPSHOT = (_status_reasons, _trigger_reasons, _sample_reasons)
 
@@ -522,11 +515,25 @@ def _passes(survey: SurveyDefinition, check: Check, steps) -> bool:
     return all(next(step(survey, check), None) is None for step in steps)
 
 
+def _audience_allows(survey: SurveyDefinition, check: Check) -> bool:
+    """Does `_audience_reasons` give no reason? The same decision, without working out
+    every missing segment and its name for a message no one reads."""
+    if check.contact.is_anonymous:
+        return next(_visitor_reasons(survey), None) is None
+    if survey.audience == Targeting.SEGMENTS:
+        found = (check.in_segment(pk) for pk in survey.segments)
+        if not survey.segments or not (
+            all(found) if survey.segment_match == Targeting.ALL else any(found)
+        ):
+            return False
+    return not any(check.in_segment(pk) for pk in survey.excluded_segments)
+
+
 def may_show(survey: SurveyDefinition, check: Check) -> bool:
     """Is the survey eligible: does no step give a reason against it?"""
     if check.contact is None:
         return False
-    return _passes(survey, check, CHEAP_FIRST)
+    return _passes(survey, check, CHEAP_FIRST) and _audience_allows(survey, check)
 
 
 def reasons_against(survey: SurveyDefinition, check: Check) -> list[Reason]:

@@ -3,12 +3,25 @@
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from refiner.models import Workspace
+from segments.memory import ContactSnapshot, SegmentDefinition
 from segments.models import Contact, SegmentMember
 from surveys.models import Display, Response, Survey
-from targeting.eligibility import eligible_surveys, explain, explain_all, sample_position
+from targeting.eligibility import (
+    Check,
+    SurveyDefinition,
+    eligible_surveys,
+    explain,
+    explain_all,
+    may_show,
+    reasons_against,
+    sample_position,
+)
 from targeting.models import Targeting
+from tests.conftest import NOW
 from tests.factories import (
     ContactFactory,
     DisplayFactory,
@@ -576,3 +589,34 @@ def test_a_workspace_setting_applies_at_once(workspace, contact, now):
     workspace.recontact_days = 3
     workspace.save()
     assert offered(workspace, contact, now) == []
+
+
+# The widget's short answer and the full explanation agree ---------------------------
+
+
+@given(
+    members=st.sets(st.integers(1, 4)),
+    chosen=st.lists(st.integers(1, 4), max_size=3, unique=True),
+    excluded=st.lists(st.integers(1, 4), max_size=2, unique=True),
+    match=st.sampled_from([Targeting.ANY, Targeting.ALL]),
+    audience=st.sampled_from([Targeting.SEGMENTS, Targeting.EVERYONE]),
+)
+def test_the_widgets_audience_decision_is_the_explanations(
+    members, chosen, excluded, match, audience
+):
+    """`may_show` decides the audience without the reasons' words; it must say yes
+    exactly when `reasons_against` finds no reason, whatever the memberships."""
+    segments = {pk: SegmentDefinition(pk, "manual", None) for pk in range(1, 5)}
+    survey = SurveyDefinition(
+        id=1, name="NPS", status=Survey.LIVE, created_at=NOW, questions=(), audience=audience,
+        segments=tuple(chosen), segment_match=match, excluded_segments=tuple(excluded),
+    )  # fmt: skip
+
+    def check() -> Check:
+        return Check(
+            contact=Contact(pk=1, user_id="ada"), now=NOW, event=None, url=None,
+            survey_id=None, recontact_days=0, segments=segments, response_counts={},
+            loaded=ContactSnapshot(manual_segments=set(members)),
+        )  # fmt: skip
+
+    assert may_show(survey, check()) == (reasons_against(survey, check()) == [])
