@@ -35,7 +35,7 @@ from segments.models import (
 )
 from segments.rules import DAYS_OPERATORS, SegmentDefinitions, referenced_segments
 from segments.signals import contact_entered_segment, contact_left_segment, workspace_swept
-from segments.snapshot import load_snapshot
+from segments.snapshot import EventReads, load_snapshot
 from segments.sql import rule_members
 
 TABLE = SegmentMembership._meta.db_table
@@ -234,7 +234,7 @@ def record_contact(
         account = contact.account.attributes() if contact.account_id else None
         snapshot, held = ContactSnapshot(contact.attributes(), account), set()
     else:
-        snapshot = load_snapshot(contact, watch.event_names)
+        snapshot = load_snapshot(contact, EventReads.of_names(watch.event_names))
     evaluator = Evaluator(snapshot, now, watch.definitions)
     inside = {pk for pk in segment_ids if evaluator.in_segment(pk)}
     held = (open_segments(contact.pk) if held is None else held) & segment_ids

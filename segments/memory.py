@@ -39,6 +39,9 @@ class ContactSnapshot:
     displays: list[DisplayFacts] = field(default_factory=list)
     answers: dict[tuple[int, str], Any] = field(default_factory=dict)
     manual_segments: set[int] = field(default_factory=set)
+    # Counts over all time by event name, when the snapshot read the totals of those
+    # names instead of their events (segments.snapshot.EventReads); None: it did not.
+    event_totals: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,9 +202,12 @@ def _event_condition(condition: Mapping) -> Predicate:
     relation, wanted = EVENT_COMPARISONS[condition["operator"]], condition["value"]
 
     def predicate(evaluator: "Evaluator") -> bool:
-        times = evaluator.snapshot.events.get(name, [])
+        snapshot = evaluator.snapshot
+        times = snapshot.events.get(name, [])
         if within_days is not None:
             evaluator.turns.add_window(times, within_days)
+        elif snapshot.event_totals is not None and name in snapshot.event_totals:
+            return relation(snapshot.event_totals[name], wanted)
         return relation(_count_events(times, within_days, evaluator.now), wanted)
 
     return predicate

@@ -15,7 +15,7 @@ from segments.models import Contact, Segment, SegmentMember
 from segments.registry import survey_facts
 from segments.rules import Problems, SegmentDefinitions, usable_segment, validate_rule
 from segments.sets import set_count
-from segments.snapshot import load_snapshot
+from segments.snapshot import EventReads, load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 
 
@@ -101,8 +101,9 @@ def segment_contacts(segment: Segment, now: datetime) -> QuerySet[Contact]:
 
 
 def snapshot_of(contact: Contact, event_names: Iterable[str] | None = None) -> ContactSnapshot:
-    """Everything rules can ask about one contact (see `segments.snapshot`)."""
-    return load_snapshot(contact, event_names)
+    """Everything rules can ask about one contact (see `segments.snapshot`), with every
+    event of `event_names` (None: of every name)."""
+    return load_snapshot(contact, EventReads.of_names(event_names))
 
 
 def contact_segments(contact: Contact, now: datetime) -> list[Segment]:

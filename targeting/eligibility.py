@@ -26,9 +26,8 @@ from refiner.models import Workspace, new_definitions_version
 from refiner.replicas import on_primary
 from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition, Turns
 from segments.models import Contact, Segment
-from segments.rules import rule_nodes
-from segments.services import segment_definitions, snapshot_of
-from segments.snapshot import load_fingerprinted
+from segments.services import segment_definitions
+from segments.snapshot import EventReads, load_fingerprinted, load_snapshot
 from surveys.models import Response, Survey
 from targeting import memo
 from targeting.models import Targeting
@@ -131,9 +130,9 @@ class Decision:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """The fingerprint of a contact's snapshot with the events of `event_names`."""
+    """The fingerprint of a contact's snapshot with the events `event_reads` says."""
 
-    event_names: frozenset[str]
+    event_reads: EventReads
     digest: str
 
 
@@ -143,7 +142,8 @@ class Definitions:
 
     surveys: tuple[SurveyDefinition, ...]
     segments: dict[int, SegmentDefinition]
-    event_names: frozenset[str]
+    # What the segments' rules can ask of a contact's events.
+    event_reads: EventReads
 
 
 # Definitions cache ------------------------------------------------------------
@@ -163,26 +163,15 @@ def _offer_order(survey: SurveyDefinition) -> tuple:
     return (-survey.priority, survey.created_at, survey.id)
 
 
-def _rule_event_names(rule) -> Iterator[str]:
-    for node in rule_nodes(rule):
-        if node.get("type") == "event" and isinstance(node.get("event"), str):
-            yield node["event"]
-
-
 def load_definitions(workspace_id: int) -> Definitions:
     """Read the definitions from the database (a constant number of queries)."""
     surveys = Survey.objects.complete().filter(workspace_id=workspace_id, status=Survey.LIVE)
     segments = segment_definitions(workspace_id)
-    names = {
-        name
-        for definition in segments.values()
-        if definition.kind == Segment.RULES
-        for name in _rule_event_names(definition.rules)
-    }
+    rules = [d.rules for d in segments.values() if d.kind == Segment.RULES]
     return Definitions(
         surveys=tuple(sorted((SurveyDefinition.of(s) for s in surveys), key=_offer_order)),
         segments=segments,
-        event_names=frozenset(names),
+        event_reads=EventReads.for_rules(rules),
     )
 
 
@@ -196,12 +185,12 @@ _in_process: dict[int, tuple[str, float, Definitions]] = {}
 _workspace_of_key: dict[str, int] = {}
 
 
-def expected_event_names(widget_key: str) -> frozenset[str] | None:
-    """The events the rules of the key's workspace read, as this process last held
-    them; None before it held any. The fingerprint read with the caller is of these
-    events: if the definitions changed since, the check reads a new one."""
+def expected_event_reads(widget_key: str) -> EventReads | None:
+    """What the rules of the key's workspace read of a contact's events, as this
+    process last held them; None before it held any. The fingerprint read with the
+    caller is of these: if the definitions changed since, the check reads a new one."""
     held = _in_process.get(_workspace_of_key.get(widget_key))
-    return None if held is None else held[2].event_names
+    return None if held is None else held[2].event_reads
 
 
 def _cached(key: str) -> Definitions | None:
@@ -331,7 +320,7 @@ class Check:
     recontact_days: int
     segments: dict[int, SegmentDefinition]
     response_counts: dict[int, int]
-    event_names: frozenset[str] | None = None
+    event_reads: EventReads | None = None
     # The widget's browser session (once-per-session surveys); None: no session known.
     session: str | None = None
     # Segment names for the reasons; empty for the widget, which answers to a public
@@ -351,7 +340,9 @@ class Check:
             # An anonymous visitor not yet recorded has nothing to load.
             unsaved = self.contact.pk is None
             self.loaded = (
-                ContactSnapshot() if unsaved else snapshot_of(self.contact, self.event_names)
+                ContactSnapshot()
+                if unsaved
+                else load_snapshot(self.contact, self.event_reads, self.now)
             )
         return self.loaded
 
@@ -584,7 +575,7 @@ def _check(
     return Check(
         session=session,
         contact=contact,
-        event_names=found.event_names,
+        event_reads=found.event_reads,
         now=now,
         event=event,
         url=url,
@@ -629,7 +620,7 @@ def eligible_surveys(
     if not any(_passes(s, check, WITHOUT_SNAPSHOT) for s in surveys):
         return []
     _workspace_of_key[workspace.widget_key] = workspace.pk
-    if fingerprint is not None and fingerprint.event_names == found.event_names:
+    if fingerprint is not None and fingerprint.event_reads == found.event_reads:
         kept = memo.answers.get(_answer_key(workspace, version, check, fingerprint.digest), now)
         if kept is not None:
             return list(kept)
@@ -671,7 +662,7 @@ def _worked_out(
 ) -> list[SurveyDefinition]:
     """The check's answer with the snapshot loaded now: kept under the fingerprint of
     the very rows it was built from, or read from the memo when one is kept there."""
-    check.loaded, seen = load_fingerprinted(check.contact, found.event_names)
+    check.loaded, seen = load_fingerprinted(check.contact, found.event_reads, check.now)
     key = _answer_key(workspace, version, check, seen)
     kept = memo.answers.get(key, check.now)
     if kept is not None:

@@ -4,6 +4,7 @@ import functools
 import hashlib
 import hmac
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from refiner.models import Workspace
 from refiner.raw_sql import Columns, fast_cursor
 from segments import ingest
 from segments.models import Account, Contact
-from segments.snapshot import fingerprint_sql
+from segments.snapshot import EventReads, fingerprint_sql
 from surveys import services
 from surveys.extra import clean_extra
 from surveys.models import Display, Survey
@@ -27,7 +28,7 @@ from targeting.eligibility import (
     SurveyDefinition,
     display_decision,
     eligible_surveys,
-    expected_event_names,
+    expected_event_reads,
 )
 from targeting.models import Targeting
 from targeting.preview import MAX_TOKEN, PreviewRefused, previewed_survey_id
@@ -122,19 +123,19 @@ def caller(
 
 
 def fingerprinted_caller(
-    key: str, user_id: str | None, event_names: frozenset[str]
+    key: str, user_id: str | None, reads: EventReads, now: datetime
 ) -> tuple[Workspace | None, Contact | None, Fingerprint | None]:
     """`caller`, and in the same statement the fingerprint of the contact's snapshot
-    with the events of `event_names` (PostgreSQL; elsewhere None): the eligibility
-    memo then needs no other query when nothing changed."""
+    with the events `reads` says at `now` (PostgreSQL; elsewhere None): the
+    eligibility memo then needs no other query when nothing changed."""
     if connection.vendor != "postgresql":
         return *caller(key, user_id), None
-    digest, names = fingerprint_sql(event_names, 'c."id"')
+    digest, params = fingerprint_sql(reads, now, 'c."id"')
     with fast_cursor() as cursor:
-        cursor.execute(_caller_sql("user_id", f", {digest}"), [*names, user_id, key])
+        cursor.execute(_caller_sql("user_id", f", {digest}"), [*params, user_id, key])
         row = cursor.fetchone()
     workspace, contact = _caller_of(row and row[:-1])
-    return workspace, contact, contact and Fingerprint(event_names, row[-1])
+    return workspace, contact, contact and Fingerprint(reads, row[-1])
 
 
 def _caller_of(row: tuple | None) -> tuple[Workspace | None, Contact | None]:
@@ -289,16 +290,16 @@ def track(request: HttpRequest) -> JsonResponse:
 
 
 def _fingerprinted(
-    request: HttpRequest, data: dict
+    request: HttpRequest, data: dict, now: datetime
 ) -> tuple[Workspace, Contact | None, str | None, Fingerprint | None]:
     """`_identified`, with the fingerprint of the user's snapshot when this process
-    knows which events the workspace's rules read (`expected_event_names`)."""
+    knows what the workspace's rules read (`expected_event_reads`)."""
     key = _widget_key(data)
-    names = None if _is_visitor(data) else expected_event_names(key)
-    if names is None:
+    reads = None if _is_visitor(data) else expected_event_reads(key)
+    if reads is None:
         return *_identified(request, data), None
     raw = data.get("user_id")
-    workspace, contact, found = fingerprinted_caller(key, _lookup_id(raw), names)
+    workspace, contact, found = fingerprinted_caller(key, _lookup_id(raw), reads, now)
     _admit(request, workspace)
     _verify(workspace, data, raw)
     return workspace, contact, _user_id(data), found
@@ -308,7 +309,8 @@ def _fingerprinted(
 @api(["POST"])
 def eligibility(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
-    workspace, contact, user_id, fingerprint = _fingerprinted(request, data)
+    now = timezone.now()
+    workspace, contact, user_id, fingerprint = _fingerprinted(request, data, now)
     event = _optional_string(data, "event", 200)
     url = _optional_string(data, "url", MAX_URL)
     survey_id = data.get("survey")
@@ -318,7 +320,7 @@ def eligibility(request: HttpRequest) -> JsonResponse:
     surveys = eligible_surveys(
         workspace=workspace,
         contact=contact,
-        now=timezone.now(),
+        now=now,
         event=event,
         url=url,
         survey_id=survey_id,

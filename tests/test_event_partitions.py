@@ -32,6 +32,7 @@ from segments.partitions import (
 )
 from segments.retention import drop_old_events
 from segments.services import rule_contacts
+from segments.snapshot import EventReads, load_snapshot, snapshot_query
 from tests.factories import ContactFactory, EventFactory
 from tests.rules import event, group
 
@@ -273,6 +274,40 @@ def test_a_recent_window_reads_only_the_recent_partitions(six_months, workspace)
     assert plan_partitions(rule_contacts(workspace.pk, all_time, now)) == set()
     assert rule_contacts(workspace.pk, all_time, now).count() == 1
     assert rule_contacts(workspace.pk, recent, now).count() == 1
+
+
+def snapshot_partitions(contact, reads: EventReads, now) -> set[str]:
+    """The partitions PostgreSQL reads for the contact's snapshot, the statement run
+    with its parameters as the widget runs it (partitions left out at run time are
+    listed as "Subplans Removed", not by name)."""
+    sql, params = snapshot_query(contact.pk, reads, now)
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", params)
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    return {name for name in partition_names() if name in plan.split()}
+
+
+@pytest.mark.django_db
+def test_the_widgets_snapshot_reads_only_the_partitions_its_windows_reach(six_months, workspace):
+    now, this_month = six_months
+    contact = Event.objects.filter(workspace=workspace).first().contact
+    recent = EventReads.for_rules([group(event("report_exported", "at_least", 1, within_days=20))])
+    all_time = EventReads.for_rules([group(event("report_exported", "at_least", 1))])
+    every_event = EventReads.of_names(["report_exported"])
+
+    read = snapshot_partitions(contact, recent, now)
+
+    # 20 days back reaches at most into last month; events ahead of now (the coming
+    # months, DEFAULT) may still enter the window, so those are read too.
+    assert partition_name(this_month) in read
+    assert not read & {partition_name(add_months(this_month, n)) for n in range(-6, -1)}
+    # A count over all time reads the contact's total (segments.totals), no partition.
+    assert snapshot_partitions(contact, all_time, now) == set()
+    assert load_snapshot(contact, all_time, now).event_totals == {"report_exported": 9}
+    # The contact page's snapshot, of every event, reads them all: the check can tell.
+    assert partition_name(add_months(this_month, -6)) in snapshot_partitions(
+        contact, every_event, now
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from segments.ingest import clean_user, identify_contact
+from segments.memory import matches
 from segments.models import Contact, Event
 from segments.rules import (
     ATTRIBUTE_OPERATORS,
@@ -37,6 +38,7 @@ from segments.rules import (
 )
 from segments.services import add_members, check_rule, rule_count, segment_definitions, snapshot_of
 from segments.sets import set_count
+from segments.snapshot import EventReads, load_snapshot
 from surveys.services import clean_answers, dismiss_display, record_answers, record_display
 from tests.agreement import members_both_ways, rolled_back
 from tests.conftest import NOW
@@ -522,9 +524,16 @@ def test_sql_and_memory_agree_on_random_rules_and_contacts(db):
             definitions = segment_definitions(workspace.pk)
             people = Contact.objects.filter(workspace=workspace).select_related("account")
             snapshots = {c.pk: snapshot_of(c) for c in people}
+            # The widget's snapshots read only what the workspace's rules ask: the
+            # windows' events and the totals of names counted over all time.
+            rules = [rule, probes, *(d.rules for d in definitions.values() if d.rules)]
+            reads = EventReads.for_rules(rules)
+            widget = {c.pk: load_snapshot(c, reads, NOW) for c in people}
             for node in [*nodes(rule), *probes["conditions"]]:
                 in_sql, in_memory = members_both_ways(workspace, node, snapshots, definitions)
                 assert in_sql == in_memory, (node, {pk: s for pk, s in snapshots.items()})
+                as_widget = {pk for pk, w in widget.items() if matches(node, w, NOW, definitions)}
+                assert as_widget == in_sql, repr((node, reads, widget))[:3000]
                 # The count the API and dashboard show, for the node as a rule of its own.
                 # (rule_count looks through a group of one, so counting the bare node
                 # too would take the same path again: a sixth of the run's time.)
