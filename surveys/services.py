@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from refiner.errors import Conflict, Invalid
+from refiner.retries import again_after_deadlock
 from segments import membership
 from segments.models import Contact
 from segments.values import is_json_integer
@@ -226,6 +227,7 @@ def _closed_elsewhere(display: Display) -> bool:
     return others.exclude(pk=display.pk).filter(closed).exists()
 
 
+@again_after_deadlock
 def record_answers(
     *,
     display: Display,
@@ -240,6 +242,8 @@ def record_answers(
     `extra` (see `surveys.extra`), when not None, replaces the response's extra fields.
 
     Concurrent calls for one display are serialized by row locks, so none is lost.
+    Answers to other displays of the same survey and contact flip the same earlier
+    answers' `is_latest` and may deadlock; the one PostgreSQL cancels runs again.
     A dismissed display takes no answers; a completed one only a harmless repeat.
     `once`: the survey takes one completed response per contact, so once the contact
     completed or dismissed one display of it, its other displays take no answers.

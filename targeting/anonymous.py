@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from refiner.errors import Invalid
 from refiner.models import Workspace
+from refiner.retries import again_after_deadlock
 from segments import membership
 from segments.models import Contact, Event
 from surveys.models import Answer, Display, Response
@@ -102,6 +103,7 @@ def _latest_answers_again(contact: Contact, moved: set[tuple[int, str]]) -> None
         rows.filter(response_id=last.response_id).update(is_latest=True)
 
 
+@again_after_deadlock
 def merge_visitor(*, contact: Contact, anonymous_id: str) -> int:
     """Give the visitor's displays, responses, answers and events to `contact`.
 
@@ -114,7 +116,9 @@ def merge_visitor(*, contact: Contact, anonymous_id: str) -> int:
     on those rows, then finds them moved, so each row goes to one contact once. A
     display being recorded meanwhile is not seen and stays with the visitor. The
     visitor's row is left, empty: a repeat finds nothing to move. Returns the number
-    of displays moved.
+    of displays moved. An answer being saved meanwhile may lock the visitor's older
+    answers in the other order; PostgreSQL then cancels one of the two, and it runs
+    again (`again_after_deadlock`).
     """
     visitors = Contact.all_contacts.filter(
         workspace_id=contact.workspace_id, anonymous_id=anonymous_id
