@@ -69,6 +69,22 @@ class Columns:
         return self.model.from_db(db.alias, self.attnames, converted)
 
 
+def committed_asynchronously(insert: str, returning: str) -> str:
+    """`insert` made one statement that also turns synchronous_commit off (PostgreSQL).
+
+    The transaction the INSERT is part of (its own, in autocommit) then commits without
+    waiting for its WAL to reach the disk. `set_config(..., true)` lasts until that
+    transaction ends, never for the session: a persistent connection, or a server
+    connection PgBouncer hands to other clients, keeps synchronous commits. In one
+    statement, so no round trip is added; the INSERT must write at least one row, since
+    `set_config` runs once per row it returns.
+    """
+    return (
+        f"WITH written AS ({insert} RETURNING {returning}) "
+        f"SELECT {returning}, set_config('synchronous_commit', 'off', true) FROM written"
+    )
+
+
 class Rows:
     """`model`'s INSERT written once, for rows the widget writes on its hot paths.
 
@@ -84,7 +100,9 @@ class Rows:
         columns = ", ".join(f'"{field.column}"' for field in self.fields)
         self.head = f'INSERT INTO "{model._meta.db_table}" ({columns}) VALUES '
         self.row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
-        self.returning = f' RETURNING "{model._meta.pk.column}"'
+        pk = f'"{model._meta.pk.column}"'
+        self.one = f"{self.head}{self.row} RETURNING {pk}"
+        self.one_asynchronously = committed_asynchronously(self.head + self.row, pk)
 
     def _params(self, instances: Sequence[Model], db) -> list[Any]:
         return [
@@ -93,11 +111,15 @@ class Rows:
             for field in self.fields
         ]
 
-    def insert(self, instance: Model) -> None:
-        """Insert one row and give `instance` its primary key, as `save()` would."""
+    def insert(self, instance: Model, *, asynchronous_commit: bool = False) -> None:
+        """Insert one row and give `instance` its primary key, as `save()` would.
+
+        `asynchronous_commit` (PostgreSQL only): its transaction commits without waiting
+        for the WAL flush (`committed_asynchronously`)."""
         db = connections[DEFAULT_DB_ALIAS]
+        sql = self.one_asynchronously if asynchronous_commit else self.one
         with db.cursor() as cursor:
-            cursor.execute(self.head + self.row + self.returning, self._params([instance], db))
+            cursor.execute(sql, self._params([instance], db))
             instance.pk = cursor.fetchone()[0]
         instance._state.adding, instance._state.db = False, db.alias
 

@@ -95,6 +95,11 @@ PREVIEW_TIME_BUDGET_MS = env.int("PREVIEW_TIME_BUDGET_MS", default=3000)
 PREVIEW_ESTIMATE_ABOVE = env.int("PREVIEW_ESTIMATE_ABOVE", default=50_000)
 PREVIEW_SAMPLE_SIZE = env.int("PREVIEW_SAMPLE_SIZE", default=4_000)
 
+# The widget's tracked events and new users' contacts commit without waiting for the
+# WAL flush (PostgreSQL's synchronous_commit off, for those transactions only): a
+# server crash may lose the last ~0.6 s of them, never half a row (docs/decisions.md).
+WIDGET_ASYNC_COMMIT = env.bool("WIDGET_ASYNC_COMMIT", default=True)
+
 # Behind PgBouncer in transaction mode (docs/scaling.md): no startup options, no
 # server-side cursors or prepared statements, the budget sent with each statement.
 DB_TRANSACTION_POOLING = env.bool("DB_TRANSACTION_POOLING", default=False)

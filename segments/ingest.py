@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 
 from refiner.errors import Invalid
 from refiner.models import Workspace
-from refiner.raw_sql import Rows
+from refiner.raw_sql import Rows, committed_asynchronously
 from segments import membership
 from segments.models import Account, AccountValue, Contact, ContactValue
 from segments.rules import ACCOUNT_BUILTIN_FIELDS, is_trait_key
@@ -191,17 +191,24 @@ def identify_contact(*, workspace: Workspace, user: dict, now: datetime) -> Cont
 
 
 def identify_known(
-    *, workspace: Workspace, user: dict, now: datetime, current: Contact | None
+    *,
+    workspace: Workspace,
+    user: dict,
+    now: datetime,
+    current: Contact | None,
+    asynchronous_commit: bool = False,
 ) -> Contact:
     """`identify_contact`, given the contact with its account as just read (None: none).
 
     The widget identifies on every page load, mostly changing nothing: then nothing
-    is written. A new user is inserted straight away, without a locking lookup.
+    is written. A new user is inserted straight away, without a locking lookup; with
+    `asynchronous_commit` (PostgreSQL only) that transaction commits without waiting
+    for the WAL flush (docs/decisions.md). Changes to a known user commit as usual.
     """
     if current is None:
         try:
             with transaction.atomic():
-                return _create_contact(workspace, user, now)
+                return _create_contact(workspace, user, now, asynchronous_commit)
         except IntegrityError:
             pass  # a concurrent identify created it first: update that one
     elif _changes_nothing(current, user, now):
@@ -239,7 +246,9 @@ def _changes_nothing(contact: Contact, user: dict, now: datetime) -> bool:
 CONTACT_ROWS, CONTACT_VALUE_ROWS = Rows(Contact), Rows(ContactValue)
 
 
-def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
+def _create_contact(
+    workspace: Workspace, user: dict, now: datetime, asynchronous_commit: bool
+) -> Contact:
     account = None
     if user["account"] is not None:
         account = _upsert_account(workspace, user["account"], now)
@@ -252,7 +261,7 @@ def _create_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
         last_seen_at=now,
         **{key: user[key] for key in ("email", "name") if key in user},
     )
-    CONTACT_ROWS.insert(contact)
+    CONTACT_ROWS.insert(contact, asynchronous_commit=asynchronous_commit)
     # A new contact has no parsed values yet: nothing to compare, only to add.
     CONTACT_VALUE_ROWS.insert_many(_new_contact_values(contact))
     membership.contact_changed(contact, now, new=True)
@@ -295,44 +304,77 @@ def clean_event_name(value: Any, field: str = "event") -> str:
 
 
 def track_event(
-    *, workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at=None
+    *,
+    workspace: Workspace,
+    user_id: str,
+    event: str,
+    now: datetime,
+    occurred_at=None,
+    asynchronous_commit: bool = False,
 ) -> None:
-    """Record an event; an unknown user becomes a contact."""
+    """Record an event; an unknown user becomes a contact.
+
+    `asynchronous_commit` (PostgreSQL only): the write's transaction commits without
+    waiting for the WAL flush (docs/decisions.md)."""
     contact = Contact.objects.filter(workspace=workspace, user_id=user_id).first()
     if contact is None:
-        _track_first_event(workspace, user_id, event, now, occurred_at)
+        _track_first_event(workspace, user_id, event, now, occurred_at, asynchronous_commit)
     else:
         contact.workspace = workspace  # read by the membership hook, without a query
-        record_event(contact=contact, event=event, now=now, occurred_at=occurred_at)
+        record_event(
+            contact=contact,
+            event=event,
+            now=now,
+            occurred_at=occurred_at,
+            asynchronous_commit=asynchronous_commit,
+        )
 
 
-def record_event(*, contact: Contact, event: str, now: datetime, occurred_at=None) -> None:
-    """Record an event of a contact just read: one INSERT, unless last_seen_at moves too."""
+def record_event(
+    *,
+    contact: Contact,
+    event: str,
+    now: datetime,
+    occurred_at=None,
+    asynchronous_commit: bool = False,
+) -> None:
+    """Record an event of a contact just read: one INSERT, unless last_seen_at moves too.
+
+    `asynchronous_commit` as in `track_event`."""
+    moment = occurred_at or now
     try:
         if now - contact.last_seen_at < LAST_SEEN_STEP and not membership.watches(contact, event):
-            _insert_event(contact, event, occurred_at or now)
+            _insert_event(contact, event, moment, asynchronous_commit)
         else:
             with transaction.atomic():
                 if now - contact.last_seen_at >= LAST_SEEN_STEP:
                     _advance_last_seen(contact, now)
-                _insert_event(contact, event, occurred_at or now)
+                _insert_event(contact, event, moment, asynchronous_commit)
                 membership.event_recorded(contact, event, now)
     except IntegrityError:
         # The contact was deleted since it was read: the user is unknown again.
-        _track_first_event(contact.workspace, contact.user_id, event, now, occurred_at)
+        _track_first_event(
+            contact.workspace, contact.user_id, event, now, occurred_at, asynchronous_commit
+        )
 
 
 EVENT_INSERT = (
     "INSERT INTO segments_event (workspace_id, contact_id, name, occurred_at) "
     "VALUES (%s, %s, %s, %s)"
 )
+# Every track writes its event last, in whichever transaction it is in (its own, in
+# autocommit): the one statement that also makes that transaction commit asynchronously.
+EVENT_INSERT_ASYNCHRONOUSLY = committed_asynchronously(EVENT_INSERT, "1")
 
 
-def _insert_event(contact: Contact, name: str, occurred_at: datetime) -> None:
+def _insert_event(
+    contact: Contact, name: str, occurred_at: datetime, asynchronous_commit: bool = False
+) -> None:
     # Written out: the ORM's INSERT cost more to build than to run on this hot path.
     moment = connection.ops.adapt_datetimefield_value(occurred_at)
+    sql = EVENT_INSERT_ASYNCHRONOUSLY if asynchronous_commit else EVENT_INSERT
     with connection.cursor() as cursor:
-        cursor.execute(EVENT_INSERT, [contact.workspace_id, contact.pk, name, moment])
+        cursor.execute(sql, [contact.workspace_id, contact.pk, name, moment])
 
 
 def _advance_last_seen(contact: Contact, now: datetime) -> None:
@@ -347,7 +389,12 @@ def _advance_last_seen(contact: Contact, now: datetime) -> None:
 
 
 def _track_first_event(
-    workspace: Workspace, user_id: str, event: str, now: datetime, occurred_at: datetime | None
+    workspace: Workspace,
+    user_id: str,
+    event: str,
+    now: datetime,
+    occurred_at: datetime | None,
+    asynchronous_commit: bool,
 ) -> None:
     with transaction.atomic():
         contact, created = _locked_contact(workspace, user_id, now)
@@ -355,5 +402,5 @@ def _track_first_event(
             contact.last_seen_at = max(contact.last_seen_at, now)
             contact.save(update_fields=["last_seen_at"])
             sync_contact_values(contact)
-        _insert_event(contact, event, occurred_at or now)
+        _insert_event(contact, event, occurred_at or now, asynchronous_commit)
         membership.contact_changed(contact, now, everything=True, workspace=workspace)

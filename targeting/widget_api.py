@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -251,6 +252,12 @@ def _optional_string(data: dict, key: str, size: int) -> str | None:
     return value
 
 
+def _asynchronous_commit() -> bool:
+    """Do a tracked event and a new user's contact commit without waiting for the WAL
+    flush? A trade-off (WIDGET_ASYNC_COMMIT, docs/decisions.md): PostgreSQL only."""
+    return settings.WIDGET_ASYNC_COMMIT and connection.vendor == "postgresql"
+
+
 @cors
 @api(["POST"])
 def identify(request: HttpRequest) -> JsonResponse:
@@ -264,7 +271,11 @@ def identify(request: HttpRequest) -> JsonResponse:
     if visitor_id is not None:
         visitor_id = anonymous.clean_anonymous_id(visitor_id)
     contact = ingest.identify_known(
-        workspace=workspace, user=cleaned, now=timezone.now(), current=current
+        workspace=workspace,
+        user=cleaned,
+        now=timezone.now(),
+        current=current,
+        asynchronous_commit=_asynchronous_commit(),
     )
     if visitor_id is not None:
         anonymous.merge_visitor(contact=contact, anonymous_id=visitor_id)
@@ -283,9 +294,20 @@ def track(request: HttpRequest) -> JsonResponse:
             workspace=workspace, anonymous_id=contact.anonymous_id, event=event, now=timezone.now()
         )
     elif contact is None:
-        ingest.track_event(workspace=workspace, user_id=user_id, event=event, now=timezone.now())
+        ingest.track_event(
+            workspace=workspace,
+            user_id=user_id,
+            event=event,
+            now=timezone.now(),
+            asynchronous_commit=_asynchronous_commit(),
+        )
     else:
-        ingest.record_event(contact=contact, event=event, now=timezone.now())
+        ingest.record_event(
+            contact=contact,
+            event=event,
+            now=timezone.now(),
+            asynchronous_commit=_asynchronous_commit(),
+        )
     return JsonResponse({"status": "accepted"}, status=202)
 
 
