@@ -8,6 +8,7 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from refiner.raw_sql import Rows
+from segments.ingest import sync_contact_values
 from segments.models import Contact, ContactValue
 from tests.conftest import NOW
 from tests.factories import AccountFactory
@@ -64,3 +65,38 @@ def test_a_new_users_identify_writes_the_contact_then_its_values(workspace, clie
     reads = [q["sql"] for q in queries if q["sql"].lstrip().startswith("SELECT")]
     assert len(reads) == 1, reads
     assert_values_match_attributes(Contact.objects.get(workspace=workspace, user_id="u-1"))
+
+
+# Values whose parsed forms must survive the trip through JSON exactly.
+AWKWARD = {
+    "ratio": 0.1,
+    "huge": 1e300,
+    "big": 2**53 + 1,
+    "tiny": -5e-324,
+    "when": "2025-05-01T10:00:00.123456+02:30",
+    "day": "2025-05-01",
+    "quote": 'He said "hi" \\ bye',
+    "Ünï": "ÀÉ straße",
+    "yes": False,
+    "n": "-12.5e3",
+}
+
+
+def test_a_new_users_values_are_the_rows_the_orm_writes(workspace, widget):
+    user = {"id": "new", "email": "Ada@Example.com", "name": "Ada", **AWKWARD}
+    assert widget.post("identify", {"user": user}).status_code == 200
+    new = Contact.objects.get(workspace=workspace, user_id="new")
+    by_orm = Contact.objects.create(workspace=workspace, user_id="orm", email=new.email,
+        name=new.name, traits=new.traits, first_seen_at=new.first_seen_at,
+        last_seen_at=new.last_seen_at)  # fmt: skip
+    sync_contact_values(by_orm)
+
+    def rows(contact):
+        return {
+            v.key: (v.text, v.text_folded, v.num, v.date, v.boolean)
+            for v in ContactValue.objects.filter(contact=contact)
+            if v.key != "user_id"
+        }
+
+    assert rows(new) == rows(by_orm)
+    assert len(rows(new)) == len(AWKWARD) + 4
