@@ -111,15 +111,25 @@ class Rows:
             for field in self.fields
         ]
 
-    def insert(self, instance: Model, *, asynchronous_commit: bool = False) -> None:
+    def insert(
+        self,
+        instance: Model,
+        *,
+        asynchronous_commit: bool = False,
+        sql: str | None = None,
+        more: Sequence[Any] = (),
+    ) -> None:
         """Insert one row and give `instance` its primary key, as `save()` would.
 
         `asynchronous_commit` (PostgreSQL only): its transaction commits without waiting
-        for the WAL flush (`committed_asynchronously`)."""
+        for the WAL flush (`committed_asynchronously`). `sql`: a statement of one's own
+        around `head` and `row` that returns the primary key first; `more` are the
+        parameters it takes after the row's."""
         db = connections[DEFAULT_DB_ALIAS]
-        sql = self.one_asynchronously if asynchronous_commit else self.one
+        if sql is None:
+            sql = self.one_asynchronously if asynchronous_commit else self.one
         with db.cursor() as cursor:
-            cursor.execute(sql, self._params([instance], db))
+            cursor.execute(sql, [*self._params([instance], db), *more])
             instance.pk = cursor.fetchone()[0]
         instance._state.adding, instance._state.db = False, db.alias
 

@@ -207,6 +207,8 @@ def identify_known(
     """
     if current is None:
         try:
+            if _written_alone(workspace, user):
+                return _create_contact(workspace, user, now, asynchronous_commit)
             with transaction.atomic():
                 return _create_contact(workspace, user, now, asynchronous_commit)
         except IntegrityError:
@@ -244,22 +246,33 @@ def _changes_nothing(contact: Contact, user: dict, now: datetime) -> bool:
 # Written out once: the ORM's INSERTs cost more to build than to run, and a new user's
 # identify is one of the widget's hot paths (issue 16). No receiver listens to either.
 CONTACT_ROWS, CONTACT_VALUE_ROWS = Rows(Contact), Rows(ContactValue)
-# On PostgreSQL a new contact's values go in as one JSON array of rows: the statement's
-# text is the same whatever the number of values, so psycopg converts it once and
-# PostgreSQL prepares it. A VALUES list's text changes with the number of values, and
-# from 7 of them it has more parameters than psycopg caches: it was parsed on every call.
-# (Arrays, one per column, cost more to adapt in Python than the JSON text.)
-NEW_VALUES_SQL = """
-    INSERT INTO segments_contactvalue
-        (workspace_id, contact_id, key, text, text_folded, num, date, boolean)
-    SELECT %s, %s, key, text, text_folded, num, date, boolean
-    FROM json_populate_recordset(NULL::segments_contactvalue, %s::json)
-"""
+# On PostgreSQL a new contact goes in with its values in one statement, the values as
+# one JSON array of rows: the statement's text is the same whatever the number of
+# values, so psycopg converts it once and PostgreSQL prepares it. A VALUES list's text
+# changes with the number of values, and from 7 of them it has more parameters than
+# psycopg caches: it was parsed on every call. (Arrays, one per column, cost more to
+# adapt in Python than the JSON text.) The statement's last line also makes its
+# transaction commit asynchronously, or not.
+NEW_CONTACT_SQL = f"""
+    WITH written AS ({CONTACT_ROWS.head}{CONTACT_ROWS.row} RETURNING "id", "workspace_id"),
+    valued AS (
+        INSERT INTO segments_contactvalue
+            (workspace_id, contact_id, key, text, text_folded, num, date, boolean)
+        SELECT written.workspace_id, written.id, v.key, v.text, v.text_folded, v.num,
+            v.date, v.boolean
+        FROM written, json_populate_recordset(NULL::segments_contactvalue, %s::json) AS v
+    )
+    SELECT id{{}} FROM written"""
+NEW_CONTACT = NEW_CONTACT_SQL.format("")
+NEW_CONTACT_ASYNCHRONOUSLY = NEW_CONTACT_SQL.format(
+    ", set_config('synchronous_commit', 'off', true)"
+)
 
 
-def _insert_new_values(contact: Contact) -> None:
-    """The parsed-value rows of a contact just inserted, which has none yet."""
+def _insert_new_contact(contact: Contact, asynchronous_commit: bool) -> None:
+    """The contact and its parsed-value rows (it has none yet: nothing to compare)."""
     if connection.vendor != "postgresql":
+        CONTACT_ROWS.insert(contact)
         CONTACT_VALUE_ROWS.insert_many(_new_contact_values(contact))
         return
     rows = [
@@ -267,8 +280,8 @@ def _insert_new_values(contact: Contact) -> None:
     ]
     # Exact both ways: a parsed date is UTC to the microsecond, a float's repr round-trips.
     values = json.dumps(rows, default=datetime.isoformat)
-    with connection.cursor() as cursor:
-        cursor.execute(NEW_VALUES_SQL, [contact.workspace_id, contact.pk, values])
+    sql = NEW_CONTACT_ASYNCHRONOUSLY if asynchronous_commit else NEW_CONTACT
+    CONTACT_ROWS.insert(contact, sql=sql, more=[values])
 
 
 def _create_contact(
@@ -286,11 +299,19 @@ def _create_contact(
         last_seen_at=now,
         **{key: user[key] for key in ("email", "name") if key in user},
     )
-    CONTACT_ROWS.insert(contact, asynchronous_commit=asynchronous_commit)
-    # A new contact has no parsed values yet: nothing to compare, only to add.
-    _insert_new_values(contact)
+    _insert_new_contact(contact, asynchronous_commit)
     membership.contact_changed(contact, now, new=True)
     return contact
+
+
+def _written_alone(workspace: Workspace, user: dict) -> bool:
+    """Is a new contact of `user` one statement on PostgreSQL, with no account to write
+    and no segment to record it in? Then that statement is its own transaction."""
+    return (
+        connection.vendor == "postgresql"
+        and user["account"] is None
+        and not membership.watch_of(workspace).everything
+    )
 
 
 def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:

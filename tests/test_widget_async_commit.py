@@ -5,6 +5,7 @@ What each transaction commits with is read at its commit: a deferred constraint
 trigger on the contacts and events tables notes `synchronous_commit` as it fires.
 """
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,8 @@ from django.db import connection
 
 from segments.models import Contact, Event
 from tests.clients import Widget
-from tests.factories import ContactFactory
+from tests.factories import ContactFactory, SegmentFactory
+from tests.rules import attribute, group
 from tests.test_ingest import assert_values_match_attributes
 from tests.test_pgbouncer import pooled_budget  # noqa: F401  (a fixture)
 
@@ -148,3 +150,44 @@ def test_behind_a_transaction_pooler_the_writes_still_commit_asynchronously(
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+def writes_of(widget, body: dict) -> list[tuple[str, bool]]:
+    """(the tables each statement inserts into, whether it ran inside a transaction of
+    Django's) for each writing statement of an identify."""
+    seen = []
+
+    def note(execute, sql, params, many, context):
+        tables = " ".join(re.findall(r'INSERT INTO "?(\w+)', sql))
+        if tables:
+            seen.append((tables, connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(note):
+        assert widget.post("identify", body).status_code == 200
+    return seen
+
+
+def test_a_new_user_alone_is_one_statement_its_own_transaction(workspace, widget, commits):
+    widget.post("identify", {"user": {"id": "warm-up"}})  # the segments are read once
+
+    writes = writes_of(widget, {"user": {"id": "new", "plan": "pro", "seats": 3}})
+
+    # The contact and its values in one statement, with no BEGIN or COMMIT around it.
+    assert writes == [("segments_contact segments_contactvalue", False)]
+    assert commits()[-1:] == [("contact", "off")]
+    assert_values_match_attributes(Contact.objects.get(workspace=workspace, user_id="new"))
+
+
+def test_a_new_user_with_an_account_or_a_segment_is_written_in_one_transaction(workspace, widget):
+    widget.post("identify", {"user": {"id": "warm-up"}})
+    with_account = {"user": {"id": "a", "plan": "pro", "account": {"id": "acme"}}}
+
+    assert writes_of(widget, with_account)[-1] == ("segments_contact segments_contactvalue", True)
+    SegmentFactory(workspace=workspace, rules=group(attribute("plan", "equals", "pro")))
+    writes = writes_of(widget, {"user": {"id": "b", "plan": "pro"}})
+
+    assert writes[0] == ("segments_contact segments_contactvalue", True)
+    # ... and its membership of the segment is recorded in that same transaction.
+    assert any(table.startswith("segments_segmentmembership") for table, _ in writes[1:]), writes
+    assert all(inside for _, inside in writes)
