@@ -216,6 +216,20 @@ def _segment_edited(workspace, contact, survey):
     return change
 
 
+def _segment_edited_to_read_events(workspace, contact, survey):
+    # The fingerprint read with the caller is of the events the old rules read: a check
+    # after the change must not take it for the new rules' (expected_event_reads).
+    chosen = _segment_of(workspace, attribute("plan", "equals", "pro"))
+    targeted(survey, [chosen])
+    EventFactory(contact=contact, name="exported", occurred_at=timezone.now())
+
+    def change():
+        chosen.rules = group(event("exported", "at_least", 1, within_days=7))
+        chosen.save()
+
+    return change
+
+
 def _recontact_period(workspace, contact, survey):
     other = SurveyFactory(workspace=workspace, status="paused")
     record_display(survey=other, contact=contact, now=timezone.now() - timedelta(days=3))
@@ -244,6 +258,7 @@ CHANGES = {
     "added by hand": _added_by_hand,
     "removed by hand": _removed_by_hand,
     "segment edited": _segment_edited,
+    "segment edited to read events": _segment_edited_to_read_events,
     "recontact period": _recontact_period,
     "cap reached by someone else": _cap_reached_by_someone_else,
 }
