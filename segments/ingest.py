@@ -396,7 +396,9 @@ def record_event(
                 if now - contact.last_seen_at >= LAST_SEEN_STEP:
                     _advance_last_seen(contact, now)
                 _insert_event(contact, event, moment, asynchronous_commit)
-                membership.event_recorded(contact, event, now)
+                # Only segments reading the event or last_seen_at can move with this.
+                if membership.watches(contact, event) or membership.watches_last_seen(contact):
+                    membership.event_recorded(contact, event, now)
     except IntegrityError:
         # The contact was deleted since it was read: the user is unknown again.
         _track_first_event(

@@ -74,6 +74,8 @@ class Watch:
     definitions: SegmentDefinitions
     event_names: frozenset[str]
     by_event: Mapping[str, frozenset[int]]
+    # The segments reading the contact's `last_seen_at`, which a track moves.
+    by_last_seen: frozenset[int]
     by_survey: frozenset[int]
     with_time: frozenset[int]
     # Each segment with the segments naming it, directly or through others.
@@ -109,7 +111,7 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
     rules = {pk: d.rules for pk, d in definitions.items() if d.kind == Segment.RULES}
     reach = _reach(definitions)
     by_event: dict[str, set[int]] = {}
-    by_survey, with_time = set(), set()
+    by_last_seen, by_survey, with_time = set(), set(), set()
     for pk, rule in rules.items():
         for condition in _conditions(rule):
             kind = condition.get("type")
@@ -117,6 +119,8 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
                 by_event.setdefault(condition["event"], set()).add(pk)
             elif kind in ("survey", "answer"):
                 by_survey.add(pk)
+            elif kind == "attribute" and condition.get("attribute") == "last_seen_at":
+                by_last_seen.add(pk)
         if changes_with_time(rule):
             with_time.add(pk)
 
@@ -127,6 +131,7 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
         definitions=definitions,
         event_names=frozenset(by_event),
         by_event={name: closed(ids) for name, ids in by_event.items()},
+        by_last_seen=closed(by_last_seen),
         by_survey=closed(by_survey),
         with_time=closed(with_time),
         reach=reach,
@@ -158,6 +163,11 @@ def watches(contact: Contact, event: str) -> bool:
     """Does a segment of the contact's workspace name this event? (Its workspace should
     be loaded with it: the widget's caller query does.)"""
     return event in watch_of(contact.workspace).by_event
+
+
+def watches_last_seen(contact: Contact) -> bool:
+    """Does a segment of the contact's workspace read `last_seen_at`?"""
+    return bool(watch_of(contact.workspace).by_last_seen)
 
 
 # Recording ----------------------------------------------------------------------
@@ -248,6 +258,7 @@ def contact_changed(
     *,
     events: Iterable[str] = (),
     surveys: bool = False,
+    last_seen: bool = False,
     everything: bool = False,
     new: bool = False,
     workspace: Workspace | None = None,
@@ -257,7 +268,8 @@ def contact_changed(
 
     `everything` for changed attributes (every segment may move), `new` for a contact
     just created (its account already linked); `events` the names of events just
-    recorded; `surveys` after a display, dismissal or answer. Call it inside the
+    recorded; `surveys` after a display, dismissal or answer; `last_seen` when only
+    `last_seen_at` moved (a track's, once a minute). Call it inside the
     change's transaction; pass the `workspace` unless the contact holds it, and load
     its account with it, to save queries.
     """
@@ -270,6 +282,8 @@ def contact_changed(
         segment_ids = frozenset().union(*(watch.by_event.get(name, ()) for name in events))
         if surveys:
             segment_ids |= watch.by_survey
+        if last_seen:
+            segment_ids |= watch.by_last_seen
     if segment_ids:
         record_contact(contact, now, segment_ids, watch, new=new, held=held)
 
@@ -302,11 +316,11 @@ def event_recorded(contact: Contact, event: str, now: datetime) -> None:
     held = {segment_id for _, segment_id in rows if segment_id is not None}
     moved = rows[0][0] is None
     if moved:
-        # The track moved last_seen_at (or another did): a rule may read it, so all count.
+        # The track moved last_seen_at (or another did): the rules reading it count too.
         contact.last_seen_at = Contact.objects.values_list("last_seen_at", flat=True).get(
             pk=contact.pk
         )
-    contact_changed(contact, now, events=[event], everything=moved, held=held)
+    contact_changed(contact, now, events=[event], last_seen=moved, held=held)
 
 
 def contact_id_changed(contact_id: int, now: datetime, **changes) -> None:

@@ -424,3 +424,36 @@ def test_a_track_of_a_watched_event_reads_the_contact_twice_more(workspace, now)
     # The lookup, the INSERT, the locked contact with its open memberships, the snapshot;
     # no membership changed, so nothing else is written.
     assert len(statements) == 4, statements
+
+
+def test_a_track_moving_last_seen_evaluates_only_the_segments_reading_it(workspace, now, pro):
+    # pro reads a trait, and login an event the track is not: neither can move.
+    SegmentFactory(workspace=workspace, rules={"type": "event", "event": "login",
+                                               "operator": "at_least", "value": 1})  # fmt: skip
+    workspace.refresh_from_db()
+    track_event(workspace=workspace, user_id="ada", event="page", now=now)
+    later = now + LAST_SEEN_STEP * 2
+
+    with CaptureQueriesContext(connection) as queries:
+        track_event(workspace=workspace, user_id="ada", event="page", now=later)
+
+    # The lookup, last_seen_at and its parsed value, the event: no lock, no snapshot.
+    statements = [q["sql"].split()[0] for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert statements == ["SELECT", "UPDATE", "UPDATE", "INSERT"]
+    assert Contact.objects.get(user_id="ada").last_seen_at == later
+
+
+def test_a_track_moving_last_seen_records_the_segments_reading_it(workspace, now):
+    seen_lately = SegmentFactory(
+        workspace=workspace, rules=attribute("last_seen_at", "less_than_days_ago", 1)
+    )
+    workspace.refresh_from_db()
+    track_event(workspace=workspace, user_id="ada", event="page", now=now)
+    later = now + timedelta(days=3)
+    [run] = membership.sweep(later)  # seen 3 days ago: the sweep takes ada out
+    assert SegmentMembership.objects.get(segment=seen_lately).left_at == later
+
+    track_event(workspace=workspace, user_id="ada", event="page", now=later + timedelta(hours=1))
+
+    stretches = SegmentMembership.objects.filter(segment=seen_lately).order_by("entered_at")
+    assert list(stretches.values_list("left_at", flat=True)) == [later, None]
