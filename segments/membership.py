@@ -179,8 +179,9 @@ def _announce(signal, contact: Contact, segment_ids: Iterable[int], at: datetime
         return
 
     def send() -> None:
+        batch: dict = {}
         for segment in Segment.objects.filter(pk__in=ids):
-            signal.send(Segment, contact=contact, segment=segment, at=at)
+            signal.send(Segment, contact=contact, segment=segment, at=at, batch=batch)
 
     transaction.on_commit(send)
 
@@ -425,10 +426,11 @@ def _announce_many(signal, segment_id: int, contact_ids: list[int], at: datetime
             return
         # A sweep may move hundreds of thousands of contacts: their ids are read a batch
         # at a time, within any database's limit on a statement's parameters.
+        batch: dict = {}
         for start in range(0, len(contact_ids), ANNOUNCE_BATCH):
-            batch = contact_ids[start : start + ANNOUNCE_BATCH]
-            for contact in Contact.objects.filter(pk__in=batch).iterator():
-                signal.send(Segment, contact=contact, segment=segment, at=at)
+            ids = contact_ids[start : start + ANNOUNCE_BATCH]
+            for contact in Contact.objects.filter(pk__in=ids).iterator():
+                signal.send(Segment, contact=contact, segment=segment, at=at, batch=batch)
 
     transaction.on_commit(send)
 

@@ -3,7 +3,9 @@
 from django.dispatch import Signal
 
 # Sent after commit when a contact enters or leaves a segment, with sender=Segment and the
-# keyword arguments contact, segment and at (an aware datetime).
+# keyword arguments contact, segment, at (an aware datetime) and batch: a dict shared by
+# the signals of one announcement (one contact's changes of one commit, or one segment's
+# of a sweep), where a receiver may keep what it looked up for the next ones.
 contact_entered_segment = Signal()
 contact_left_segment = Signal()
 

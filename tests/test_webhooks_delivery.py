@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from segments.signals import contact_entered_segment, contact_left_segment
@@ -349,3 +349,26 @@ def test_a_contact_entering_and_leaving_a_segment_through_the_widget_sends_both_
         ("contact.entered_segment", "u-9", pro.pk),
         ("contact.left_segment", "u-9", pro.pk),
     ]
+
+
+def test_a_contact_entering_many_segments_looks_the_endpoints_up_once(workspace, receiver):
+    """One announcement, one lookup: a new contact entering 12 segments sent 12 queries
+    for the workspace's endpoints after its commit, and a sweep one per contact moved."""
+    EndpointFactory(workspace=workspace, url=receiver.url, events=["contact.entered_segment"])
+    segments = [SegmentFactory(workspace=workspace, rules=plan_is("pro")) for _ in range(12)]
+    lookups = []
+
+    def note(execute, sql, params, many, context):
+        if "webhooks_endpoint" in sql and sql.lstrip().startswith("SELECT"):
+            lookups.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(note):
+        assert Widget(workspace).post("identify", {"user": {"id": "u-9", "plan": "pro"}})
+
+    assert len(lookups) == 1
+    # Every segment's event was still recorded for the endpoint.
+    deliveries = Delivery.objects.filter(event="contact.entered_segment")
+    assert sorted(d.payload["data"]["segment"]["id"] for d in deliveries) == sorted(
+        s.pk for s in segments
+    )

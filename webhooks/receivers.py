@@ -6,11 +6,22 @@ from webhooks import events, models
 from webhooks.services import record_event, subscribed_endpoints
 
 
-def _record(workspace_id: int, contact_id: int, event: str, build) -> None:
+def _record(workspace_id: int, contact_id: int, event: str, build, batch=None) -> None:
     # The endpoints first: most workspaces have none, and then no payload is built.
-    endpoints = subscribed_endpoints(workspace_id, event)
+    endpoints = _subscribed(workspace_id, event, batch)
     if endpoints:
         record_event(endpoints, build(), contact_id)
+
+
+def _subscribed(workspace_id: int, event: str, batch: dict | None) -> list:
+    """`subscribed_endpoints`, looked up once per announcement of segment changes (a
+    new contact entering twenty segments, a sweep moving thousands of contacts)."""
+    if batch is None:
+        return subscribed_endpoints(workspace_id, event)
+    key = ("webhooks.endpoints", workspace_id, event)
+    if key not in batch:
+        batch[key] = subscribed_endpoints(workspace_id, event)
+    return batch[key]
 
 
 def on_survey_displayed(sender, display, **kwargs) -> None:
@@ -40,21 +51,23 @@ def on_survey_dismissed(sender, display, **kwargs) -> None:
     )
 
 
-def on_contact_entered_segment(sender, contact, segment, at, **kwargs) -> None:
+def on_contact_entered_segment(sender, contact, segment, at, batch=None, **kwargs) -> None:
     _record(
         segment.workspace_id,
         contact.pk,
         models.CONTACT_ENTERED_SEGMENT,
         lambda: events.contact_entered_segment(contact, segment, at),
+        batch,
     )
 
 
-def on_contact_left_segment(sender, contact, segment, at, **kwargs) -> None:
+def on_contact_left_segment(sender, contact, segment, at, batch=None, **kwargs) -> None:
     _record(
         segment.workspace_id,
         contact.pk,
         models.CONTACT_LEFT_SEGMENT,
         lambda: events.contact_left_segment(contact, segment, at),
+        batch,
     )
 
 
