@@ -103,8 +103,11 @@ def storage(workspace_id: int) -> dict:
         # Earlier runs' workspaces were deleted: their dead rows would count as size.
         for name in tables:
             cursor.execute(f"VACUUM FULL {name}")
+        # The event table is partitioned by month: its size is its partitions'.
         cursor.execute(
-            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+            "SELECT relname, CASE WHEN relkind = 'p' THEN (SELECT sum(pg_total_relation_size("
+            "relid)) FROM pg_partition_tree(oid)) ELSE pg_total_relation_size(oid) END"
+            " FROM pg_class WHERE relname = ANY(%s) AND relkind IN ('r', 'p')",
             [tables],
         )
         sizes = dict(cursor.fetchall())
