@@ -292,7 +292,8 @@ class Turns:
         """A count over the last `within_days` days turns when a moment enters the
         window (a future one, reached) or leaves it (N days on): the earliest of those
         are the window's oldest moment, N days on, and its first moment not past."""
-        inside = [m for m in moments if m >= days_before(self.now, within_days)]
+        start = days_before(self.now, within_days)
+        inside = [m for m in moments if m >= start]
         if inside:
             coming = [m for m in inside if m >= self.now]
             self.add(_later(min(inside), within_days), min(coming) if coming else None)

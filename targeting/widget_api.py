@@ -91,12 +91,12 @@ def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
 
 
 WORKSPACE, CONTACT, ACCOUNT = Columns(Workspace, "w"), Columns(Contact, "c"), Columns(Account, "a")
-# The widget key's workspace and, when the id is not NULL, its contact with the account:
-# by user id, or (VISITOR_SQL) an anonymous visitor by anonymous id, never one for the other.
 
 
 def _caller_sql(column: str, more: str = "") -> str:
-    """The caller query, `more` (", expression") after the three rows' columns."""
+    """The widget key's workspace and, when the id is not NULL, its contact with the
+    account, by `column` (a user id, or an anonymous visitor's id: never one for the
+    other); `more` (", expression") goes after the three rows' columns."""
     return f"""
     SELECT {WORKSPACE.sql}, {CONTACT.sql}, {ACCOUNT.sql}{more}
     FROM refiner_workspace w
