@@ -69,6 +69,10 @@ class Columns:
         return self.model.from_db(db.alias, self.attnames, converted)
 
 
+# In a statement's SELECT list: its transaction commits without waiting for the WAL flush.
+ASYNCHRONOUS_COMMIT = "set_config('synchronous_commit', 'off', true)"
+
+
 def committed_asynchronously(insert: str, returning: str) -> str:
     """`insert` made one statement that also turns synchronous_commit off (PostgreSQL).
 
@@ -81,7 +85,7 @@ def committed_asynchronously(insert: str, returning: str) -> str:
     """
     return (
         f"WITH written AS ({insert} RETURNING {returning}) "
-        f"SELECT {returning}, set_config('synchronous_commit', 'off', true) FROM written"
+        f"SELECT {returning}, {ASYNCHRONOUS_COMMIT} FROM written"
     )
 
 
@@ -102,7 +106,6 @@ class Rows:
         self.row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
         pk = f'"{model._meta.pk.column}"'
         self.one = f"{self.head}{self.row} RETURNING {pk}"
-        self.one_asynchronously = committed_asynchronously(self.head + self.row, pk)
 
     def _params(self, instances: Sequence[Model], db) -> list[Any]:
         return [
@@ -111,25 +114,14 @@ class Rows:
             for field in self.fields
         ]
 
-    def insert(
-        self,
-        instance: Model,
-        *,
-        asynchronous_commit: bool = False,
-        sql: str | None = None,
-        more: Sequence[Any] = (),
-    ) -> None:
+    def insert(self, instance: Model, *, sql: str | None = None, more: Sequence[Any] = ()) -> None:
         """Insert one row and give `instance` its primary key, as `save()` would.
 
-        `asynchronous_commit` (PostgreSQL only): its transaction commits without waiting
-        for the WAL flush (`committed_asynchronously`). `sql`: a statement of one's own
-        around `head` and `row` that returns the primary key first; `more` are the
-        parameters it takes after the row's."""
+        `sql`: a statement of one's own around `head` and `row` that returns the primary
+        key first; `more` are the parameters it takes after the row's."""
         db = connections[DEFAULT_DB_ALIAS]
-        if sql is None:
-            sql = self.one_asynchronously if asynchronous_commit else self.one
         with db.cursor() as cursor:
-            cursor.execute(sql, [*self._params([instance], db), *more])
+            cursor.execute(sql or self.one, [*self._params([instance], db), *more])
             instance.pk = cursor.fetchone()[0]
         instance._state.adding, instance._state.db = False, db.alias
 

@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 
 from refiner.errors import Invalid
 from refiner.models import Workspace
-from refiner.raw_sql import Rows, committed_asynchronously
+from refiner.raw_sql import ASYNCHRONOUS_COMMIT, Rows, committed_asynchronously
 from segments import membership
 from segments.models import Account, AccountValue, Contact, ContactValue
 from segments.rules import ACCOUNT_BUILTIN_FIELDS, is_trait_key
@@ -264,9 +264,7 @@ NEW_CONTACT_SQL = f"""
     )
     SELECT id{{}} FROM written"""
 NEW_CONTACT = NEW_CONTACT_SQL.format("")
-NEW_CONTACT_ASYNCHRONOUSLY = NEW_CONTACT_SQL.format(
-    ", set_config('synchronous_commit', 'off', true)"
-)
+NEW_CONTACT_ASYNCHRONOUSLY = NEW_CONTACT_SQL.format(f", {ASYNCHRONOUS_COMMIT}")
 
 
 def _insert_new_contact(contact: Contact, asynchronous_commit: bool) -> None:
