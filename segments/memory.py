@@ -11,12 +11,20 @@ segments for every widget call, so a segment keeps its compiled rule.
 import operator as compare
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
 from segments.rules import NEGATIONS, SURVEY_MOMENTS, SegmentDefinitions, usable_segment
-from segments.values import ParsedValue, days_before, fold, parse_date, parse_number, parse_value
+from segments.values import (
+    ParsedValue,
+    days_after,
+    days_before,
+    fold,
+    parse_date,
+    parse_number,
+    parse_value,
+)
 
 
 @dataclass(frozen=True)
@@ -124,21 +132,15 @@ def _date_test(operator: str, value: Any) -> ElementTest:
 DAYS_AGO = ("more_than_days_ago", "less_than_days_ago")
 
 
-def _later(moment: datetime, days: int) -> datetime | None:
-    """`moment` + `days` days; None past year 9999, a moment no clock reaches."""
-    try:
-        return moment + timedelta(days=days)
-    except OverflowError:
-        return None
-
-
 def turning_points(operator: str, value: Any) -> Callable[[ParsedValue], tuple] | None:
     """For a test that reads the clock: the moments around which its answer for one
     element may turn (the date itself, and the date N days on). None for the others,
     whose answer no passing time changes."""
     if operator not in DAYS_AGO:
         return None
-    return lambda parsed: () if parsed.date is None else (parsed.date, _later(parsed.date, value))
+    return lambda parsed: (
+        () if parsed.date is None else (parsed.date, days_after(parsed.date, value))
+    )
 
 
 def element_test(operator: str, value: Any, ignore_case: bool) -> ElementTest | None:
@@ -296,7 +298,7 @@ class Turns:
         inside = [m for m in moments if m >= start]
         if inside:
             coming = [m for m in inside if m >= self.now]
-            self.add(_later(min(inside), within_days), min(coming) if coming else None)
+            self.add(days_after(min(inside), within_days), min(coming) if coming else None)
 
 
 class Evaluator:

@@ -125,5 +125,13 @@ def days_before(now: datetime, days: int) -> datetime:
         return EARLIEST
 
 
+def days_after(moment: datetime, days: int) -> datetime | None:
+    """`moment` + `days` days; None past year 9999, a moment no clock reaches."""
+    try:
+        return moment + timedelta(days=days)
+    except OverflowError:
+        return None
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
