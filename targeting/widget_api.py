@@ -9,15 +9,15 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from refiner.http import ApiError, api, invalid, json_body
 from refiner.models import Workspace
-from refiner.raw_sql import Columns, fast_cursor
-from segments import ingest
+from refiner.raw_sql import ASYNCHRONOUS_COMMIT, Columns, fast_cursor
+from segments import ingest, membership
 from segments.models import Account, Contact
 from segments.snapshot import EventReads, fingerprint_sql
 from surveys import services
@@ -79,11 +79,18 @@ def _widget_key(data: dict) -> str:
     return key
 
 
+# Each widget key's workspace as this process last admitted it: a track of a known
+# user is then checked before its one statement, which writes only while what the
+# check read is still so (`_tracked_at_once`).
+_admitted: dict[str, Workspace] = {}
+
+
 def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
     """Refuse an unknown key (401) or an origin the workspace does not allow (403)."""
     if workspace is None:
         raise ApiError("unauthorized", "The widget key is not valid.", 401)
     request.widget_workspace = workspace
+    _admitted[workspace.widget_key] = workspace
     origin = request.headers.get("Origin")
     if origin and not _origin_allowed(workspace, origin):
         raise ApiError("origin_not_allowed", f"The origin {origin} may not use this key.", 403)
@@ -283,10 +290,80 @@ def identify(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"contact": {"user_id": contact.user_id}})
 
 
+# A known user's event, written only while the workspace still has the settings its
+# admission was checked against (key, identity verification, secret, origins, and
+# the definitions its segments' watch comes from) and the contact's last_seen_at
+# needs no move: otherwise nothing is written and the track takes the full path.
+_KNOWN_USER_EVENT = """
+    WITH written AS (
+        INSERT INTO segments_event (workspace_id, contact_id, name, occurred_at)
+        SELECT w.id, c.id, %s, %s
+        FROM refiner_workspace w
+        JOIN segments_contact c ON c.workspace_id = w.id AND c.user_id = %s
+        WHERE w.widget_key = %s AND w.id = %s
+            AND w.identity_verification = %s AND w.secret_key = %s
+            AND w.allowed_origins = %s AND w.definitions_version = %s
+            AND c.last_seen_at > %s
+        RETURNING 1
+    )
+    SELECT count(*){more} FROM written"""
+KNOWN_USER_EVENT = _KNOWN_USER_EVENT.format(more="")
+KNOWN_USER_EVENT_ASYNCHRONOUSLY = _KNOWN_USER_EVENT.format(more=f", {ASYNCHRONOUS_COMMIT}")
+ALLOWED_ORIGINS = Workspace._meta.get_field("allowed_origins")
+
+
+def _tracked_at_once(request: HttpRequest, data: dict) -> bool:
+    """Record the track of a known user seen within the minute in one statement, when
+    this process admitted its key before (PostgreSQL): the checks run on the workspace
+    as admitted, and the statement writes only if the database agrees. False: nothing
+    was written, and the full path decides (and answers any error)."""
+    key = data.get("workspace")
+    workspace = _admitted.get(key) if isinstance(key, str) else None
+    if workspace is None or connection.vendor != "postgresql" or _is_visitor(data):
+        return False
+    raw, errors = data.get("user_id"), {}
+    user_id = ingest.check_id(raw, "user_id", errors)
+    event = ingest.check_event_name(data.get("event"), "event", errors)
+    origin = request.headers.get("Origin")
+    if (
+        errors
+        or (origin and not _origin_allowed(workspace, origin))
+        or (workspace.identity_verification and not _signed(workspace, data.get("signature"), raw))
+        or event in membership.watch_of(workspace).by_event
+    ):
+        return False
+    now = timezone.now()
+    sql = KNOWN_USER_EVENT_ASYNCHRONOUSLY if _asynchronous_commit() else KNOWN_USER_EVENT
+    params = [
+        event,
+        now,
+        user_id,
+        workspace.widget_key,
+        workspace.pk,
+        workspace.identity_verification,
+        workspace.secret_key,
+        ALLOWED_ORIGINS.get_db_prep_value(workspace.allowed_origins, connection),
+        workspace.definitions_version,
+        now - ingest.LAST_SEEN_STEP,
+    ]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            written = cursor.fetchone()[0]
+    except IntegrityError:
+        # The contact was deleted as this ran: the full path makes the user anew.
+        return False
+    if written:
+        request.widget_workspace = workspace
+    return bool(written)
+
+
 @cors
 @api(["POST"])
 def track(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
+    if _tracked_at_once(request, data):
+        return JsonResponse({"status": "accepted"}, status=202)
     workspace, contact, user_id = _identified(request, data)
     event = ingest.clean_event_name(data.get("event"))
     if user_id is None:

@@ -105,7 +105,7 @@ def test_identify_again_updates_traits_and_values(workspace):
     assert_values_match_attributes(contact)
 
 
-def test_a_widget_track_of_a_known_contact_is_two_queries(workspace, client):
+def test_a_widget_track_of_a_known_contact_is_one_statement_or_two(workspace, client):
     ContactFactory(workspace=workspace, user_id="u-1", last_seen_at=timezone.now())
     body = {"workspace": workspace.widget_key, "user_id": "u-1", "event": "opened"}
     # Which events segments name is read once per definitions version in a process.
@@ -115,7 +115,9 @@ def test_a_widget_track_of_a_known_contact_is_two_queries(workspace, client):
     with CaptureQueriesContext(connection) as queries:
         response = client.post("/api/v1/widget/track", body, content_type="application/json")
     assert response.status_code == 202
-    assert len(queries) == 2  # the workspace with the contact, then the INSERT
+    # PostgreSQL: one INSERT from the workspace and contact (test_widget_track_at_once);
+    # SQLite: the workspace with the contact, then the INSERT.
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
     assert Event.objects.filter(contact__user_id="u-1", name="opened").count() == 1
 
 

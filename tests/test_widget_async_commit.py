@@ -71,8 +71,11 @@ def test_a_tracked_event_commits_asynchronously(workspace, widget, commits):
     commits_before = len(commits())
     response = widget.post("track", {"user_id": "ada", "event": "opened"})
     assert response.status_code == 202
-    assert commits()[commits_before:] == [("event", "off")]
-    assert Event.objects.filter(contact__user_id="ada", name="opened").count() == 1
+    # The second, once the key is admitted, is one statement (test_widget_track_at_once).
+    response = widget.post("track", {"user_id": "ada", "event": "opened"})
+    assert response.status_code == 202
+    assert commits()[commits_before:] == [("event", "off"), ("event", "off")]
+    assert Event.objects.filter(contact__user_id="ada", name="opened").count() == 2
 
 
 def test_the_setting_ends_with_the_transaction(workspace, widget, commits):
