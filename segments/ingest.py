@@ -9,7 +9,13 @@ from django.db import IntegrityError, connection, transaction
 
 from refiner.errors import Invalid
 from refiner.models import Workspace
-from refiner.raw_sql import ASYNCHRONOUS_COMMIT, Rows, committed_asynchronously
+from refiner.raw_sql import (
+    ASYNCHRONOUS_COMMIT,
+    Columns,
+    Rows,
+    committed_asynchronously,
+    fast_cursor,
+)
 from segments import membership
 from segments.models import Account, AccountValue, Contact, ContactValue
 from segments.rules import ACCOUNT_BUILTIN_FIELDS, is_trait_key
@@ -113,6 +119,9 @@ def _new_contact_values(contact: Contact) -> list[ContactValue]:
 
 def _sync_values(model, owner_field: str, owner, workspace_id: int, attributes: dict) -> None:
     """Make the parsed-value rows of a contact or account match its attributes."""
+    if connection.vendor == "postgresql":
+        _sync_values_at_once(model, owner_field, owner.pk, workspace_id, attributes)
+        return
     existing = {row.key: row for row in model.objects.filter(**{owner_field: owner})}
     stale, fresh = [], []
     for key, raw in attributes.items():
@@ -128,6 +137,42 @@ def _sync_values(model, owner_field: str, owner, workspace_id: int, attributes: 
         model.objects.filter(pk__in=stale).delete()
     if fresh:
         model.objects.bulk_create(fresh)
+
+
+# PostgreSQL syncs a contact's or an account's values in one statement, written once per
+# table: the rows it should have go in as one JSON array (as a new contact's do), the
+# keys it no longer has are deleted, and a value is rewritten only where it differs.
+# The ORM's compare-then-write was three queries, each built anew (issue 16: a known
+# user's identify that changes a trait).
+VALUES_SYNC_SQL = """
+    WITH wanted AS (SELECT * FROM json_populate_recordset(NULL::{table}, %s::json)),
+    gone AS (
+        DELETE FROM {table} v WHERE v.{owner} = %s AND v.key <> ALL (SELECT key FROM wanted)
+    )
+    INSERT INTO {table} AS v (workspace_id, {owner}, key, text, text_folded, num, date, boolean)
+    SELECT %s, %s, key, text, text_folded, num, date, boolean FROM wanted
+    ON CONFLICT ({owner}, key) DO UPDATE SET text = EXCLUDED.text,
+        text_folded = EXCLUDED.text_folded, num = EXCLUDED.num, date = EXCLUDED.date,
+        boolean = EXCLUDED.boolean
+    WHERE (v.text, v.text_folded, v.num, v.date, v.boolean) IS DISTINCT FROM
+        (EXCLUDED.text, EXCLUDED.text_folded, EXCLUDED.num, EXCLUDED.date, EXCLUDED.boolean)"""
+
+
+def _values_json(attributes: dict) -> str:
+    """The parsed-value rows of `attributes` as one JSON array, for json_populate_recordset.
+
+    Exact both ways: a parsed date is UTC to the microsecond, a float's repr round-trips."""
+    rows = [{"key": key, **parse_value(raw).as_fields()} for key, raw in attributes.items()]
+    return json.dumps(rows, default=datetime.isoformat)
+
+
+def _sync_values_at_once(
+    model, owner_field: str, owner_id: int, workspace_id: int, attributes: dict
+) -> None:
+    owner = model._meta.get_field(owner_field).column
+    sql = VALUES_SYNC_SQL.format(table=model._meta.db_table, owner=owner)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_values_json(attributes), owner_id, workspace_id, owner_id])
 
 
 def sync_contact_values(contact: Contact) -> None:
@@ -146,8 +191,7 @@ def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[
     event (or any row naming the contact) takes at commit. A FOR UPDATE here made a
     track holding its event total wait on the contact while a track holding the
     contact waited on that total: a deadlock (tests/test_concurrency.py)."""
-    contacts = Contact.objects.select_for_update(no_key=True)
-    contact = contacts.filter(workspace=workspace, user_id=user_id).first()
+    contact = _lock_contact(workspace, user_id)
     if contact is not None:
         return contact, False
     try:
@@ -158,10 +202,29 @@ def _locked_contact(workspace: Workspace, user_id: str, now: datetime) -> tuple[
             return contact, True
     except IntegrityError:
         # Only a concurrent create of the same user may end here; anything else re-raises.
-        contact = contacts.filter(workspace=workspace, user_id=user_id).first()
+        contact = _lock_contact(workspace, user_id)
         if contact is None:
             raise
         return contact, False
+
+
+# Written out: the ORM built this query anew on each identify that changes something.
+CONTACT = Columns(Contact, "c")
+LOCK_CONTACT_SQL = (
+    f"SELECT {CONTACT.sql} FROM segments_contact c WHERE c.workspace_id = %s AND c.user_id = %s"
+)
+
+
+def _lock_contact(workspace: Workspace, user_id: str) -> Contact | None:
+    """The contact of `user_id`, its row locked FOR NO KEY UPDATE (see `_locked_contact`)."""
+    lock = " FOR NO KEY UPDATE OF c" if connection.features.has_select_for_update else ""
+    with fast_cursor() as cursor:
+        cursor.execute(LOCK_CONTACT_SQL + lock, [workspace.pk, user_id])
+        row = cursor.fetchone()
+    contact = CONTACT.instance(row) if row is not None else None
+    if contact is not None:
+        contact.workspace = workspace
+    return contact
 
 
 def _upsert_account(workspace: Workspace, data: dict, now: datetime) -> Account:
@@ -273,13 +336,8 @@ def _insert_new_contact(contact: Contact, asynchronous_commit: bool) -> None:
         CONTACT_ROWS.insert(contact)
         CONTACT_VALUE_ROWS.insert_many(_new_contact_values(contact))
         return
-    rows = [
-        {"key": key, **parse_value(raw).as_fields()} for key, raw in contact.attributes().items()
-    ]
-    # Exact both ways: a parsed date is UTC to the microsecond, a float's repr round-trips.
-    values = json.dumps(rows, default=datetime.isoformat)
     sql = NEW_CONTACT_ASYNCHRONOUSLY if asynchronous_commit else NEW_CONTACT
-    CONTACT_ROWS.insert(contact, sql=sql, more=[values])
+    CONTACT_ROWS.insert(contact, sql=sql, more=[_values_json(contact.attributes())])
 
 
 def _create_contact(
@@ -312,6 +370,27 @@ def _written_alone(workspace: Workspace, user: dict) -> bool:
     )
 
 
+# What an identify may change of a known contact, its UPDATE written once: the ORM's
+# `save()` built one of every column on each identify that changes something.
+IDENTIFIED_FIELDS = [
+    Contact._meta.get_field(name) for name in ("email", "name", "traits", "account", "last_seen_at")
+]
+IDENTIFIED_UPDATE = (
+    'UPDATE "segments_contact" SET '
+    + ", ".join(f'"{field.column}" = %s' for field in IDENTIFIED_FIELDS)
+    + ' WHERE "id" = %s'
+)
+
+
+def _save_identified(contact: Contact) -> None:
+    values = [
+        field.get_db_prep_save(getattr(contact, field.attname), connection)
+        for field in IDENTIFIED_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(IDENTIFIED_UPDATE, [*values, contact.pk])
+
+
 def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     # The account is locked before the contact, by every identify alike.
     account = None
@@ -325,7 +404,7 @@ def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     if account is not None:
         contact.account = account
     contact.last_seen_at = max(contact.last_seen_at, now)
-    contact.save()
+    _save_identified(contact)
     sync_contact_values(contact)
     membership.contact_changed(contact, now, everything=True, workspace=workspace)
     return contact

@@ -121,6 +121,22 @@ def test_a_widget_track_of_a_known_contact_is_one_statement_or_two(workspace, cl
     assert Event.objects.filter(contact__user_id="u-1", name="opened").count() == 1
 
 
+def test_a_known_users_identify_that_changes_a_trait_writes_in_few_statements(workspace):
+    """The lock, the contact's UPDATE and its values are each one written-out statement
+    on PostgreSQL (the ORM's were three for the values alone); SQLite keeps the ORM's."""
+    identify_contact(workspace=workspace, user=clean_user({"id": "u-1", "plan": "pro"}), now=NOW)
+    user = clean_user({"id": "u-1", "plan": "team", "seats": 4})
+    with CaptureQueriesContext(connection) as queries:
+        contact = identify_contact(workspace=workspace, user=user, now=NOW + timedelta(hours=1))
+    transaction_control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT")
+    statements = [q["sql"] for q in queries if not q["sql"].startswith(transaction_control)]
+    if connection.vendor == "postgresql":
+        # The lookup, the lock, the UPDATE, the values; no segment: nothing to record.
+        assert len(statements) == 4, statements
+    assert contact.traits == {"plan": "team", "seats": 4}
+    assert_values_match_attributes(contact)
+
+
 @pytest.mark.django_db(transaction=True)  # the foreign key is checked at commit
 def test_an_event_of_a_contact_deleted_meanwhile_makes_it_again(workspace):
     contact = ContactFactory(workspace=workspace, user_id="u-1", last_seen_at=NOW)
