@@ -502,8 +502,29 @@ def _insert_event(
         cursor.execute(sql, [contact.workspace_id, contact.pk, name, moment])
 
 
+# A track a minute after the last one moves last_seen_at and its parsed value, in one
+# statement written once (PostgreSQL): the ORM built two UPDATEs on each such track.
+LAST_SEEN_SQL = """
+    WITH moved AS (
+        UPDATE segments_contact SET last_seen_at = %s WHERE id = %s AND last_seen_at < %s
+        RETURNING id, workspace_id
+    )
+    INSERT INTO segments_contactvalue AS v
+        (workspace_id, contact_id, key, text, text_folded, num, date, boolean)
+    SELECT workspace_id, id, 'last_seen_at', %s, %s, %s, %s, %s FROM moved
+    ON CONFLICT (contact_id, key) DO UPDATE SET text = EXCLUDED.text,
+        text_folded = EXCLUDED.text_folded, num = EXCLUDED.num, date = EXCLUDED.date,
+        boolean = EXCLUDED.boolean"""
+
+
 def _advance_last_seen(contact: Contact, now: datetime) -> None:
     """Move last_seen_at forward, with its parsed value, under the contact's row lock."""
+    if connection.vendor == "postgresql":
+        parsed = parse_value(iso(now)).as_fields()
+        with connection.cursor() as cursor:
+            values = [parsed[field] for field in ("text", "text_folded", "num", "date", "boolean")]
+            cursor.execute(LAST_SEEN_SQL, [now, contact.pk, now, *values])
+        return
     if Contact.objects.filter(pk=contact.pk, last_seen_at__lt=now).update(last_seen_at=now):
         parsed = parse_value(iso(now)).as_fields()
         rows = ContactValue.objects.filter(contact_id=contact.pk, key="last_seen_at")

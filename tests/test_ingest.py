@@ -42,6 +42,12 @@ def assert_values_match_attributes(contact: Contact) -> None:
     }
 
 
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """The statements captured, without the transactions' and savepoints' own."""
+    control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK")
+    return [query["sql"] for query in queries if not query["sql"].startswith(control)]
+
+
 def test_a_known_contact_tracked_often_moves_last_seen_once_a_step(workspace):
     contact = ContactFactory(workspace=workspace, user_id="u-1", last_seen_at=NOW)
     soon = NOW + LAST_SEEN_STEP - timedelta(seconds=1)
@@ -53,7 +59,11 @@ def test_a_known_contact_tracked_often_moves_last_seen_once_a_step(workspace):
     contact.refresh_from_db()
     assert contact.last_seen_at == NOW
     later = NOW + LAST_SEEN_STEP
-    track_event(workspace=workspace, user_id="u-1", event="opened", now=later)
+    with CaptureQueriesContext(connection) as queries:
+        track_event(workspace=workspace, user_id="u-1", event="opened", now=later)
+    if connection.vendor == "postgresql":
+        # The lookup, last_seen_at with its value in one statement, the INSERT.
+        assert len(statements(queries)) == 3
     contact.refresh_from_db()
     assert contact.last_seen_at == later
     assert_values_match_attributes(contact)
@@ -66,6 +76,18 @@ def test_last_seen_never_moves_back(workspace):
     contact.refresh_from_db()
     assert contact.last_seen_at == NOW
     assert Event.objects.get(contact=contact).occurred_at == NOW - timedelta(days=1)
+
+
+def test_a_track_read_before_a_later_one_moved_last_seen_keeps_the_later(workspace):
+    """Two tracks racing: the one that read the contact first writes last."""
+    stale = ContactFactory(workspace=workspace, user_id="u-1", last_seen_at=NOW)
+    moved_meanwhile = NOW + 2 * LAST_SEEN_STEP
+    Contact.objects.filter(pk=stale.pk).update(last_seen_at=moved_meanwhile)
+    sync_contact_values(Contact.objects.get(pk=stale.pk))
+    record_event(contact=stale, event="opened", now=NOW + LAST_SEEN_STEP)
+    stale.refresh_from_db()
+    assert stale.last_seen_at == moved_meanwhile
+    assert_values_match_attributes(stale)
 
 
 def test_a_missing_last_seen_value_is_written_when_it_moves(workspace):
@@ -128,11 +150,9 @@ def test_a_known_users_identify_that_changes_a_trait_writes_in_few_statements(wo
     user = clean_user({"id": "u-1", "plan": "team", "seats": 4})
     with CaptureQueriesContext(connection) as queries:
         contact = identify_contact(workspace=workspace, user=user, now=NOW + timedelta(hours=1))
-    transaction_control = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT")
-    statements = [q["sql"] for q in queries if not q["sql"].startswith(transaction_control)]
     if connection.vendor == "postgresql":
         # The lookup, the lock, the UPDATE, the values; no segment: nothing to record.
-        assert len(statements) == 4, statements
+        assert len(statements(queries)) == 4
     assert contact.traits == {"plan": "team", "seats": 4}
     assert_values_match_attributes(contact)
 
