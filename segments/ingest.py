@@ -391,12 +391,19 @@ def _save_identified(contact: Contact) -> None:
         cursor.execute(IDENTIFIED_UPDATE, [*values, contact.pk])
 
 
+def _changed_keys(before: dict, after: dict) -> set[str]:
+    """The attribute keys whose values differ, as rules see them (1 and True differ)."""
+    keys = before.keys() | after.keys()
+    return {key for key in keys if json.dumps(before.get(key)) != json.dumps(after.get(key))}
+
+
 def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     # The account is locked before the contact, by every identify alike.
     account = None
     if user["account"] is not None:
         account = _upsert_account(workspace, user["account"], now)
     contact, _ = _locked_contact(workspace, user["id"], now)
+    before = contact.attributes()
     for key in ("email", "name"):
         if key in user:
             setattr(contact, key, user[key])
@@ -406,7 +413,13 @@ def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:
     contact.last_seen_at = max(contact.last_seen_at, now)
     _save_identified(contact)
     sync_contact_values(contact)
-    membership.contact_changed(contact, now, everything=True, workspace=workspace)
+    if account is None:
+        # Only the segments reading what changed can move.
+        changed = _changed_keys(before, contact.attributes())
+        membership.contact_changed(contact, now, attributes=changed, workspace=workspace)
+    else:
+        # The account's attributes may have changed too, and it may be another account.
+        membership.contact_changed(contact, now, everything=True, workspace=workspace)
     return contact
 
 

@@ -76,6 +76,8 @@ class Watch:
     by_event: Mapping[str, frozenset[int]]
     # The segments reading the contact's `last_seen_at`, which a track moves.
     by_last_seen: frozenset[int]
+    # The segments reading each attribute key ("plan", "account.tier", …).
+    by_attribute: Mapping[str, frozenset[int]]
     by_survey: frozenset[int]
     with_time: frozenset[int]
     # Each segment with the segments naming it, directly or through others.
@@ -111,7 +113,8 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
     rules = {pk: d.rules for pk, d in definitions.items() if d.kind == Segment.RULES}
     reach = _reach(definitions)
     by_event: dict[str, set[int]] = {}
-    by_last_seen, by_survey, with_time = set(), set(), set()
+    by_attribute: dict[str, set[int]] = {}
+    by_survey, with_time = set(), set()
     for pk, rule in rules.items():
         for condition in _conditions(rule):
             kind = condition.get("type")
@@ -119,8 +122,8 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
                 by_event.setdefault(condition["event"], set()).add(pk)
             elif kind in ("survey", "answer"):
                 by_survey.add(pk)
-            elif kind == "attribute" and condition.get("attribute") == "last_seen_at":
-                by_last_seen.add(pk)
+            elif kind == "attribute" and isinstance(condition.get("attribute"), str):
+                by_attribute.setdefault(condition["attribute"], set()).add(pk)
         if changes_with_time(rule):
             with_time.add(pk)
 
@@ -131,7 +134,8 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
         definitions=definitions,
         event_names=frozenset(by_event),
         by_event={name: closed(ids) for name, ids in by_event.items()},
-        by_last_seen=closed(by_last_seen),
+        by_last_seen=closed(by_attribute.get("last_seen_at", ())),
+        by_attribute={key: closed(ids) for key, ids in by_attribute.items()},
         by_survey=closed(by_survey),
         with_time=closed(with_time),
         reach=reach,
@@ -260,6 +264,7 @@ def contact_changed(
     events: Iterable[str] = (),
     surveys: bool = False,
     last_seen: bool = False,
+    attributes: Iterable[str] = (),
     everything: bool = False,
     new: bool = False,
     workspace: Workspace | None = None,
@@ -267,12 +272,13 @@ def contact_changed(
 ) -> None:
     """Record the contact's entries and exits after a change of its data.
 
-    `everything` for changed attributes (every segment may move), `new` for a contact
-    just created (its account already linked); `events` the names of events just
-    recorded; `surveys` after a display, dismissal or answer; `last_seen` when only
-    `last_seen_at` moved (a track's, once a minute). Call it inside the
-    change's transaction; pass the `workspace` unless the contact holds it, and load
-    its account with it, to save queries.
+    `everything` when any attribute may have changed (every segment may move), `new`
+    for a contact just created (its account already linked); `attributes` the keys
+    of the contact's attributes that changed ("plan", "account.tier"); `events` the
+    names of events just recorded; `surveys` after a display, dismissal or answer;
+    `last_seen` when only `last_seen_at` moved (a track's, once a minute). Call it
+    inside the change's transaction; pass the `workspace` unless the contact holds it,
+    and load its account with it, to save queries.
     """
     if contact.user_id is None:
         return  # an anonymous visitor is in no segment (docs/decisions.md)
@@ -285,6 +291,8 @@ def contact_changed(
             segment_ids |= watch.by_survey
         if last_seen:
             segment_ids |= watch.by_last_seen
+        for key in attributes:
+            segment_ids |= watch.by_attribute.get(key, frozenset())
     if segment_ids:
         record_contact(contact, now, segment_ids, watch, new=new, held=held)
 

@@ -447,6 +447,19 @@ def test_a_track_moving_last_seen_evaluates_only_the_segments_reading_it(workspa
     assert Contact.objects.get(user_id="ada").last_seen_at == later
 
 
+def test_an_identify_evaluates_only_the_segments_reading_what_changed(workspace, now, pro):
+    identify(workspace, now, id="ada", plan="pro", seats=1)
+    later = now + timedelta(seconds=1)  # last_seen_at stays: it moves once a minute
+
+    # No segment reads seats: nothing to evaluate, so no snapshot and no memberships read.
+    with CaptureQueriesContext(connection) as queries:
+        identify(workspace, later, id="ada", plan="pro", seats=2)
+    assert not [q for q in queries if "segmentmembership" in q["sql"]]
+
+    identify(workspace, later, id="ada", plan="free", seats=2)
+    assert not SegmentMembership.objects.filter(segment=pro, left_at=None).exists()
+
+
 def test_a_track_moving_last_seen_records_the_segments_reading_it(workspace, now):
     seen_lately = SegmentFactory(
         workspace=workspace, rules=attribute("last_seen_at", "less_than_days_ago", 1)
