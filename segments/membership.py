@@ -393,14 +393,7 @@ def reconcile(
     entered: list[int] = []
     with connection.cursor() as cursor:
         if found is not None:
-            # WHERE keeps SQLite from reading ON CONFLICT as a join's ON.
-            cursor.execute(
-                f"INSERT INTO {TABLE} (workspace_id, contact_id, segment_id, entered_at) "
-                f"SELECT %s, m.member_id, %s, %s FROM ({found[0]}) m WHERE NOT EXISTS ("
-                f"SELECT 1 FROM {TABLE} o WHERE o.segment_id = %s AND o.contact_id = m.member_id "
-                f"AND o.left_at IS NULL) ON CONFLICT DO NOTHING RETURNING contact_id",
-                [workspace_id, segment_id, moment, *found[1], segment_id],
-            )
+            cursor.execute(*_entering(found, workspace_id, segment_id, moment))
             entered = [row[0] for row in cursor.fetchall()]
         staying, staying_params = "", []
         if found is not None:
@@ -419,6 +412,46 @@ def reconcile(
         _announce_many(contact_entered_segment, segment_id, entered, now)
         _announce_many(contact_left_segment, segment_id, left, now)
     return len(entered), len(left)
+
+
+# Members with no open membership of the segment, found before any is written. On
+# PostgreSQL the aggregate is the barrier: it reads every member before the INSERT
+# gets its first row. Without it the INSERT ran as the members were found, and when
+# the memberships table was empty or small at planning time (a new install's first
+# sweep, a new segment's), the planner probed it with a scan per member, and each
+# scan met the rows the statement had written so far: 500,000 entries of one segment
+# at 1M contacts did not finish in 20 minutes (docs/benchmarks.md).
+_NOT_OPEN = (
+    f"NOT EXISTS (SELECT 1 FROM {TABLE} o WHERE o.segment_id = %s "
+    "AND o.contact_id = m.member_id AND o.left_at IS NULL)"
+)
+ENTERING_SQL = (
+    "WITH entering AS (SELECT coalesce(array_agg(m.member_id), '{{}}') AS ids "
+    "FROM ({members}) m WHERE " + _NOT_OPEN + ") "
+    f"INSERT INTO {TABLE} (workspace_id, contact_id, segment_id, entered_at) "
+    "SELECT %s, id, %s, %s FROM entering, unnest(entering.ids) AS id "
+    "ON CONFLICT DO NOTHING RETURNING contact_id"
+)
+# SQLite (small workspaces): the same in one INSERT; the WHERE keeps it from reading ON
+# CONFLICT as a join's ON.
+ENTERING_SQL_AT_ONCE = (
+    f"INSERT INTO {TABLE} (workspace_id, contact_id, segment_id, entered_at) "
+    "SELECT %s, m.member_id, %s, %s FROM ({members}) m WHERE " + _NOT_OPEN + " "
+    "ON CONFLICT DO NOTHING RETURNING contact_id"
+)
+
+
+def _entering(
+    found: tuple[str, list], workspace_id: int, segment_id: int, moment
+) -> tuple[str, list]:
+    """The statement opening a membership for each member with none open, and its
+    parameters (`found`: the members' SQL and parameters)."""
+    members, params = found
+    if connection.vendor == "postgresql":
+        sql = ENTERING_SQL.format(members=members)
+        return sql, [*params, segment_id, workspace_id, segment_id, moment]
+    sql = ENTERING_SQL_AT_ONCE.format(members=members)
+    return sql, [workspace_id, segment_id, moment, *params, segment_id]
 
 
 ANNOUNCE_BATCH = 5_000
