@@ -522,7 +522,7 @@ LAST_SEEN_SQL = """
         UPDATE segments_contact SET last_seen_at = %s WHERE id = %s AND last_seen_at < %s
         RETURNING id, workspace_id
     )
-    INSERT INTO segments_contactvalue AS v
+    INSERT INTO segments_contactvalue
         (workspace_id, contact_id, key, text, text_folded, num, date, boolean)
     SELECT workspace_id, id, 'last_seen_at', %s, %s, %s, %s, %s FROM moved
     ON CONFLICT (contact_id, key) DO UPDATE SET text = EXCLUDED.text,
@@ -534,8 +534,8 @@ def _advance_last_seen(contact: Contact, now: datetime) -> None:
     """Move last_seen_at forward, with its parsed value, under the contact's row lock."""
     if connection.vendor == "postgresql":
         parsed = parse_value(iso(now)).as_fields()
+        values = [parsed[field] for field in ("text", "text_folded", "num", "date", "boolean")]
         with connection.cursor() as cursor:
-            values = [parsed[field] for field in ("text", "text_folded", "num", "date", "boolean")]
             cursor.execute(LAST_SEEN_SQL, [now, contact.pk, now, *values])
         return
     if Contact.objects.filter(pk=contact.pk, last_seen_at__lt=now).update(last_seen_at=now):
