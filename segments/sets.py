@@ -599,6 +599,26 @@ class SetCompiler:
             params = (self.workspace_id, *params)
         return self.with_lists(counted, params)
 
+    def members_query(self, rule: Mapping, up_to: int) -> tuple[str, tuple] | None:
+        """SQL of one row (count, ids): how many contacts match the rule, and their ids
+        when there are at most `up_to` (else NULL), both read from one computed set. None
+        when the members are not a set of ids (nobody, or everyone but a set): the
+        count is then `count_query`'s."""
+        held = self.compile(rule)
+        if held.sql is None or held.outside:
+            return None
+        distinct = (
+            f"SELECT DISTINCT id FROM ({held.sql}) AS named(id)" if held.repeats else held.sql
+        )
+        lists = [*self.lists_used_by(held.sql), ("members", distinct, held.params)]
+        named = ", ".join(f'"{name}"(id) AS ({list_sql})' for name, list_sql, _ in lists)
+        sql = (
+            f'WITH {named} SELECT (SELECT count(*) FROM "members"), '  # noqa: S608
+            '(SELECT array_agg(id) FROM (SELECT id FROM "members" LIMIT %s) AS few)'
+        )
+        params = tuple(p for _, _, list_params in lists for p in list_params)
+        return sql, (*params, up_to + 1)
+
     def with_lists(self, sql: str, params: tuple) -> tuple[str, tuple]:
         """`sql` preceded by the `WITH` lists it names (the referenced segments' sets)."""
         used = self.lists_used_by(sql)
@@ -619,6 +639,23 @@ class SetCompiler:
         return used[::-1]
 
 
+def _run_count(query: tuple[str, tuple], roomy: bool) -> tuple:
+    database = reads_of(Contact)  # the replica in a dashboard page that may read it
+    if not roomy:
+        with database.cursor() as cursor:
+            cursor.execute(*query)
+            return cursor.fetchone()
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
+        # For this transaction only: room to hash the id sets and the grouped events in
+        # memory, and no JIT, whose compiling cost more than these queries save by it.
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
+            [COUNT_WORK_MEM],
+        )
+        cursor.execute(*query)
+        return cursor.fetchone()
+
+
 def set_count(
     workspace_id: int,
     rule: Mapping,
@@ -634,17 +671,22 @@ def set_count(
     query = SetCompiler(workspace_id, now, segments).count_query(rule)
     if isinstance(query, int):
         return query
-    database = reads_of(Contact)  # the replica in a dashboard page that may read it
-    if not roomy:
-        with database.cursor() as cursor:
-            cursor.execute(*query)
-            return cursor.fetchone()[0]
-    with transaction.atomic(using=database.alias), database.cursor() as cursor:
-        # For this transaction only: room to hash the id sets and the grouped events in
-        # memory, and no JIT, whose compiling cost more than these queries save by it.
-        cursor.execute(
-            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
-            [COUNT_WORK_MEM],
-        )
-        cursor.execute(*query)
-        return cursor.fetchone()[0]
+    return _run_count(query, roomy)[0]
+
+
+def set_count_with_members(
+    workspace_id: int,
+    rule: Mapping,
+    now: datetime,
+    segments: Mapping[int, SegmentDefinition],
+    up_to: int,
+) -> tuple[int, list[int] | None]:
+    """`set_count`, with the members' ids when they are a set of at most `up_to`
+    contacts (None otherwise): what the count computed, so that the preview lists some
+    of them without computing the set again."""
+    compiler = SetCompiler(workspace_id, now, segments)
+    query = compiler.members_query(rule, up_to)
+    if query is None:
+        return set_count(workspace_id, rule, now, segments), None
+    count, ids = _run_count(query, roomy=True)
+    return count, (ids or []) if count <= up_to else None
