@@ -239,6 +239,32 @@ def _members_of(queryset: QuerySet) -> Members:
     return Members(sql, tuple(params))
 
 
+def _substring_column(condition: Mapping, like: bool) -> str:
+    """The text column a substring test without the trigram index's LIKE reads ("" for
+    any other condition)."""
+    operator = NEGATIONS.get(condition["operator"], condition["operator"])
+    if operator not in SUBSTRING_OPERATORS or like:
+        return ""
+    return "text_folded" if condition.get("ignore_case", False) else "text"
+
+
+def _short_or_long(rows: QuerySet, column: str) -> Members:
+    """The contacts of `rows`, whose tests read only `column`, as two disjoint halves:
+    texts of at most SHORT_TEXT characters from the partial index of migration 0014,
+    which holds the text and the contact (an index-only scan, where the key's rows
+    are spread over the whole table), and longer ones from that of 0017, which holds
+    only them (folding keeps a text's length, so the halves are complementary)."""
+    short = RawSQL(f"length({column}) <= %s", [SHORT_TEXT], BooleanField())
+    long = RawSQL("length(text_folded) > %s", [SHORT_TEXT], BooleanField())
+    halves = [_members_of(rows.filter(Q(part)).values_list("contact_id")) for part in (short, long)]
+    halves = [half for half in halves if half.sql is not None]
+    if not halves:
+        return NOBODY
+    # A contact has one value of a key, so no contact is in both halves.
+    sql, params = _joined("UNION ALL", halves)
+    return Members(sql, params)
+
+
 def _holds_at(condition: Mapping, count: int) -> bool:
     """Does the count condition hold for a contact with `count` such events?"""
     wanted, operator = condition["value"], condition["operator"]
@@ -341,6 +367,9 @@ class SetCompiler:
         combine = "all" if match == "all" else "any"  # `none` is "not any"
         parts: list[Members] = []
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
+        # (key, joined) → the text column its substring tests read; "" when a condition
+        # of the pass is anything else (or they read both columns).
+        substring_column: dict[tuple[str, str], str] = {}
         # negated → event name → its predicates on the total
         by_event: dict[bool, dict[str, list[tuple[str, list]]]] = {}
         windowed: list[Mapping] = []
@@ -372,15 +401,21 @@ class SetCompiler:
                 predicate, negative = condition_predicate(condition, self.now, like)
                 # Which identity merges them: see segments.sql.Compiler.group.
                 joined = "or" if negative == (combine == "all") else "and"
-                by_key.setdefault((condition["attribute"], joined), (negative, []))[1].append(
-                    predicate
-                )
+                pass_key = (condition["attribute"], joined)
+                by_key.setdefault(pass_key, (negative, []))[1].append(predicate)
+                column = _substring_column(condition, like)
+                if substring_column.setdefault(pass_key, column) != column:
+                    substring_column[pass_key] = ""
             else:
                 others.append(condition)
         for (key, joined), (negative, predicates) in by_key.items():
             combined = Q(*predicates, _connector=Q.OR if joined == "or" else Q.AND)
             rows = ContactValue.objects.filter(workspace_id=self.workspace_id, key=key)
-            found = _members_of(rows.filter(combined).values_list("contact_id"))
+            column = substring_column.get((key, joined))
+            if column:
+                found = _short_or_long(rows.filter(combined), column)
+            else:
+                found = _members_of(rows.filter(combined).values_list("contact_id"))
             parts.append(negated(found) if negative else found)
         for negative, names in by_event.items():
             # Merged as attribute conditions are (one total row per contact and name):
