@@ -209,6 +209,10 @@ def set_predicate(
                 parts.append(value_predicate("in", others, ignore_case, now))
             return parts[0] if len(parts) == 1 else parts[0] | parts[1]
     predicate = value_predicate(operator, value, ignore_case, now)
+    if operator == "is_false":
+        # Said outright, it names the partial index of migration 0018 ("NOT boolean"
+        # alone does not imply it to the planner).
+        return predicate & Q(boolean__isnull=False)
     if like and operator in SUBSTRING_OPERATORS and value:
         # Folding maps letter to letter, so a match implies one in the folded text.
         like = RawSQL("text_folded LIKE %s", [_like_pattern(operator, fold(value))], BooleanField())

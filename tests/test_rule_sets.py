@@ -533,3 +533,36 @@ def test_a_substring_test_reads_short_texts_from_the_index_alone(
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Index Only Scan using {index}" in plan, plan
+
+
+def test_booleans_and_numbers_are_counted_as_memory_says(workspace, people):
+    admins = {"u1": True, "u2": False, "u5": "yes"}
+    for user_id, value in admins.items():
+        user = clean_user({"id": user_id, **PEOPLE[user_id], "is_admin": value})
+        identify_contact(workspace=workspace, user=user, now=NOW)
+    assert counted(workspace, group(attribute("is_admin", "is_true"))) == {"u1"}
+    assert counted(workspace, group(attribute("is_admin", "is_false"))) == {"u2"}
+    either = [attribute("is_admin", "is_true"), attribute("seats", "greater_than_or_equal", 5)]
+    assert counted(workspace, group(*either, match="any")) == {"u1", "u2", "u4"}
+    assert counted(workspace, group(*either, match="none")) == {"u3", "u5", "u6"}
+
+
+@postgresql
+@pytest.mark.parametrize(
+    ("condition", "index"),
+    [
+        (attribute("seats", "greater_than_or_equal", 5), "contactvalue_num_members"),
+        (attribute("is_admin", "is_true"), "contactvalue_boolean_members"),
+        (attribute("is_admin", "is_false"), "contactvalue_boolean_members"),
+    ],
+)
+def test_a_number_or_boolean_test_reads_its_index_alone(workspace, people, condition, index):
+    other = attribute("plan", "equals", "pro")  # not a lone trait: counted as a set
+    compiler = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk))
+    sql, params = compiler.count_query(group(condition, other))
+    with transaction.atomic(), connection.cursor() as cursor:
+        for method in ("seqscan", "bitmapscan", "indexscan"):
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Only Scan using {index}" in plan, plan
