@@ -14,7 +14,7 @@ from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import Contact, Segment, SegmentMember
 from segments.registry import survey_facts
 from segments.rules import Problems, SegmentDefinitions, usable_segment, validate_rule
-from segments.sets import set_count
+from segments.sets import set_count, set_count_with_members
 from segments.snapshot import EventReads, load_snapshot
 from segments.sql import lone_attribute, matching_values, rule_members
 
@@ -76,6 +76,17 @@ def rule_count(
     if condition is not None:
         return matching_values(workspace_id, condition, now).count()
     return rule_contacts(workspace_id, rule, now, definitions).count()
+
+
+def rule_count_with_members(
+    workspace_id: int, rule: dict, now: datetime, up_to: int
+) -> tuple[int, list[int] | None]:
+    """`rule_count`, with the members' ids when the count computed them as a set and
+    there are at most `up_to` (PostgreSQL, a rule of more than one trait); else None."""
+    if connection.vendor != "postgresql" or lone_attribute(rule) is not None:
+        return rule_count(workspace_id, rule, now), None
+    definitions = segment_definitions(workspace_id)
+    return set_count_with_members(workspace_id, rule, now, definitions, up_to)
 
 
 def segment_count(segment: Segment, now: datetime) -> int:

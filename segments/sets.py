@@ -209,6 +209,10 @@ def set_predicate(
                 parts.append(value_predicate("in", others, ignore_case, now))
             return parts[0] if len(parts) == 1 else parts[0] | parts[1]
     predicate = value_predicate(operator, value, ignore_case, now)
+    if operator == "is_false":
+        # Said outright, it names the partial index of migration 0018 ("NOT boolean"
+        # alone does not imply it to the planner).
+        return predicate & Q(boolean__isnull=False)
     if like and operator in SUBSTRING_OPERATORS and value:
         # Folding maps letter to letter, so a match implies one in the folded text.
         like = RawSQL("text_folded LIKE %s", [_like_pattern(operator, fold(value))], BooleanField())
@@ -237,6 +241,32 @@ def _members_of(queryset: QuerySet) -> Members:
     except EmptyResultSet:  # the condition holds for no row
         return NOBODY
     return Members(sql, tuple(params))
+
+
+def _substring_column(condition: Mapping, like: bool) -> str:
+    """The text column a substring test without the trigram index's LIKE reads ("" for
+    any other condition)."""
+    operator = NEGATIONS.get(condition["operator"], condition["operator"])
+    if operator not in SUBSTRING_OPERATORS or like:
+        return ""
+    return "text_folded" if condition.get("ignore_case", False) else "text"
+
+
+def _short_or_long(rows: QuerySet, column: str) -> Members:
+    """The contacts of `rows`, whose tests read only `column`, as two disjoint halves:
+    texts of at most SHORT_TEXT characters from the partial index of migration 0014,
+    which holds the text and the contact (an index-only scan, where the key's rows
+    are spread over the whole table), and longer ones from that of 0017, which holds
+    only them (folding keeps a text's length, so the halves are complementary)."""
+    short = RawSQL(f"length({column}) <= %s", [SHORT_TEXT], BooleanField())
+    long = RawSQL("length(text_folded) > %s", [SHORT_TEXT], BooleanField())
+    halves = [_members_of(rows.filter(Q(part)).values_list("contact_id")) for part in (short, long)]
+    halves = [half for half in halves if half.sql is not None]
+    if not halves:
+        return NOBODY
+    # A contact has one value of a key, so no contact is in both halves.
+    sql, params = _joined("UNION ALL", halves)
+    return Members(sql, params)
 
 
 def _holds_at(condition: Mapping, count: int) -> bool:
@@ -341,6 +371,9 @@ class SetCompiler:
         combine = "all" if match == "all" else "any"  # `none` is "not any"
         parts: list[Members] = []
         by_key: dict[tuple[str, str], tuple[bool, list[Q]]] = {}
+        # (key, joined) → the text column its substring tests read; "" when a condition
+        # of the pass is anything else (or they read both columns).
+        substring_column: dict[tuple[str, str], str] = {}
         # negated → event name → its predicates on the total
         by_event: dict[bool, dict[str, list[tuple[str, list]]]] = {}
         windowed: list[Mapping] = []
@@ -372,15 +405,21 @@ class SetCompiler:
                 predicate, negative = condition_predicate(condition, self.now, like)
                 # Which identity merges them: see segments.sql.Compiler.group.
                 joined = "or" if negative == (combine == "all") else "and"
-                by_key.setdefault((condition["attribute"], joined), (negative, []))[1].append(
-                    predicate
-                )
+                pass_key = (condition["attribute"], joined)
+                by_key.setdefault(pass_key, (negative, []))[1].append(predicate)
+                column = _substring_column(condition, like)
+                if substring_column.setdefault(pass_key, column) != column:
+                    substring_column[pass_key] = ""
             else:
                 others.append(condition)
         for (key, joined), (negative, predicates) in by_key.items():
             combined = Q(*predicates, _connector=Q.OR if joined == "or" else Q.AND)
             rows = ContactValue.objects.filter(workspace_id=self.workspace_id, key=key)
-            found = _members_of(rows.filter(combined).values_list("contact_id"))
+            column = substring_column.get((key, joined))
+            if column:
+                found = _short_or_long(rows.filter(combined), column)
+            else:
+                found = _members_of(rows.filter(combined).values_list("contact_id"))
             parts.append(negated(found) if negative else found)
         for negative, names in by_event.items():
             # Merged as attribute conditions are (one total row per contact and name):
@@ -599,6 +638,26 @@ class SetCompiler:
             params = (self.workspace_id, *params)
         return self.with_lists(counted, params)
 
+    def members_query(self, rule: Mapping, up_to: int) -> tuple[str, tuple] | None:
+        """SQL of one row (count, ids): how many contacts match the rule, and their ids
+        when there are at most `up_to` (else NULL), both read from one computed set. None
+        when the members are not a set of ids (nobody, or everyone but a set): the
+        count is then `count_query`'s."""
+        held = self.compile(rule)
+        if held.sql is None or held.outside:
+            return None
+        distinct = (
+            f"SELECT DISTINCT id FROM ({held.sql}) AS named(id)" if held.repeats else held.sql
+        )
+        lists = [*self.lists_used_by(held.sql), ("members", distinct, held.params)]
+        named = ", ".join(f'"{name}"(id) AS ({list_sql})' for name, list_sql, _ in lists)
+        sql = (
+            f'WITH {named} SELECT (SELECT count(*) FROM "members"), '  # noqa: S608
+            '(SELECT array_agg(id) FROM (SELECT id FROM "members" LIMIT %s) AS few)'
+        )
+        params = tuple(p for _, _, list_params in lists for p in list_params)
+        return sql, (*params, up_to + 1)
+
     def with_lists(self, sql: str, params: tuple) -> tuple[str, tuple]:
         """`sql` preceded by the `WITH` lists it names (the referenced segments' sets)."""
         used = self.lists_used_by(sql)
@@ -619,6 +678,23 @@ class SetCompiler:
         return used[::-1]
 
 
+def _run_count(query: tuple[str, tuple], roomy: bool) -> tuple:
+    database = reads_of(Contact)  # the replica in a dashboard page that may read it
+    if not roomy:
+        with database.cursor() as cursor:
+            cursor.execute(*query)
+            return cursor.fetchone()
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
+        # For this transaction only: room to hash the id sets and the grouped events in
+        # memory, and no JIT, whose compiling cost more than these queries save by it.
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
+            [COUNT_WORK_MEM],
+        )
+        cursor.execute(*query)
+        return cursor.fetchone()
+
+
 def set_count(
     workspace_id: int,
     rule: Mapping,
@@ -634,17 +710,22 @@ def set_count(
     query = SetCompiler(workspace_id, now, segments).count_query(rule)
     if isinstance(query, int):
         return query
-    database = reads_of(Contact)  # the replica in a dashboard page that may read it
-    if not roomy:
-        with database.cursor() as cursor:
-            cursor.execute(*query)
-            return cursor.fetchone()[0]
-    with transaction.atomic(using=database.alias), database.cursor() as cursor:
-        # For this transaction only: room to hash the id sets and the grouped events in
-        # memory, and no JIT, whose compiling cost more than these queries save by it.
-        cursor.execute(
-            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
-            [COUNT_WORK_MEM],
-        )
-        cursor.execute(*query)
-        return cursor.fetchone()[0]
+    return _run_count(query, roomy)[0]
+
+
+def set_count_with_members(
+    workspace_id: int,
+    rule: Mapping,
+    now: datetime,
+    segments: Mapping[int, SegmentDefinition],
+    up_to: int,
+) -> tuple[int, list[int] | None]:
+    """`set_count`, with the members' ids when they are a set of at most `up_to`
+    contacts (None otherwise): what the count computed, so that the preview lists some
+    of them without computing the set again."""
+    compiler = SetCompiler(workspace_id, now, segments)
+    query = compiler.members_query(rule, up_to)
+    if query is None:
+        return set_count(workspace_id, rule, now, segments), None
+    count, ids = _run_count(query, roomy=True)
+    return count, (ids or []) if count <= up_to else None

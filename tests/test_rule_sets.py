@@ -491,3 +491,78 @@ def test_windowed_counts_agree_across_the_moments_boundary(workspace, bursts):
     agree()
     drop_old_events(now=NOW, months=1)
     agree()
+
+
+def test_substring_tests_find_texts_either_side_of_the_short_index_length(workspace, people):
+    # 200 characters are in the short-text indexes, 201 are not: a substring test of one
+    # key reads the two apart, and finds both.
+    edge = {"u1": "a" * 195 + "Lead", "u2": "a" * 197 + "Lead", "u4": "Lead" + "A" * 9_000}
+    for user_id, role in edge.items():
+        identify_contact(
+            workspace=workspace, user=clean_user({"id": user_id, "role": role}), now=NOW
+        )
+    for ignore_case, expected in ((False, {"u1", "u2", "u4"}), (True, {"u1", "u2", "u4"})):
+        found = attribute(
+            "role", "contains", "Lead" if not ignore_case else "lEAD", ignore_case=ignore_case
+        )
+        assert counted(workspace, group(found)) == expected
+        missing = attribute("role", "not_contains", "Lead", ignore_case=ignore_case)
+        assert counted(workspace, group(missing)) == set(PEOPLE) - expected
+    assert counted(workspace, group(attribute("role", "starts_with", "Lead"))) == {"u4"}
+    assert counted(workspace, group(attribute("role", "ends_with", "Lead"))) == {"u1", "u2"}
+    either = [attribute("role", "contains", "Lead"), attribute("role", "ends_with", "sale")]
+    assert counted(workspace, group(*either, match="any")) == {"u1", "u2", "u3", "u4"}
+
+
+@postgresql
+@pytest.mark.parametrize(
+    ("ignore_case", "index"),
+    [(True, "contactvalue_short_folded"), (False, "contactvalue_short_text")],
+)
+def test_a_substring_test_reads_short_texts_from_the_index_alone(
+    workspace, people, ignore_case, index
+):
+    rule = group(attribute("role", "contains", "MANAGER", ignore_case=ignore_case))
+    sql, params = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk)).count_query(
+        rule
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Six contacts make a scan cheapest: forbid it, and a bitmap's heap reads.
+        for method in ("seqscan", "bitmapscan"):
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Only Scan using {index}" in plan, plan
+
+
+def test_booleans_and_numbers_are_counted_as_memory_says(workspace, people):
+    admins = {"u1": True, "u2": False, "u5": "yes"}
+    for user_id, value in admins.items():
+        user = clean_user({"id": user_id, **PEOPLE[user_id], "is_admin": value})
+        identify_contact(workspace=workspace, user=user, now=NOW)
+    assert counted(workspace, group(attribute("is_admin", "is_true"))) == {"u1"}
+    assert counted(workspace, group(attribute("is_admin", "is_false"))) == {"u2"}
+    either = [attribute("is_admin", "is_true"), attribute("seats", "greater_than_or_equal", 5)]
+    assert counted(workspace, group(*either, match="any")) == {"u1", "u2", "u4"}
+    assert counted(workspace, group(*either, match="none")) == {"u3", "u5", "u6"}
+
+
+@postgresql
+@pytest.mark.parametrize(
+    ("condition", "index"),
+    [
+        (attribute("seats", "greater_than_or_equal", 5), "contactvalue_num_members"),
+        (attribute("is_admin", "is_true"), "contactvalue_boolean_members"),
+        (attribute("is_admin", "is_false"), "contactvalue_boolean_members"),
+    ],
+)
+def test_a_number_or_boolean_test_reads_its_index_alone(workspace, people, condition, index):
+    other = attribute("plan", "equals", "pro")  # not a lone trait: counted as a set
+    compiler = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk))
+    sql, params = compiler.count_query(group(condition, other))
+    with transaction.atomic(), connection.cursor() as cursor:
+        for method in ("seqscan", "bitmapscan"):
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Index Only Scan using {index}" in plan, plan

@@ -14,7 +14,7 @@ from segments.estimates import estimate_of
 from segments.models import Contact, ContactValue
 from segments.values import parse_value
 from tests.factories import ContactFactory, SegmentFactory
-from tests.rules import plan_is
+from tests.rules import attribute, group, plan_is
 
 pytestmark = pytest.mark.django_db
 on_postgresql = pytest.mark.skipif(
@@ -300,3 +300,61 @@ def test_the_sample_finds_a_known_share_within_its_stated_margin(owner, workspac
     # 1.96 * sqrt(0.3 * 0.7 / 1000) * sqrt(2000 / 2999): about 2.3 points of 3,000.
     assert "(± 2.3 %)" in html or "(± 2.4 %)" in html
     assert 120 <= high - low <= 160
+
+
+# The exact count's sample ----------------------------------------------------------
+
+PRO_WITH_SEATS = group(
+    attribute("plan", "equals", "pro"), attribute("seats", "greater_than_or_equal", 5)
+)
+
+
+@pytest.fixture
+def seen(workspace):
+    """30 contacts seen an hour apart, c-00 last; every third (10) on Pro with 5+ seats."""
+    now = timezone.now()
+    return [
+        ContactFactory(
+            workspace=workspace,
+            user_id=f"c-{n:02d}",
+            last_seen_at=now - timezone.timedelta(hours=n),
+            traits={"plan": "pro" if n % 3 == 0 else "free", "seats": 5 + n % 2},
+        )
+        for n in range(30)
+    ]
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'href="/contacts/([^/"]+)/"', html)
+
+
+def exact_preview(owner, rule):
+    with CaptureQueriesContext(connection) as queries:
+        response = owner.post(
+            "/segments/preview/", {"rules": json.dumps(rule), "exact": "1"}, headers=HX
+        )
+    assert response.status_code == 200
+    return response.content.decode(), [q["sql"] for q in queries]
+
+
+@on_postgresql
+def test_the_exact_count_lists_its_members_from_the_set_it_counted(owner, seen, large):
+    html, queries = exact_preview(owner, PRO_WITH_SEATS)
+    assert preview_count(html) == "10"
+    assert listed(html) == ["c-00", "c-03", "c-06", "c-09", "c-12", "c-15", "c-18", "c-21"]
+    # Both traits are read once, by the count: the sample does not compute the set again.
+    assert len([sql for sql in queries if "'plan'" in sql and "'seats'" in sql]) == 1
+
+
+@on_postgresql
+def test_more_members_than_the_count_returns_are_sampled_as_before(owner, seen, large, monkeypatch):
+    monkeypatch.setattr("segments.previews.MEMBER_IDS", 9)
+    html, _ = exact_preview(owner, PRO_WITH_SEATS)
+    assert preview_count(html) == "10"
+    assert listed(html) == ["c-00", "c-03", "c-06", "c-09", "c-12", "c-15", "c-18", "c-21"]
+
+
+def test_the_exact_count_lists_the_most_recently_seen_members_on_any_database(owner, seen):
+    html, _ = exact_preview(owner, PRO_WITH_SEATS)
+    assert preview_count(html) == "10"
+    assert listed(html) == ["c-00", "c-03", "c-06", "c-09", "c-12", "c-15", "c-18", "c-21"]
