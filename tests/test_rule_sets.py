@@ -347,6 +347,17 @@ def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspa
     assert "EXISTS" not in counts[0]
 
 
+def plan_without(methods: list[str], sql: str, params) -> str:
+    """EXPLAIN's plan of the query with those scan methods off: six contacts make a
+    sequential scan (or a bitmap's heap reads) cheapest, and the plan should show which
+    index can be used."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for method in methods:
+            cursor.execute(f"SET LOCAL enable_{method} = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
 @postgresql
 @pytest.mark.parametrize(
     ("condition", "index"),
@@ -369,16 +380,12 @@ def test_text_equality_reads_the_short_text_index_alone_or_the_digest(
     sql, params = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk)).count_query(
         group(condition)
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Six contacts make a scan cheapest: forbid it, so the plan shows what can be used.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        if index.startswith("Index Only Scan"):
-            # The digest index, on the same leading columns, costs as much on a table this
-            # small whose rows are not yet all-visible: allow only index-only plans.
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    forbidden = ["seqscan", "bitmapscan"]
+    if index.startswith("Index Only Scan"):
+        # The digest index, on the same leading columns, costs as much on a table this
+        # small whose rows are not yet all-visible: allow only index-only plans.
+        forbidden.append("indexscan")
+    plan = plan_without(forbidden, sql, params)
     assert index in plan, plan
 
 
@@ -526,12 +533,7 @@ def test_a_substring_test_reads_short_texts_from_the_index_alone(
     sql, params = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk)).count_query(
         rule
     )
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Six contacts make a scan cheapest: forbid it, and a bitmap's heap reads.
-        for method in ("seqscan", "bitmapscan"):
-            cursor.execute(f"SET LOCAL enable_{method} = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = plan_without(["seqscan", "bitmapscan"], sql, params)
     assert f"Index Only Scan using {index}" in plan, plan
 
 
@@ -560,9 +562,5 @@ def test_a_number_or_boolean_test_reads_its_index_alone(workspace, people, condi
     other = attribute("plan", "equals", "pro")  # not a lone trait: counted as a set
     compiler = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk))
     sql, params = compiler.count_query(group(condition, other))
-    with transaction.atomic(), connection.cursor() as cursor:
-        for method in ("seqscan", "bitmapscan"):
-            cursor.execute(f"SET LOCAL enable_{method} = off")
-        cursor.execute("EXPLAIN " + sql, params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
+    plan = plan_without(["seqscan", "bitmapscan"], sql, params)
     assert f"Index Only Scan using {index}" in plan, plan
