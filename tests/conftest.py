@@ -48,6 +48,9 @@ class OneRequestAtATime(WSGIServer):
     """The live server, serving one request at a time (it then answers `Connection:
     close`, so a browser's kept-alive connection cannot hold it)."""
 
+    # Connections wait in the kernel's queue meanwhile: room for all a page opens at once.
+    request_queue_size = 128
+
     def __init__(self, *args, connections_override=None, **kwargs):
         # Its one thread is the live server's, which takes the overrides itself.
         super().__init__(*args, **kwargs)
