@@ -347,15 +347,26 @@ def test_a_wide_rule_is_one_query_reading_each_key_and_event_window_once(workspa
     assert "EXISTS" not in counts[0]
 
 
-def plan_without(methods: list[str], sql: str, params) -> str:
-    """EXPLAIN's plan of the query with those scan methods off: six contacts make a
-    sequential scan (or a bitmap's heap reads) cheapest, and the plan should show which
-    index can be used."""
+# The indexes that lead with (workspace, key) but do not hold the contact. On tables of
+# six contacts whose rows are not yet all-visible, an index-only scan costs what a plain
+# scan of one of these does, and the planner may take either; forbidding plain index
+# scans instead (enable_indexscan) also penalizes index-only ones, and then a sequential
+# scan can win. Dropped inside the test's transaction, which puts them back.
+COVERING_RIVALS = ["contactvalue_text_digest", "contactvalue_num", "contactvalue_date"]
+
+
+def plan_without(sql: str, params, rivals: list[str] = ()) -> str:
+    """EXPLAIN's plan of the query with sequential and bitmap scans off (six contacts make
+    them cheapest) and the `rivals` indexes dropped: the plan shows which index can be used."""
     with transaction.atomic(), connection.cursor() as cursor:
-        for method in methods:
+        for method in ("seqscan", "bitmapscan"):
             cursor.execute(f"SET LOCAL enable_{method} = off")
+        for index in rivals:
+            cursor.execute(f"DROP INDEX {index}")
         cursor.execute("EXPLAIN " + sql, params)
-        return "\n".join(row[0] for row in cursor.fetchall())
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+        return plan
 
 
 @postgresql
@@ -380,12 +391,8 @@ def test_text_equality_reads_the_short_text_index_alone_or_the_digest(
     sql, params = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk)).count_query(
         group(condition)
     )
-    forbidden = ["seqscan", "bitmapscan"]
-    if index.startswith("Index Only Scan"):
-        # The digest index, on the same leading columns, costs as much on a table this
-        # small whose rows are not yet all-visible: allow only index-only plans.
-        forbidden.append("indexscan")
-    plan = plan_without(forbidden, sql, params)
+    covering = index.startswith("Index Only Scan")
+    plan = plan_without(sql, params, COVERING_RIVALS if covering else [])
     assert index in plan, plan
 
 
@@ -533,7 +540,7 @@ def test_a_substring_test_reads_short_texts_from_the_index_alone(
     sql, params = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk)).count_query(
         rule
     )
-    plan = plan_without(["seqscan", "bitmapscan"], sql, params)
+    plan = plan_without(sql, params, COVERING_RIVALS)
     assert f"Index Only Scan using {index}" in plan, plan
 
 
@@ -562,5 +569,5 @@ def test_a_number_or_boolean_test_reads_its_index_alone(workspace, people, condi
     other = attribute("plan", "equals", "pro")  # not a lone trait: counted as a set
     compiler = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk))
     sql, params = compiler.count_query(group(condition, other))
-    plan = plan_without(["seqscan", "bitmapscan"], sql, params)
+    plan = plan_without(sql, params, COVERING_RIVALS)
     assert f"Index Only Scan using {index}" in plan, plan
