@@ -3,10 +3,8 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.cache import cache
-from django.core.servers.basehttp import WSGIServer
 from django.db import connection
 from django.test import Client
-from django.test.testcases import LiveServerThread
 from hypothesis import settings as hypothesis_settings
 
 from refiner.budget import unlimited_outside_requests
@@ -42,34 +40,6 @@ def fresh_cache():
     eligibility._workspace_of_key.clear()
     memo.answers.clear()
     widget_api._admitted.clear()
-
-
-class OneRequestAtATime(WSGIServer):
-    """The live server, serving one request at a time (it then answers `Connection:
-    close`, so a browser's kept-alive connection cannot hold it)."""
-
-    # Connections wait in the kernel's queue meanwhile: room for all a page opens at once.
-    request_queue_size = 128
-
-    def __init__(self, *args, connections_override=None, **kwargs):
-        # Its one thread is the live server's, which takes the overrides itself.
-        super().__init__(*args, **kwargs)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def live_server_on_one_thread_with_sqlite():
-    """On SQLite the live server's requests share the test database's one in-memory
-    connection, and two at once on it can deadlock in Python's sqlite3 module while the
-    time budget's progress handler runs: one thread holds SQLite's lock and waits for
-    the interpreter's, the other the reverse (a browser test once hung CI that way).
-    PostgreSQL gives each request thread its own connection: its server stays threaded."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    threaded = LiveServerThread.server_class
-    LiveServerThread.server_class = OneRequestAtATime
-    yield
-    LiveServerThread.server_class = threaded
 
 
 @pytest.fixture

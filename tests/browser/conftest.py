@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from django.db import connection
 
 from refiner.models import Membership
 from tests.factories import MembershipFactory
@@ -64,6 +65,25 @@ def page_errors(page) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
+
+
+@pytest.fixture(autouse=True)
+def no_progress_handler_on_a_shared_sqlite_connection(db):
+    """On SQLite the live server's threads and the test share the in-memory database's
+    one connection. The time budget's progress handler is Python code that SQLite calls
+    while holding that connection's lock, so it waits for the interpreter's lock, which
+    another thread may hold while it waits for the connection's: a deadlock (CI hung on
+    it twice, a request thread against the test's teardown). Browser tests do not test
+    budgets: the handler is off while they run, and put back by the next budgeted query
+    after them."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    connection.connection.set_progress_handler(None, 0)
+    connection.refiner_progress_for = connection.connection  # nothing to install
+    yield
+    connection.refiner_progress_for = None
 
 
 @pytest.fixture
