@@ -40,6 +40,9 @@ def fresh_cache():
     eligibility._workspace_of_key.clear()
     memo.answers.clear()
     widget_api._admitted.clear()
+    # A browser test before this one may have turned the time budget's SQLite progress
+    # handler off (tests/browser/conftest.py): the next budgeted query puts it back.
+    connection.refiner_progress_for = None
 
 
 @pytest.fixture

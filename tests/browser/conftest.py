@@ -68,22 +68,18 @@ def page_errors(page) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
-def no_progress_handler_on_a_shared_sqlite_connection(db):
+def no_progress_handler_on_a_shared_sqlite_connection(db) -> None:
     """On SQLite the live server's threads and the test share the in-memory database's
     one connection. The time budget's progress handler is Python code that SQLite calls
     while holding that connection's lock, so it waits for the interpreter's lock, which
     another thread may hold while it waits for the connection's: a deadlock (CI hung on
-    it twice, a request thread against the test's teardown). Browser tests do not test
-    budgets: the handler is off while they run, and put back by the next budgeted query
-    after them."""
-    if connection.vendor != "sqlite":
-        yield
-        return
-    connection.ensure_connection()
-    connection.connection.set_progress_handler(None, 0)
-    connection.refiner_progress_for = connection.connection  # nothing to install
-    yield
-    connection.refiner_progress_for = None
+    it twice, once a late request against the test's teardown). Browser tests do not
+    test budgets: the handler is off from here until the next test starts (`fresh_cache`
+    lets the next budgeted query put it back), so also through this test's teardown."""
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        connection.connection.set_progress_handler(None, 0)
+        connection.refiner_progress_for = connection.connection  # nothing to install
 
 
 @pytest.fixture
