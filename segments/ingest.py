@@ -1,5 +1,6 @@
 """Contact ingestion: identify and track (SPEC §5), with the parsed values rules compare."""
 
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -166,11 +167,16 @@ def _values_json(attributes: dict) -> str:
     return json.dumps(rows, default=datetime.isoformat)
 
 
+@functools.cache
+def _values_sync_sql(model, owner_field: str) -> str:
+    owner = model._meta.get_field(owner_field).column
+    return VALUES_SYNC_SQL.format(table=model._meta.db_table, owner=owner)
+
+
 def _sync_values_at_once(
     model, owner_field: str, owner_id: int, workspace_id: int, attributes: dict
 ) -> None:
-    owner = model._meta.get_field(owner_field).column
-    sql = VALUES_SYNC_SQL.format(table=model._meta.db_table, owner=owner)
+    sql = _values_sync_sql(model, owner_field)
     with connection.cursor() as cursor:
         cursor.execute(sql, [_values_json(attributes), owner_id, workspace_id, owner_id])
 
@@ -282,7 +288,7 @@ def identify_known(
         return _update_contact(workspace, user, now)
 
 
-def _same_json(first: dict, second: dict) -> bool:
+def _same_json(first: Any, second: Any) -> bool:
     # Not ==: True == 1 == 1.0 in Python, but they are different traits to rules.
     return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
@@ -394,7 +400,7 @@ def _save_identified(contact: Contact) -> None:
 def _changed_keys(before: dict, after: dict) -> set[str]:
     """The attribute keys whose values differ, as rules see them (1 and True differ)."""
     keys = before.keys() | after.keys()
-    return {key for key in keys if json.dumps(before.get(key)) != json.dumps(after.get(key))}
+    return {key for key in keys if not _same_json(before.get(key), after.get(key))}
 
 
 def _update_contact(workspace: Workspace, user: dict, now: datetime) -> Contact:

@@ -74,14 +74,17 @@ class Watch:
     definitions: SegmentDefinitions
     event_names: frozenset[str]
     by_event: Mapping[str, frozenset[int]]
-    # The segments reading the contact's `last_seen_at`, which a track moves.
-    by_last_seen: frozenset[int]
     # The segments reading each attribute key ("plan", "account.tier", …).
     by_attribute: Mapping[str, frozenset[int]]
     by_survey: frozenset[int]
     with_time: frozenset[int]
     # Each segment with the segments naming it, directly or through others.
     reach: Mapping[int, frozenset[int]]
+
+    @property
+    def by_last_seen(self) -> frozenset[int]:
+        """The segments reading the contact's `last_seen_at`, which a track moves."""
+        return self.by_attribute.get("last_seen_at", frozenset())
 
     @property
     def everything(self) -> frozenset[int]:
@@ -134,7 +137,6 @@ def build_watch(definitions: SegmentDefinitions) -> Watch:
         definitions=definitions,
         event_names=frozenset(by_event),
         by_event={name: closed(ids) for name, ids in by_event.items()},
-        by_last_seen=closed(by_attribute.get("last_seen_at", ())),
         by_attribute={key: closed(ids) for key, ids in by_attribute.items()},
         by_survey=closed(by_survey),
         with_time=closed(with_time),

@@ -91,10 +91,16 @@ def _admit(request: HttpRequest, workspace: Workspace | None) -> Workspace:
         raise ApiError("unauthorized", "The widget key is not valid.", 401)
     request.widget_workspace = workspace
     _admitted[workspace.widget_key] = workspace
-    origin = request.headers.get("Origin")
-    if origin and not _origin_allowed(workspace, origin):
+    origin = _refused_origin(request, workspace)
+    if origin:
         raise ApiError("origin_not_allowed", f"The origin {origin} may not use this key.", 403)
     return workspace
+
+
+def _refused_origin(request: HttpRequest, workspace: Workspace) -> str | None:
+    """The request's Origin, when the workspace does not allow it."""
+    origin = request.headers.get("Origin")
+    return origin if origin and not _origin_allowed(workspace, origin) else None
 
 
 WORKSPACE, CONTACT, ACCOUNT = Columns(Workspace, "w"), Columns(Contact, "c"), Columns(Account, "a")
@@ -179,8 +185,15 @@ def _signed(workspace: Workspace, signature: Any, signed_id: Any) -> bool:
     )
 
 
+def _unverified(workspace: Workspace, data: dict, user_id: Any) -> bool:
+    """Does the workspace verify identities, and the body not sign this user id?"""
+    return workspace.identity_verification and not _signed(
+        workspace, data.get("signature"), user_id
+    )
+
+
 def _verify(workspace: Workspace, data: dict, user_id: Any) -> None:
-    if workspace.identity_verification and not _signed(workspace, data.get("signature"), user_id):
+    if _unverified(workspace, data, user_id):
         raise ApiError("bad_signature", "The signature of the user id is missing or wrong.", 403)
 
 
@@ -324,11 +337,10 @@ def _tracked_at_once(request: HttpRequest, data: dict) -> bool:
     raw, errors = data.get("user_id"), {}
     user_id = ingest.check_id(raw, "user_id", errors)
     event = ingest.check_event_name(data.get("event"), "event", errors)
-    origin = request.headers.get("Origin")
     if (
         errors
-        or (origin and not _origin_allowed(workspace, origin))
-        or (workspace.identity_verification and not _signed(workspace, data.get("signature"), raw))
+        or _refused_origin(request, workspace)
+        or _unverified(workspace, data, raw)
         or event in membership.watch_of(workspace).by_event
     ):
         return False
