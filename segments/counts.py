@@ -94,26 +94,55 @@ def _in_any(segment_ids: Iterable[int], contact: str = "m.contact_id") -> tuple[
     return sql, ids
 
 
-def _holds(
-    selection: Selection, known_in: int | None, contact: str = "m.contact_id"
-) -> tuple[list[str], list]:
-    """The selection as conditions on the contact (row `m`'s, unless told), known to be
-    in segment `known_in` (None: in no segment known)."""
-    terms, params = [], []
-    targeted = set(selection.targeted or ())
-    if selection.targeted is not None:
+@dataclass(frozen=True)
+class Conditions:
+    """What a contact must meet: to be in one segment of each of `groups`, and in none
+    of `never`."""
+
+    groups: tuple[tuple[int, ...], ...]
+    never: tuple[int, ...]
+
+
+def _conditions(
+    selections: Iterable[Selection], known_in: int | None, seen: Iterable[int] = ()
+) -> Conditions | None:
+    """What a contact known to be in segment `known_in` (None: in no segment known) must
+    meet to be in every one of `selections` and in none of the segments `seen`, each
+    segment asked once: a group it is known to be in is dropped, and the segments it
+    must not be in are taken out of every group. None when no contact can be."""
+    never = set(seen)
+    groups = set()
+    for selection in selections:
+        never.update(selection.excluded)
+        if selection.targeted is None:
+            continue
+        if not selection.targeted:
+            return None  # a selection of no segment holds nobody
         if selection.match_all:
-            chosen = [(pk,) for pk in sorted(targeted - {known_in})]
+            groups.update(frozenset([pk]) for pk in selection.targeted)
         else:
-            chosen = [] if known_in in targeted else [tuple(targeted)]
-        for ids in chosen:
-            sql, ids_params = _in_any(ids, contact)
-            terms.append(sql)
-            params += ids_params
-    if selection.excluded:
-        sql, ids_params = _in_any(selection.excluded, contact)
+            groups.add(frozenset(selection.targeted))
+    if known_in in never:
+        return None  # the rows read are all of contacts it leaves out
+    left = sorted(tuple(sorted(group - never)) for group in groups if known_in not in group)
+    if any(not group for group in left):
+        return None
+    return Conditions(tuple(left), tuple(sorted(never)))
+
+
+def _probes(conditions: Conditions | None, contact: str) -> tuple[list[str], list]:
+    """The conditions on the contact whose id is the column `contact`, as index probes."""
+    if conditions is None:
+        return ["FALSE"], []
+    terms, params = [], []
+    for group in conditions.groups:
+        sql, ids = _in_any(group, contact)
+        terms.append(sql)
+        params += ids
+    if conditions.never:
+        sql, ids = _in_any(conditions.never, contact)
         terms.append(f"NOT {sql}")
-        params += ids_params
+        params += ids
     return terms, params
 
 
@@ -121,21 +150,23 @@ def selection_terms(selection: Selection, contact: str) -> tuple[list[str], list
     """Conditions (SQL, with their parameters) that the contact whose id is the column
     `contact` is in the selection, by its open memberships: index probes, as the counts
     below make them (the Targeting tab's estimate asks them of sampled contacts)."""
-    if selection.targeted is not None and not selection.targeted:
-        return ["FALSE"], []
-    return _holds(selection, None, contact)
+    return _probes(_conditions([selection], None), contact)
 
 
-def _sizes(segment_ids: Iterable[int]) -> dict[int, int]:
-    """Each segment's open memberships, counted up to SIZE_CAP."""
-    ids = sorted(set(segment_ids))
-    capped = (
-        f"(SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
-        f"AND left_at IS NULL LIMIT {SIZE_CAP}) AS capped)"
-    )
-    with reads_of(SegmentMembership).cursor() as cursor:
-        cursor.execute("SELECT " + ", ".join([capped] * len(ids)), ids)
-        return dict(zip(ids, cursor.fetchone(), strict=True))
+def _sizes(segment_ids: Iterable[int], known: dict[int, int] | None = None) -> dict[int, int]:
+    """Each segment's open memberships, counted up to SIZE_CAP; those in `known` (sizes
+    counted earlier in the same request, which this adds to) are not counted again."""
+    known = {} if known is None else known
+    ids = sorted(set(segment_ids) - set(known))
+    if ids:
+        capped = (
+            f"(SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
+            f"AND left_at IS NULL LIMIT {SIZE_CAP}) AS capped)"
+        )
+        with reads_of(SegmentMembership).cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join([capped] * len(ids)), ids)
+            known.update(zip(ids, cursor.fetchone(), strict=True))
+    return known
 
 
 def _parts(selection: Selection, sizes: Mapping[int, int]) -> list[tuple[int, list[int]]]:
@@ -149,13 +180,20 @@ def _parts(selection: Selection, sizes: Mapping[int, int]) -> list[tuple[int, li
     return [(pk, ordered[:i]) for i, pk in enumerate(ordered)]
 
 
-def _counted(sql: str, params: list) -> int:
+def _counted(counts: list[tuple[str, list]]) -> int:
+    """The sum of `counts` (SQL, parameters), in one statement."""
+    if not counts:
+        return 0
+    sql = "SELECT " + " + ".join(count_sql for count_sql, _ in counts)
+    params = [param for _, count_params in counts for param in count_params]
     with reads_of(SegmentMembership).cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
 
-def _contacts_in_all(workspace_id: int, selections: list[Selection]) -> int:
+def _contacts_in_all(
+    workspace_id: int, selections: list[Selection], sizes: dict[int, int] | None = None
+) -> int:
     """How many contacts are in every one of `selections`, by open memberships.
 
     One selection with segments to choose from drives: its segments' rows are read
@@ -171,33 +209,37 @@ def _contacts_in_all(workspace_id: int, selections: list[Selection]) -> int:
         everyone = Contact.objects.filter(workspace_id=workspace_id).count()
         if not excluded:
             return everyone
-        return everyone - _contacts_in_all(workspace_id, [Selection(excluded)])
-    sizes = _sizes({pk for s in targeted for pk in s.targeted})
+        return everyone - _contacts_in_all(workspace_id, [Selection(excluded)], sizes)
+    sizes = _sizes({pk for s in targeted for pk in s.targeted}, sizes)
     driver = min(targeted, key=lambda s: sum(sizes[pk] for pk in s.targeted))
-    counts, count_params = [], []
+    counts = []
     for segment_id, seen in _parts(driver, sizes):
-        where, part_params = ["m.segment_id = %s", "m.left_at IS NULL"], [segment_id]
-        for selection in selections:
-            terms, params = _holds(selection, segment_id)
-            where += terms
-            part_params += params
-        if seen:
-            sql, seen_params = _in_any(seen)
-            where.append(f"NOT {sql}")
-            part_params += seen_params
-        counts.append(f"(SELECT count(*) FROM {TABLE} m WHERE {' AND '.join(where)})")
-        count_params += part_params
-    return _counted("SELECT " + " + ".join(counts), count_params)
+        conditions = _conditions(selections, segment_id, seen)
+        if conditions is not None:
+            counts.append(_count_of(segment_id, conditions))
+    return _counted(counts)
 
 
-def selection_count(workspace_id: int, selection: Selection) -> int:
-    """How many contacts the selection holds, by its segments' open memberships."""
-    return _contacts_in_all(workspace_id, [selection])
+def _count_of(segment_id: int, conditions: Conditions) -> tuple[str, list]:
+    """How many of the segment's members meet the conditions, as SQL and parameters."""
+    terms, params = _probes(conditions, "m.contact_id")
+    where = ["m.segment_id = %s", "m.left_at IS NULL", *terms]
+    return f"(SELECT count(*) FROM {TABLE} m WHERE {' AND '.join(where)})", [segment_id, *params]
 
 
-def overlap_count(workspace_id: int, first: Selection, second: Selection) -> int:
-    """How many contacts both selections hold, by open memberships."""
-    return _contacts_in_all(workspace_id, [first, second])
+def selection_count(
+    workspace_id: int, selection: Selection, sizes: dict[int, int] | None = None
+) -> int:
+    """How many contacts the selection holds, by its segments' open memberships.
+    `sizes`: a dict that keeps the segments' sizes between the counts of one request."""
+    return _contacts_in_all(workspace_id, [selection], sizes)
+
+
+def overlap_count(
+    workspace_id: int, first: Selection, second: Selection, sizes: dict[int, int] | None = None
+) -> int:
+    """How many contacts both selections hold, by open memberships (`sizes` as above)."""
+    return _contacts_in_all(workspace_id, [first, second], sizes)
 
 
 def identified_contacts(workspace_id: int, as_of: datetime | None) -> int:

@@ -72,11 +72,28 @@ def _recent(contacts: QuerySet) -> list[Contact]:
 # to find them.
 RECENT_AMONG = (
     'SELECT * FROM (SELECT * FROM "segments_contact" WHERE "workspace_id" = %s '
-    'AND "id" = ANY(%s) OFFSET 0) AS chosen ORDER BY "last_seen_at" DESC, "user_id" LIMIT %s'
+    'AND "id" = ANY(%s) OFFSET 0) AS chosen ORDER BY "last_seen_at" DESC, "user_id", "id" '
+    "LIMIT %s"
 )
+# The members among the workspace's RECENT_WALK most recently seen contacts are looked
+# for first: when SAMPLE of them are there, they are the sample, found without reading
+# every member's row (29,000 of them for a rule one contact in 35 meets: 0.15 s at a
+# million). The walk reads ids only and is matched here, not in SQL: a filter on a large
+# array is not hashed in a prepared statement's generic plan.
+RECENT_WALK = 2_000
+RECENT_ORDER = ("-last_seen_at", "user_id", "id")
 
 
 def _recent_among(workspace_id: int, ids: list[int]) -> list[Contact]:
+    """The SAMPLE most recently seen contacts of `ids`: among the most recently seen
+    contacts when enough of them are members, else by reading every one of `ids`."""
+    contacts = Contact.objects.filter(workspace_id=workspace_id)
+    walked = contacts.order_by(*RECENT_ORDER).values_list("id", flat=True)[:RECENT_WALK]
+    members = set(ids)
+    first = [pk for pk in walked if pk in members][:SAMPLE]
+    if len(first) == min(SAMPLE, len(members)):
+        found = contacts.in_bulk(first)
+        return [found[pk] for pk in first]
     return list(Contact.objects.raw(RECENT_AMONG, [workspace_id, ids, SAMPLE]))
 
 

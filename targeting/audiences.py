@@ -117,18 +117,19 @@ def record_audience_counts(workspace_id: int, at: datetime) -> int:
         if audience.segments and all(current.get(pk) == at for pk in audience.segments):
             chosen[audience.key] = audience
     audiences = [chosen[key] for key in sorted(chosen)]
+    sizes: dict[int, int] = {}  # each segment's, counted once for every figure
     figures = [
         AudienceCount(
             workspace_id=workspace_id,
             audience=audience.key,
-            contacts=counts.selection_count(workspace_id, audience),
+            contacts=counts.selection_count(workspace_id, audience, sizes),
             as_of=at,
         )
         for audience in audiences
     ]
     for first, second in combinations(audiences, 2):
         mine, theirs = _pair(first, second)
-        shared = counts.overlap_count(workspace_id, first, second)
+        shared = counts.overlap_count(workspace_id, first, second, sizes)
         figures.append(
             AudienceCount(
                 workspace_id=workspace_id, audience=mine, other=theirs, contacts=shared, as_of=at

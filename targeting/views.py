@@ -54,7 +54,13 @@ class Competitor:
 
 
 def _shared(
-    workspace_id: int, mine: dict, theirs: dict, segments, figures: AudienceFigures, now
+    workspace_id: int,
+    mine: dict,
+    theirs: dict,
+    segments,
+    figures: AudienceFigures,
+    now,
+    sizes: dict[int, int],
 ) -> tuple[int, datetime | None]:
     """Contacts in both audiences: the sweep's figure while it stands, else from open
     memberships when every segment is current, else live."""
@@ -64,7 +70,7 @@ def _shared(
         stored = figures.shared(first, second)
         if stored is not None:
             return stored.contacts, stored.as_of
-        return counts.overlap_count(workspace_id, first, second), stamp
+        return counts.overlap_count(workspace_id, first, second, sizes), stamp
     both = [audience_rule(segments, **mine), audience_rule(segments, **theirs)]
     return overlap_count(workspace_id, *both, now), None
 
@@ -75,8 +81,10 @@ def competitors(
     segments: dict[int, Segment],
     now: datetime,
     figures: AudienceFigures,
+    sizes: dict[int, int],
 ) -> list[Competitor]:
-    """Other live surveys whose audience shares contacts with this one: one count each."""
+    """Other live surveys whose audience shares contacts with this one: one count each
+    (`sizes`: the segments' sizes, kept between the counts of one request)."""
     workspace_id = survey.workspace_id
     if audience_rule(segments, **audience) is None:
         return []
@@ -85,14 +93,19 @@ def competitors(
         theirs = saved_audience(other.targeting)
         if audience_rule(segments, **theirs) is None:
             continue
-        shared, as_of = _shared(workspace_id, audience, theirs, segments, figures, now)
+        shared, as_of = _shared(workspace_id, audience, theirs, segments, figures, now, sizes)
         if shared:
             found.append(Competitor(other, shared, as_of))
     return found
 
 
 def _size(
-    workspace_id: int, audience: dict, segments, figures: AudienceFigures, now
+    workspace_id: int,
+    audience: dict,
+    segments,
+    figures: AudienceFigures,
+    now,
+    sizes: dict[int, int],
 ) -> tuple[int, datetime | None]:
     """The audience's size: the sweep's figure while it stands, else from open
     memberships when its segments are all current, else live."""
@@ -102,7 +115,7 @@ def _size(
         stored = figures.size(chosen)
         if stored is not None:
             return stored.contacts, stored.as_of
-        return counts.selection_count(workspace_id, chosen), stamp
+        return counts.selection_count(workspace_id, chosen, sizes), stamp
     return audience_estimate(workspace_id, now=now, **audience), None
 
 
@@ -156,12 +169,13 @@ def _counted(
 ) -> dict:
     """The audience's size and overlaps: stored, from memberships, or live (exact)."""
     now = timezone.now()
-    size, as_of = _size(survey.workspace_id, audience, segments, figures, now)
+    sizes: dict[int, int] = {}  # each segment's, counted once for the size and every overlap
+    size, as_of = _size(survey.workspace_id, audience, segments, figures, now, sizes)
     return {
         "size": size,
         "as_of": as_of,
         "contacts": counts.identified_contacts(survey.workspace_id, as_of),
-        "competitors": competitors(survey, audience, segments, now, figures),
+        "competitors": competitors(survey, audience, segments, now, figures, sizes),
     }
 
 
