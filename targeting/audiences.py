@@ -9,10 +9,10 @@ memberships instead (`selection`, `segments.counts`), or read from the figures t
 last sweep stored for the live surveys' saved audiences (`AudienceFigures`).
 """
 
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import combinations
+from itertools import combinations, product
 
 from django.db import transaction
 from django.db.models import QuerySet
@@ -101,9 +101,37 @@ def _pair(first: Selection, second: Selection) -> tuple[str, str]:
     return tuple(sorted([first.key, second.key]))
 
 
+# The drafts whose saved audiences each sweep counts too, the most recently changed
+# first: a draft is being set up, and its Targeting tab is opened again and again.
+DRAFTS_COUNTED = 20
+
+
+def drafts_counted(workspace_id: int) -> QuerySet[Survey]:
+    """The workspace's drafts with targeting whose audiences the sweep counts."""
+    drafts = Survey.objects.with_parts().filter(
+        workspace_id=workspace_id, status=Survey.DRAFT, targeting__isnull=False
+    )
+    return drafts.order_by("-updated_at", "-pk")[:DRAFTS_COUNTED]
+
+
+def _swept(
+    surveys: Iterable[Survey], known: set[int], current: Mapping[int, datetime], at: datetime
+) -> list[Selection]:
+    """The surveys' saved audiences, each once, whose segments the sweep that began `at`
+    stamped, in the order of their keys."""
+    chosen = {}
+    for survey in surveys:
+        audience = selection(known, **saved_audience(survey.targeting))
+        if audience.segments and all(current.get(pk) == at for pk in audience.segments):
+            chosen[audience.key] = audience
+    return [chosen[key] for key in sorted(chosen)]
+
+
 def record_audience_counts(workspace_id: int, at: datetime) -> int:
-    """Count each live survey's saved audience, and each two's overlap, from open
-    memberships, as of the sweep that began `at`; replace the workspace's figures.
+    """Count each live survey's saved audience and each two's overlap, and each recent
+    draft's saved audience and its overlap with each live survey (`drafts_counted`),
+    from open memberships, as of the sweep that began `at`; replace the workspace's
+    figures.
 
     Only audiences of segments that sweep stamped are counted: the others are stale, and
     the tab counts them live. Returns how many figures were stored.
@@ -111,12 +139,11 @@ def record_audience_counts(workspace_id: int, at: datetime) -> int:
     workspace = Workspace.objects.get(pk=workspace_id)
     current = counts.current_segments(workspace)
     known = set(Segment.objects.filter(workspace_id=workspace_id).values_list("pk", flat=True))
-    chosen = {}
-    for survey in live_surveys(workspace_id):
-        audience = selection(known, **saved_audience(survey.targeting))
-        if audience.segments and all(current.get(pk) == at for pk in audience.segments):
-            chosen[audience.key] = audience
-    audiences = [chosen[key] for key in sorted(chosen)]
+
+    live = _swept(live_surveys(workspace_id), known, current, at)
+    live_keys = {audience.key for audience in live}
+    drafts = _swept(drafts_counted(workspace_id), known, current, at)
+    drafts = [audience for audience in drafts if audience.key not in live_keys]
     sizes: dict[int, int] = {}  # each segment's, counted once for every figure
     figures = [
         AudienceCount(
@@ -125,9 +152,9 @@ def record_audience_counts(workspace_id: int, at: datetime) -> int:
             contacts=counts.selection_count(workspace_id, audience, sizes),
             as_of=at,
         )
-        for audience in audiences
+        for audience in live + drafts
     ]
-    for first, second in combinations(audiences, 2):
+    for first, second in [*combinations(live, 2), *product(drafts, live)]:
         mine, theirs = _pair(first, second)
         shared = counts.overlap_count(workspace_id, first, second, sizes)
         figures.append(

@@ -119,14 +119,59 @@ def test_the_sweep_records_each_live_audience_and_each_pairs_overlap(workspace, 
 
     stored = {(f.audience, f.other): f.contacts for f in AudienceCount.objects.all()}
     pulse, power = chosen(surveys["pulse"]), chosen(surveys["power"])
+    draft = chosen(surveys["draft"])
     assert stored == {
         (pulse.key, ""): counts.selection_count(workspace.pk, pulse),
         (power.key, ""): counts.selection_count(workspace.pk, power),
         tuple(sorted([pulse.key, power.key])): counts.overlap_count(workspace.pk, pulse, power),
+        (draft.key, ""): counts.selection_count(workspace.pk, draft),
+        tuple(sorted([draft.key, pulse.key])): counts.overlap_count(workspace.pk, draft, pulse),
+        tuple(sorted([draft.key, power.key])): counts.overlap_count(workspace.pk, draft, power),
     }
-    assert sorted(stored.values()) == [1, 2, 4]
+    assert sorted(stored.values()) == [0, 1, 1, 1, 2, 4]
     as_of = {f.as_of for f in AudienceCount.objects.all()}
     assert as_of == set(counts.current_segments(workspace).values())
+
+
+def test_the_tab_of_a_draft_reads_its_stored_figures(owner, workspace, surveys):
+    sweep()
+    plant(surveys["draft"])
+    plant(surveys["draft"], surveys["power"])
+
+    page = tab(owner, surveys["draft"], **saved(surveys["draft"]))
+
+    assert estimate_in(page) == PLANTED and AS_OF.search(page)
+    assert shared_in(page) == {"Power NPS": PLANTED}
+
+
+def test_two_drafts_overlap_is_not_counted(workspace, surveys, segments):
+    other = targeted(
+        SurveyFactory(workspace=workspace, name="Draft two", status=Survey.DRAFT),
+        [segments["enterprise"]],
+    )
+    sweep()
+
+    stored = {(f.audience, f.other) for f in AudienceCount.objects.all()}
+    assert (chosen(other).key, "") in stored
+    assert tuple(sorted([chosen(other).key, chosen(surveys["draft"]).key])) not in stored
+
+
+def test_only_the_most_recently_changed_drafts_are_counted(workspace, surveys, segments):
+    older = targeted(
+        SurveyFactory(workspace=workspace, name="Old draft", status=Survey.DRAFT),
+        [segments["power"]],
+        [segments["staff"]],
+    )
+    Survey.objects.filter(pk=older.pk).update(
+        updated_at=timezone.now() - timezone.timedelta(days=9)
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("targeting.audiences.DRAFTS_COUNTED", 1)
+        sweep()
+
+    audiences = {f.audience for f in AudienceCount.objects.all()}
+    assert chosen(surveys["draft"]).key in audiences
+    assert chosen(older).key not in audiences
 
 
 def test_each_sweep_replaces_the_figures_and_leaves_out_surveys_no_longer_live(surveys):
@@ -135,7 +180,12 @@ def test_each_sweep_replaces_the_figures_and_leaves_out_surveys_no_longer_live(s
 
     sweep()
 
-    assert [f.audience for f in AudienceCount.objects.all()] == [chosen(surveys["power"]).key]
+    power, draft = chosen(surveys["power"]).key, chosen(surveys["draft"]).key
+    assert {(f.audience, f.other) for f in AudienceCount.objects.all()} == {
+        (power, ""),
+        (draft, ""),
+        tuple(sorted([power, draft])),
+    }
 
 
 def test_figures_are_of_their_own_workspace(workspace, other_workspace, surveys):
@@ -146,7 +196,7 @@ def test_figures_are_of_their_own_workspace(workspace, other_workspace, surveys)
     sweep()
 
     assert AudienceCount.objects.filter(workspace=other_workspace).count() == 1
-    assert AudienceCount.objects.filter(workspace=workspace).count() == 3
+    assert AudienceCount.objects.filter(workspace=workspace).count() == 6  # 3 sizes, 3 overlaps
 
 
 # Reading --------------------------------------------------------------------------

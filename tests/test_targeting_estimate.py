@@ -78,6 +78,12 @@ def sweep() -> None:
     membership.sweep(timezone.now())
 
 
+@pytest.fixture
+def uncounted(monkeypatch):
+    """Drafts with no stored figure: as a draft past the sweep's most recent ones is."""
+    monkeypatch.setattr("targeting.audiences.DRAFTS_COUNTED", 0)
+
+
 def tab(client, survey: Survey, **fields):
     headers = HTMX if fields else {}
     return client.get(f"/surveys/{survey.pk}/targeting/", fields, headers=headers)
@@ -148,7 +154,7 @@ def test_an_edited_audience_is_estimated_then_counted_exactly(
 
 @on_postgresql
 def test_a_drafts_tab_is_estimated_with_its_overlaps_then_counted_exactly(
-    owner, workspace, surveys, segments, large
+    owner, workspace, surveys, segments, large, uncounted
 ):
     sweep()
     draft = saved_audience(surveys["draft"].targeting)
@@ -250,7 +256,9 @@ def test_a_small_workspace_or_sqlite_answers_exactly_at_once(owner, workspace, s
 
 
 @on_postgresql
-def test_a_viewer_sees_the_estimate_and_the_exact_figures(viewer, workspace, surveys, large):
+def test_a_viewer_sees_the_estimate_and_the_exact_figures(
+    viewer, workspace, surveys, large, uncounted
+):
     sweep()
     draft = saved_audience(surveys["draft"].targeting)
 
@@ -271,7 +279,9 @@ def test_an_outsider_gets_404_for_the_estimate_and_the_exact_figures(outsider, s
 
 
 @on_postgresql
-def test_bad_input_is_read_leniently_or_refused_as_usual(owner, workspace, surveys, large):
+def test_bad_input_is_read_leniently_or_refused_as_usual(
+    owner, workspace, surveys, large, uncounted
+):
     sweep()
     odd = {
         "audience": "segments",

@@ -163,9 +163,10 @@ def test_targeting_tab_reaches_exactly_the_matching_contact(
 def test_a_drafts_estimate_is_replaced_by_the_exact_figure(
     page, page_errors, live_server, owner, contacts, settings
 ):
-    """A draft has no stored figure: the tab of a large workspace shows an estimate from
-    the sample, then the exact figure its fragment loads. The exact requests are held
-    back until the test lets them through, so the estimate can be seen."""
+    """A draft set up since the last sweep has no stored figure: the tab of a large
+    workspace shows an estimate from the sample, then the exact figure its fragment
+    loads. The exact requests are held back until the test lets them through, so the
+    estimate can be seen."""
     from playwright.sync_api import expect
 
     settings.PREVIEW_ESTIMATE_ABOVE = 3
@@ -176,8 +177,8 @@ def test_a_drafts_estimate_is_replaced_by_the_exact_figure(
         status=Survey.DRAFT,
         targeting={"audience": Targeting.SEGMENTS},
     )
-    draft.targeting.segments.set(owner.workspace.segments.filter(name="Enterprise"))
     membership.sweep(timezone.now())
+    draft.targeting.segments.set(owner.workspace.segments.filter(name="Enterprise"))
     held = []
 
     def hold_exact_figures(route) -> None:
