@@ -6,7 +6,8 @@ audience is their union or intersection minus the exclusions. The Targeting tab'
 estimate and its overlap with other live surveys are such counts when a segment
 involved is stale; when all are current they are counted from the segments' open
 memberships instead (`selection`, `segments.counts`), or read from the figures the
-last sweep stored for the live surveys' saved audiences (`AudienceFigures`).
+last sweep stored for the saved audiences of the live surveys and the recent drafts
+(`AudienceFigures`).
 """
 
 from collections.abc import Container, Iterable, Mapping
