@@ -364,22 +364,17 @@ FIRST_EIGHT = ["c-00", "c-03", "c-06", "c-09", "c-12", "c-15", "c-18", "c-21"]
 
 
 @on_postgresql
-def test_members_among_the_most_recently_seen_are_found_without_reading_every_member(
-    owner, seen, large, monkeypatch
+@pytest.mark.parametrize(
+    "walk, reads_every_member",
+    [
+        (24, False),  # c-00 to c-23 hold the first eight members: the walk finds them all
+        (12, True),  # c-00 to c-11 hold four: the other four are found by reading the ids
+    ],
+)
+def test_the_sample_looks_among_the_most_recently_seen_first(
+    owner, seen, large, monkeypatch, walk, reads_every_member
 ):
-    # c-00 to c-23 hold the first eight members: the walk finds them all.
-    monkeypatch.setattr("segments.previews.RECENT_WALK", 24)
+    monkeypatch.setattr("segments.previews.RECENT_WALK", walk)
     html, queries = exact_preview(owner, PRO_WITH_SEATS)
     assert listed(html) == FIRST_EIGHT
-    assert not [sql for sql in queries if "OFFSET 0" in sql]
-
-
-@on_postgresql
-def test_too_few_members_among_the_most_recently_seen_reads_every_member(
-    owner, seen, large, monkeypatch
-):
-    # c-00 to c-11 hold four members: the other four are found by reading the ids.
-    monkeypatch.setattr("segments.previews.RECENT_WALK", 12)
-    html, queries = exact_preview(owner, PRO_WITH_SEATS)
-    assert listed(html) == FIRST_EIGHT
-    assert len([sql for sql in queries if "OFFSET 0" in sql]) == 1
+    assert len([sql for sql in queries if "OFFSET 0" in sql]) == int(reads_every_member)
