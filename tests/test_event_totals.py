@@ -6,6 +6,7 @@ again. The triggers exist on both databases; the moments, dropping partitions an
 moving rows out of DEFAULT are PostgreSQL's.
 """
 
+import importlib
 import io
 import json
 import threading
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from refiner.models import Workspace
-from segments import retention
+from segments import retention, totals
 from segments.ingest import track_event
 from segments.models import Contact, Event, EventTotal
 from segments.partitions import DEFAULT_PARTITION, add_month, add_months, ensure_months, month_start
@@ -383,3 +384,25 @@ def test_totals_added_in_one_pass_have_their_moments(workspace):
         assert add_totals(cursor, workspace_id=workspace.pk) == 2
 
     assert_true_totals()
+
+
+# The migrations' own copies ---------------------------------------------------------
+
+
+def test_the_live_triggers_are_what_the_latest_migrations_created():
+    """segments.totals is what the migrations created last; each migration keeps its own
+    copy of the SQL it runs, so a change to the triggers needs a migration of its own."""
+    moments = importlib.import_module("segments.migrations.0016_event_total_moments")
+    counts_only = importlib.import_module("segments.migrations.0012_event_totals")
+    assert totals.POSTGRESQL_TRIGGERS == moments.POSTGRESQL_TRIGGERS
+    assert totals.POSTGRESQL_DROP == moments.POSTGRESQL_DROP
+    assert totals.SQLITE_TRIGGERS == counts_only.SQLITE_TRIGGERS
+    assert totals.SQLITE_DROP == counts_only.SQLITE_DROP
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plpgsql: PostgreSQL only")
+def test_the_migrated_database_runs_the_live_trigger_function(db):
+    body = totals.POSTGRESQL_TRIGGERS[1].split("$$")[1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = 'segments_event_total'")
+        assert cursor.fetchone()[0] == body

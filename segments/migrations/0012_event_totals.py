@@ -3,14 +3,15 @@ that keep it on both databases, and the totals of the events already there, coun
 once. The triggers come first: on PostgreSQL creating them locks event writers out
 until the migration commits, so no event is counted twice or missed.
 
-The PostgreSQL triggers and the counting are this migration's own: later migrations
-change them (0016 keeps moments beside the counts), and this one must keep creating
-what its successors expect to find."""
+The triggers of both databases and the counting are this migration's own: later
+migrations change them (0016 keeps moments beside the counts), and this one must keep
+creating what its successors expect to find."""
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-from segments.totals import SQLITE_DROP, SQLITE_TRIGGERS, TOTALS_TABLE
+TOTALS_TABLE = "segments_eventtotal"
+
 
 POSTGRESQL_TRIGGERS = [
     f"""
@@ -53,6 +54,34 @@ POSTGRESQL_DROP = [
 ]
 
 
+_SQLITE_ADD = f"""
+    INSERT INTO {TOTALS_TABLE} (workspace_id, contact_id, name, count)
+    VALUES (NEW.workspace_id, NEW.contact_id, NEW.name, 1)
+    ON CONFLICT (contact_id, name) DO UPDATE SET count = count + 1;
+"""
+_SQLITE_SUBTRACT = f"""
+    UPDATE {TOTALS_TABLE} SET count = count - 1
+    WHERE contact_id = OLD.contact_id AND name = OLD.name;
+    DELETE FROM {TOTALS_TABLE}
+    WHERE contact_id = OLD.contact_id AND name = OLD.name AND count <= 0;
+"""
+SQLITE_TRIGGERS = [
+    f"CREATE TRIGGER segments_event_total_added AFTER INSERT ON segments_event "
+    f"BEGIN {_SQLITE_ADD} END",
+    f"CREATE TRIGGER segments_event_total_deleted AFTER DELETE ON segments_event "
+    f"BEGIN {_SQLITE_SUBTRACT} END",
+    "CREATE TRIGGER segments_event_total_moved "
+    "AFTER UPDATE OF workspace_id, contact_id, name ON segments_event "
+    "WHEN OLD.workspace_id IS NOT NEW.workspace_id OR OLD.contact_id IS NOT NEW.contact_id "
+    f"OR OLD.name IS NOT NEW.name BEGIN {_SQLITE_SUBTRACT} {_SQLITE_ADD} END",
+]
+SQLITE_DROP = [
+    "DROP TRIGGER IF EXISTS segments_event_total_moved",
+    "DROP TRIGGER IF EXISTS segments_event_total_deleted",
+    "DROP TRIGGER IF EXISTS segments_event_total_added",
+]
+
+
 def create_triggers(schema_editor) -> None:
     vendor = schema_editor.connection.vendor
     for statement in POSTGRESQL_TRIGGERS if vendor == "postgresql" else SQLITE_TRIGGERS:
@@ -91,25 +120,51 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('refiner', '0002_workspace_definitions_version'),
-        ('segments', '0011_members_as_of'),
+        ("refiner", "0002_workspace_definitions_version"),
+        ("segments", "0011_members_as_of"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EventTotal',
+            name="EventTotal",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('count', models.BigIntegerField()),
-                ('contact', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='segments.contact')),
-                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='refiner.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("count", models.BigIntegerField()),
+                (
+                    "contact",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="segments.contact",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="refiner.workspace",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['workspace', 'name', 'count'], name='eventtotal_count')],
-                'constraints': [models.UniqueConstraint(fields=('contact', 'name'), name='one_total_per_contact_event')],
+                "indexes": [
+                    models.Index(fields=["workspace", "name", "count"], name="eventtotal_count")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("contact", "name"), name="one_total_per_contact_event"
+                    )
+                ],
             },
         ),
         migrations.RunPython(forward, backward, elidable=False),
