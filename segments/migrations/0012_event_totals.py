@@ -12,7 +12,6 @@ from django.db import migrations, models
 
 TOTALS_TABLE = "segments_eventtotal"
 
-
 POSTGRESQL_TRIGGERS = [
     f"""
     CREATE OR REPLACE FUNCTION segments_event_total() RETURNS trigger
@@ -120,51 +119,25 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("refiner", "0002_workspace_definitions_version"),
-        ("segments", "0011_members_as_of"),
+        ('refiner', '0002_workspace_definitions_version'),
+        ('segments', '0011_members_as_of'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="EventTotal",
+            name='EventTotal',
             fields=[
-                (
-                    "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
-                ),
-                ("name", models.CharField(max_length=200)),
-                ("count", models.BigIntegerField()),
-                (
-                    "contact",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="segments.contact",
-                    ),
-                ),
-                (
-                    "workspace",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="refiner.workspace",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200)),
+                ('count', models.BigIntegerField()),
+                ('contact', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='segments.contact')),
+                ('workspace', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='refiner.workspace')),
             ],
             options={
-                "indexes": [
-                    models.Index(fields=["workspace", "name", "count"], name="eventtotal_count")
-                ],
-                "constraints": [
-                    models.UniqueConstraint(
-                        fields=("contact", "name"), name="one_total_per_contact_event"
-                    )
-                ],
+                'indexes': [models.Index(fields=['workspace', 'name', 'count'], name='eventtotal_count')],
+                'constraints': [models.UniqueConstraint(fields=('contact', 'name'), name='one_total_per_contact_event')],
             },
         ),
         migrations.RunPython(forward, backward, elidable=False),

@@ -142,6 +142,7 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
         ("segments", "0015_contact_sample"),
     ]
