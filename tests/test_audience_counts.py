@@ -156,7 +156,9 @@ def test_two_drafts_overlap_is_not_counted(workspace, surveys, segments):
     assert tuple(sorted([chosen(other).key, chosen(surveys["draft"]).key])) not in stored
 
 
-def test_only_the_most_recently_changed_drafts_are_counted(workspace, surveys, segments):
+def test_only_the_most_recently_changed_drafts_are_counted(
+    workspace, surveys, segments, monkeypatch
+):
     older = targeted(
         SurveyFactory(workspace=workspace, name="Old draft", status=Survey.DRAFT),
         [segments["power"]],
@@ -165,9 +167,9 @@ def test_only_the_most_recently_changed_drafts_are_counted(workspace, surveys, s
     Survey.objects.filter(pk=older.pk).update(
         updated_at=timezone.now() - timezone.timedelta(days=9)
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("targeting.audiences.DRAFTS_COUNTED", 1)
-        sweep()
+    monkeypatch.setattr("targeting.audiences.DRAFTS_COUNTED", 1)
+
+    sweep()
 
     audiences = {f.audience for f in AudienceCount.objects.all()}
     assert chosen(surveys["draft"]).key in audiences
