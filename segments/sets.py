@@ -639,10 +639,10 @@ class SetCompiler:
         return self.with_lists(counted, params)
 
     def members_query(self, rule: Mapping, up_to: int) -> tuple[str, tuple] | None:
-        """SQL of one row (count, ids): how many contacts match the rule, and their ids
-        when there are at most `up_to` (else NULL), both read from one computed set. None
-        when the members are not a set of ids (nobody, or everyone but a set): the
-        count is then `count_query`'s."""
+        """SQL of one row (count, ids): how many contacts match the rule, and the first
+        `up_to` + 1 of their ids (all of them when there are at most `up_to`), both read
+        from one computed set. None when the members are not a set of ids (nobody, or
+        everyone but a set): the count is then `count_query`'s."""
         held = self.compile(rule)
         if held.sql is None or held.outside:
             return None
