@@ -15,12 +15,15 @@ index `open_members`, each contact checked against the rest by probes of the ind
 on (contact, segment) of open memberships: the same SQL on SQLite and PostgreSQL.
 """
 
+import operator
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import reduce
 
 from refiner.models import Workspace
 from refiner.replicas import reads_of
+from segments.member_sets import Members, members_now
 from segments.membership import TABLE, watch_of
 from segments.models import Contact, MembershipSweep, Segment, SegmentMembership
 
@@ -72,6 +75,16 @@ class Selection:
         if self.targeted is not None:
             chosen += ",".join(str(pk) for pk in sorted(set(self.targeted)))
         return f"{chosen} not:{','.join(str(pk) for pk in sorted(set(self.excluded)))}"
+
+
+@dataclass
+class Known:
+    """What one request has read of its segments' memberships, so that the size and
+    every overlap read each segment once: its member set (`segments.member_sets`) or,
+    for a segment without one, its size for counting in SQL."""
+
+    members: dict[int, Members | None] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)
 
 
 # Segments of at least this many open memberships are read as equally large when
@@ -153,11 +166,10 @@ def selection_terms(selection: Selection, contact: str) -> tuple[list[str], list
     return _probes(_conditions([selection], None), contact)
 
 
-def _sizes(segment_ids: Iterable[int], known: dict[int, int] | None = None) -> dict[int, int]:
-    """Each segment's open memberships, counted up to SIZE_CAP; those in `known` (sizes
-    counted earlier in the same request, which this adds to) are not counted again."""
-    known = {} if known is None else known
-    ids = sorted(set(segment_ids) - set(known))
+def _sizes(segment_ids: Iterable[int], counted: dict[int, int]) -> dict[int, int]:
+    """Each segment's open memberships, counted up to SIZE_CAP; those in `counted`
+    (sizes counted earlier in the same request, which this adds to) are not again."""
+    ids = sorted(set(segment_ids) - set(counted))
     if ids:
         capped = (
             f"(SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
@@ -165,8 +177,8 @@ def _sizes(segment_ids: Iterable[int], known: dict[int, int] | None = None) -> d
         )
         with reads_of(SegmentMembership).cursor() as cursor:
             cursor.execute("SELECT " + ", ".join([capped] * len(ids)), ids)
-            known.update(zip(ids, cursor.fetchone(), strict=True))
-    return known
+            counted.update(zip(ids, cursor.fetchone(), strict=True))
+    return counted
 
 
 def _parts(selection: Selection, sizes: Mapping[int, int]) -> list[tuple[int, list[int]]]:
@@ -191,26 +203,48 @@ def _counted(counts: list[tuple[str, list]]) -> int:
         return cursor.fetchone()[0]
 
 
-def _contacts_in_all(
-    workspace_id: int, selections: list[Selection], sizes: dict[int, int] | None = None
-) -> int:
-    """How many contacts are in every one of `selections`, by open memberships.
-
-    One selection with segments to choose from drives: its segments' rows are read
-    (`_parts`) and each row's contact is checked against every selection by index
-    probes. Selections of everyone are counted as the workspace's contacts minus
-    those in any excluded segment.
-    """
-    targeted = [s for s in selections if s.targeted is not None]
-    if any(not s.targeted for s in targeted):
+def _contacts_in_all(workspace_id: int, selections: list[Selection], known: Known) -> int:
+    """How many contacts are in every one of `selections`, by open memberships: from
+    the segments' member sets when each has one, otherwise in SQL."""
+    if any(s.targeted is not None and not s.targeted for s in selections):
         return 0
+    members = members_now({pk for s in selections for pk in s.segments}, known.members)
+    if members is not None:
+        return _counted_in_sets(workspace_id, selections, members)
+    return _counted_in_sql(workspace_id, selections, known)
+
+
+def _counted_in_sets(
+    workspace_id: int, selections: list[Selection], members: Mapping[int, Members]
+) -> int:
+    """The count as bit arithmetic over the segments' members (`members_now`)."""
+    base = min((m.first for m in members.values() if m.bits), default=0)
+    bits = {pk: m.aligned(base) for pk, m in members.items()}
+    excluded = reduce(operator.or_, (bits[pk] for s in selections for pk in s.excluded), 0)
+    targeted = [s for s in selections if s.targeted is not None]
+    if not targeted:
+        everyone = Contact.objects.filter(workspace_id=workspace_id).count()
+        return everyone - excluded.bit_count()
+    chosen = -1  # every contact, until a selection narrows it
+    for s in targeted:
+        combine = operator.and_ if s.match_all else operator.or_
+        chosen &= reduce(combine, (bits[pk] for pk in s.targeted))
+    return (chosen & ~excluded).bit_count()
+
+
+def _counted_in_sql(workspace_id: int, selections: list[Selection], known: Known) -> int:
+    """The count in SQL. One selection with segments to choose from drives: its
+    segments' rows are read (`_parts`) and each row's contact is checked against every
+    selection by index probes. Selections of everyone are counted as the workspace's
+    contacts minus those in any excluded segment."""
+    targeted = [s for s in selections if s.targeted is not None]
     if not targeted:
         excluded = tuple({pk for s in selections for pk in s.excluded})
         everyone = Contact.objects.filter(workspace_id=workspace_id).count()
         if not excluded:
             return everyone
-        return everyone - _contacts_in_all(workspace_id, [Selection(excluded)], sizes)
-    sizes = _sizes({pk for s in targeted for pk in s.targeted}, sizes)
+        return everyone - _counted_in_sql(workspace_id, [Selection(excluded)], known)
+    sizes = _sizes({pk for s in targeted for pk in s.targeted}, known.sizes)
     driver = min(targeted, key=lambda s: sum(sizes[pk] for pk in s.targeted))
     counts = []
     for segment_id, seen in _parts(driver, sizes):
@@ -227,19 +261,17 @@ def _count_of(segment_id: int, conditions: Conditions) -> tuple[str, list]:
     return f"(SELECT count(*) FROM {TABLE} m WHERE {' AND '.join(where)})", [segment_id, *params]
 
 
-def selection_count(
-    workspace_id: int, selection: Selection, sizes: dict[int, int] | None = None
-) -> int:
+def selection_count(workspace_id: int, selection: Selection, known: Known | None = None) -> int:
     """How many contacts the selection holds, by its segments' open memberships.
-    `sizes`: a dict that keeps the segments' sizes between the counts of one request."""
-    return _contacts_in_all(workspace_id, [selection], sizes)
+    `known`: what the request read already, kept between its counts."""
+    return _contacts_in_all(workspace_id, [selection], known or Known())
 
 
 def overlap_count(
-    workspace_id: int, first: Selection, second: Selection, sizes: dict[int, int] | None = None
+    workspace_id: int, first: Selection, second: Selection, known: Known | None = None
 ) -> int:
-    """How many contacts both selections hold, by open memberships (`sizes` as above)."""
-    return _contacts_in_all(workspace_id, [first, second], sizes)
+    """How many contacts both selections hold, by open memberships (`known` as above)."""
+    return _contacts_in_all(workspace_id, [first, second], known or Known())
 
 
 def identified_contacts(workspace_id: int, as_of: datetime | None) -> int:

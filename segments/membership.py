@@ -26,6 +26,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from refiner.models import Workspace
+from segments.member_sets import record_member_sets
 from segments.memory import ContactSnapshot, Evaluator, SegmentDefinition
 from segments.models import (
     Contact,
@@ -539,7 +540,10 @@ def sweep_workspace(workspace_id: int, now: datetime, *, everything=False) -> Me
         run.segments += 1
         run.entries += entries
         run.exits += exits
-    _confirm(Segment.objects.filter(workspace_id=workspace_id), now)
+    segments = Segment.objects.filter(workspace_id=workspace_id)
+    _confirm(segments, now)
+    # After every comparison committed: the counts below read the sets.
+    record_member_sets(segments.values_list("pk", flat=True))
     # Before `finished_at`: what listeners count (the Targeting tab's audience figures,
     # targeting.audiences) is part of the sweep's time.
     workspace_swept.send(MembershipSweep, workspace_id=workspace_id, at=now)
@@ -584,6 +588,7 @@ def sweep_segment(segment_id: int, now: datetime) -> int:
         with transaction.atomic():
             reconcile(pk, workspace_id, watch, now, announce=announce)
     _confirm(Segment.objects.filter(pk__in=compared), now)
+    record_member_sets(compared)
     return len(compared)
 
 

@@ -348,3 +348,21 @@ class MembershipSweep(models.Model):
 
     def __str__(self) -> str:
         return f"sweep at {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class MemberSet(models.Model):
+    """A segment's open memberships as a set of bits, read at some moment after `as_of`:
+    bit i is contact `first_contact_id + i`. The memberships opened or closed after
+    `as_of` are read with it, so the set plus those changes is the members now
+    (`segments.member_sets`): audience counts become bit arithmetic.
+    """
+
+    segment = models.OneToOneField(
+        Segment, models.CASCADE, primary_key=True, related_name="member_set"
+    )
+    as_of = models.DateTimeField()
+    first_contact_id = models.BigIntegerField(default=0)
+    bits = models.BinaryField(help_text="zlib-compressed, least significant bit first")
+
+    def __str__(self) -> str:
+        return f"members of {self.segment_id} as of {self.as_of:%Y-%m-%d %H:%M}"

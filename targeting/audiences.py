@@ -145,19 +145,19 @@ def record_audience_counts(workspace_id: int, at: datetime) -> int:
     live_keys = {audience.key for audience in live}
     drafts = _swept(drafts_counted(workspace_id), known, current, at)
     drafts = [audience for audience in drafts if audience.key not in live_keys]
-    sizes: dict[int, int] = {}  # each segment's, counted once for every figure
+    read = counts.Known()  # each segment read once for every figure
     figures = [
         AudienceCount(
             workspace_id=workspace_id,
             audience=audience.key,
-            contacts=counts.selection_count(workspace_id, audience, sizes),
+            contacts=counts.selection_count(workspace_id, audience, read),
             as_of=at,
         )
         for audience in live + drafts
     ]
     for first, second in [*combinations(live, 2), *product(drafts, live)]:
         mine, theirs = _pair(first, second)
-        shared = counts.overlap_count(workspace_id, first, second, sizes)
+        shared = counts.overlap_count(workspace_id, first, second, read)
         figures.append(
             AudienceCount(
                 workspace_id=workspace_id, audience=mine, other=theirs, contacts=shared, as_of=at

@@ -60,7 +60,7 @@ def _shared(
     segments,
     figures: AudienceFigures,
     now,
-    sizes: dict[int, int],
+    known: counts.Known,
 ) -> tuple[int, datetime | None]:
     """Contacts in both audiences: the sweep's figure while it stands, else from open
     memberships when every segment is current, else live."""
@@ -70,7 +70,7 @@ def _shared(
         stored = figures.shared(first, second)
         if stored is not None:
             return stored.contacts, stored.as_of
-        return counts.overlap_count(workspace_id, first, second, sizes), stamp
+        return counts.overlap_count(workspace_id, first, second, known), stamp
     both = [audience_rule(segments, **mine), audience_rule(segments, **theirs)]
     return overlap_count(workspace_id, *both, now), None
 
@@ -81,10 +81,10 @@ def competitors(
     segments: dict[int, Segment],
     now: datetime,
     figures: AudienceFigures,
-    sizes: dict[int, int],
+    known: counts.Known,
 ) -> list[Competitor]:
     """Other live surveys whose audience shares contacts with this one: one count each
-    (`sizes`: the segments' sizes, kept between the counts of one request)."""
+    (`known`: what the request read of the segments, kept between its counts)."""
     workspace_id = survey.workspace_id
     if audience_rule(segments, **audience) is None:
         return []
@@ -93,7 +93,7 @@ def competitors(
         theirs = saved_audience(other.targeting)
         if audience_rule(segments, **theirs) is None:
             continue
-        shared, as_of = _shared(workspace_id, audience, theirs, segments, figures, now, sizes)
+        shared, as_of = _shared(workspace_id, audience, theirs, segments, figures, now, known)
         if shared:
             found.append(Competitor(other, shared, as_of))
     return found
@@ -105,7 +105,7 @@ def _size(
     segments,
     figures: AudienceFigures,
     now,
-    sizes: dict[int, int],
+    known: counts.Known,
 ) -> tuple[int, datetime | None]:
     """The audience's size: the sweep's figure while it stands, else from open
     memberships when its segments are all current, else live."""
@@ -115,7 +115,7 @@ def _size(
         stored = figures.size(chosen)
         if stored is not None:
             return stored.contacts, stored.as_of
-        return counts.selection_count(workspace_id, chosen, sizes), stamp
+        return counts.selection_count(workspace_id, chosen, known), stamp
     return audience_estimate(workspace_id, now=now, **audience), None
 
 
@@ -169,13 +169,13 @@ def _counted(
 ) -> dict:
     """The audience's size and overlaps: stored, from memberships, or live (exact)."""
     now = timezone.now()
-    sizes: dict[int, int] = {}  # each segment's, counted once for the size and every overlap
-    size, as_of = _size(survey.workspace_id, audience, segments, figures, now, sizes)
+    known = counts.Known()  # each segment read once for the size and every overlap
+    size, as_of = _size(survey.workspace_id, audience, segments, figures, now, known)
     return {
         "size": size,
         "as_of": as_of,
         "contacts": counts.identified_contacts(survey.workspace_id, as_of),
-        "competitors": competitors(survey, audience, segments, now, figures, sizes),
+        "competitors": competitors(survey, audience, segments, now, figures, known),
     }
 
 

@@ -2,10 +2,13 @@
 
 A fixed world of 40 contacts in 5 segments, some memberships closed, and any two
 selections Hypothesis draws: the counts must be what set arithmetic says, whichever
-segment drives (SIZE_CAP small or large changes the order the parts are read in).
+segment drives (SIZE_CAP small or large changes the order the parts are read in), in
+SQL or from member sets, and from member sets that memberships opened and closed
+since they were stored must correct.
 """
 
 import random
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -14,7 +17,8 @@ from hypothesis import strategies as st
 
 from segments import counts
 from segments.counts import Selection
-from segments.models import SegmentMembership
+from segments.member_sets import record_member_sets
+from segments.models import Contact, MemberSet, SegmentMembership
 from tests.factories import ContactFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,11 +26,11 @@ pytestmark = pytest.mark.django_db
 SEGMENTS = 5
 
 
-@pytest.fixture
-def world(workspace):
+@pytest.fixture(params=["in SQL", "from member sets", "from member sets and changes since"])
+def world(request, workspace):
     """(workspace id, segment ids, {segment id: its open members' ids}, every contact id)."""
     chance = random.Random(16)
-    now = timezone.now()
+    now = timezone.now() - timedelta(hours=2)
     contacts = [ContactFactory(workspace=workspace) for _ in range(40)]
     segments = [SegmentFactory(workspace=workspace) for _ in range(SEGMENTS)]
     members, rows = {}, []
@@ -44,7 +48,35 @@ def world(workspace):
     for row in rows:
         row.workspace_id = workspace.pk
     SegmentMembership.objects.bulk_create(rows)
-    return workspace.pk, [s.pk for s in segments], members, {c.pk for c in contacts}
+    if request.param != "in SQL":
+        record_member_sets(s.pk for s in segments)
+        assert MemberSet.objects.filter(segment__workspace=workspace).count() == SEGMENTS
+    if request.param.endswith("changes since"):
+        later = [ContactFactory(workspace=workspace) for _ in range(5)]
+        _change_since(chance, workspace.pk, segments, contacts + later, members)
+    everyone = set(Contact.objects.filter(workspace=workspace).values_list("pk", flat=True))
+    return workspace.pk, [s.pk for s in segments], members, everyone
+
+
+def _change_since(chance, workspace_id, segments, contacts, members) -> None:
+    """After the sets were stored: a quarter of the pairs move, in or out, and some of
+    those leaving come back (a membership closed, then another opened)."""
+    now = timezone.now()
+    for segment in segments:
+        for contact in contacts:
+            if chance.random() >= 0.25:
+                continue
+            inside = contact.pk in members[segment.pk]
+            if inside:
+                SegmentMembership.objects.filter(
+                    segment=segment, contact=contact, left_at__isnull=True
+                ).update(left_at=now)
+                members[segment.pk].discard(contact.pk)
+            if not inside or chance.random() < 0.3:
+                SegmentMembership.objects.create(
+                    workspace_id=workspace_id, segment=segment, contact=contact, entered_at=now
+                )
+                members[segment.pk].add(contact.pk)
 
 
 def expected(selection: Selection, members: dict, everyone: set) -> set:
@@ -84,11 +116,11 @@ def test_counts_from_memberships_are_the_sets_arithmetic(world, monkeypatch, fir
     workspace_id, ids, members, everyone = world
     monkeypatch.setattr(counts, "SIZE_CAP", cap)
     mine, theirs = selection_of(first, ids), selection_of(second, ids)
-    sizes: dict[int, int] = {}
+    known = counts.Known()
 
-    assert counts.selection_count(workspace_id, mine, sizes) == len(
+    assert counts.selection_count(workspace_id, mine, known) == len(
         expected(mine, members, everyone)
     )
-    assert counts.overlap_count(workspace_id, mine, theirs, sizes) == len(
+    assert counts.overlap_count(workspace_id, mine, theirs, known) == len(
         expected(mine, members, everyone) & expected(theirs, members, everyone)
     )
