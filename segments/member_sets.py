@@ -28,6 +28,9 @@ from refiner.replicas import reads_of
 from segments.models import MemberSet, Segment, SegmentMembership
 
 MARGIN = timedelta(minutes=1)
+# A stored set is read again once this many memberships opened or closed after it:
+# until then a count reads those few changes, and a sweep reads nothing.
+CHANGES_KEPT = 5_000
 TABLE = SegmentMembership._meta.db_table
 
 OPEN_MEMBERS_SQL = f"SELECT contact_id FROM {TABLE} WHERE segment_id = %s AND left_at IS NULL"
@@ -62,10 +65,13 @@ def _as_int(contact_ids: list[int], first: int) -> int:
 
 def record_member_sets(segment_ids: Iterable[int]) -> int:
     """Read each segment's open memberships (on the primary) and store them as its
-    member set. Called after the memberships were compared and committed. Returns how
-    many sets were stored."""
-    stored = 0
-    for segment_id in sorted(set(segment_ids)):
+    member set, unless its set has fewer than CHANGES_KEPT changes since. Called after
+    the memberships were compared and committed. Returns how many sets were stored."""
+    chosen, stored = sorted(set(segment_ids)), 0
+    kept = dict(MemberSet.objects.filter(segment_id__in=chosen).values_list("pk", "as_of"))
+    for segment_id in chosen:
+        if segment_id in kept and not _many_changes_since(segment_id, kept[segment_id]):
+            continue
         as_of = timezone.now() - MARGIN
         with connection.cursor() as cursor:
             cursor.execute(OPEN_MEMBERS_SQL, [segment_id])
@@ -74,6 +80,16 @@ def record_member_sets(segment_ids: Iterable[int]) -> int:
         bits = zlib.compress(bytes(_buffer(contact_ids, first)), 1) if contact_ids else b""
         stored += _store(segment_id, as_of, first, bits)
     return stored
+
+
+def _many_changes_since(segment_id: int, as_of) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
+            f"AND (entered_at > %s OR left_at > %s) LIMIT {CHANGES_KEPT}) AS changes",
+            [segment_id, as_of, as_of],
+        )
+        return cursor.fetchone()[0] >= CHANGES_KEPT
 
 
 def _store(segment_id: int, as_of, first: int, bits: bytes) -> bool:

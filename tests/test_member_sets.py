@@ -51,13 +51,18 @@ def test_the_sweep_stores_each_segments_open_members(plans):
     assert MemberSet.objects.get(segment=plans["free"]).as_of < timezone.now() - member_sets.MARGIN
 
 
-def test_a_saves_re_sweep_stores_the_set_of_the_segment_it_compared(workspace, plans):
+@pytest.mark.parametrize("kept", [1, member_sets.CHANGES_KEPT])
+def test_after_a_saves_re_sweep_the_count_is_the_new_rules(workspace, plans, monkeypatch, kept):
+    """With many changes the re-sweep reads the set again; with few it keeps the set
+    and the count adds the changes."""
+    monkeypatch.setattr(member_sets, "CHANGES_KEPT", kept)
     edited = plans["nobody"]
     edited.rules = plan_is("free")
     edited.save()
     membership.sweep_segment(edited.pk, timezone.now())
 
-    assert stored_members(edited) == open_members(plans["free"]) != set()
+    assert counts.selection_count(workspace.pk, Selection((edited.pk,))) == 3
+    assert (stored_members(edited) == open_members(plans["free"])) is (kept == 1)
 
 
 def test_counts_read_the_stored_set_not_the_memberships(workspace, plans):
@@ -91,6 +96,22 @@ def test_a_write_after_the_sweep_moves_the_count_at_once(workspace, plans):
     )
     assert counts.selection_count(workspace.pk, enterprise) == 3
     assert counts.selection_count(workspace.pk, Selection(None, excluded=enterprise.targeted)) == 3
+
+
+def test_a_set_with_few_changes_since_is_kept_and_one_with_many_is_read_again(
+    workspace, plans, monkeypatch
+):
+    stored = MemberSet.objects.get(segment=plans["free"])
+    user = clean_user({"id": "late", "plan": "free"})
+    identify_contact(workspace=workspace, user=user, now=timezone.now())
+    membership.sweep(timezone.now())
+    assert MemberSet.objects.get(segment=plans["free"]).as_of == stored.as_of
+    assert stored_members(plans["free"]) != open_members(plans["free"])
+
+    monkeypatch.setattr(member_sets, "CHANGES_KEPT", 1)
+    membership.sweep(timezone.now())
+    assert MemberSet.objects.get(segment=plans["free"]).as_of > stored.as_of
+    assert stored_members(plans["free"]) == open_members(plans["free"])
 
 
 def test_a_set_never_replaces_one_read_later(plans):
