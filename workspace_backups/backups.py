@@ -57,9 +57,9 @@ TABLES: tuple[tuple[type[Model], str], ...] = (
     (Delivery, "workspace"),
 )
 # Not written: the database keeps the event totals from the events (segments.totals),
-# and the next sweep counts the audience figures again (targeting.audiences; until
-# then the Targeting tab counts from memberships).
-DERIVED: tuple[type[Model], ...] = (segments.EventTotal, AudienceCount)
+# and the next sweep stores the member sets and counts the audience figures again
+# (segments.member_sets, targeting.audiences; until then counts read memberships).
+DERIVED: tuple[type[Model], ...] = (segments.EventTotal, segments.MemberSet, AudienceCount)
 CHUNK = 2000
 
 
