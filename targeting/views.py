@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods
 
 from refiner.fragments import render_fragment
 from refiner.models import Membership, Workspace
-from segments import counts, estimates, previews
+from segments import counts, estimates, member_sets, previews
 from segments.counts import Selection
 from segments.distinct import distinct_names
 from segments.models import Event, Segment
@@ -133,8 +133,9 @@ def _sampled(
     survey: Survey, audience: dict, segments: dict[int, Segment], figures: AudienceFigures
 ) -> dict | None:
     """The audience's size and overlaps estimated from the workspace's sample, when the
-    workspace is large, no stored figure stands for the audience, and every segment
-    involved is current (stale ones are counted live, as the exact figures are); else None."""
+    workspace is large, no stored figure stands for the audience, every segment
+    involved is current (stale ones are counted live, as the exact figures are) and
+    one has no member set (with all of them the exact count is as cheap); else None."""
     total = counts.last_identified_contacts(survey.workspace_id)
     chosen = selection(segments, **audience)
     if audience_rule(segments, **audience) is None or not chosen.segments:
@@ -144,7 +145,7 @@ def _sampled(
     rivals = _rivals(survey, segments)
     involved = chosen.segments.union(*(theirs.segments for _, theirs in rivals))
     as_of = counts.as_of(figures.current, involved)
-    if as_of is None:
+    if as_of is None or member_sets.all_stored(involved):
         return None
     wanted = [[chosen]] + [[chosen, theirs] for _, theirs in rivals]
     size, *shared = estimates.selections_estimate(
