@@ -48,7 +48,11 @@ def current_segments(workspace: Workspace) -> dict[int, datetime]:
 
 
 def segment_count(segment_id: int) -> int:
-    """How many contacts the segment's open memberships hold (see `current_segments`)."""
+    """How many contacts the segment's open memberships hold (see `current_segments`):
+    the bits of its member set, or an index count without one."""
+    members = members_now([segment_id], {})
+    if members is not None:
+        return members[segment_id].bits.bit_count()
     return SegmentMembership.objects.filter(segment_id=segment_id, left_at__isnull=True).count()
 
 

@@ -76,6 +76,7 @@ def test_counts_read_the_stored_set_not_the_memberships(workspace, plans):
     stored.save()
 
     assert counts.selection_count(workspace.pk, Selection((plans["enterprise"].pk,))) == 3
+    assert counts.segment_count(plans["enterprise"].pk) == 3
 
 
 def test_a_write_after_the_sweep_moves_the_count_at_once(workspace, plans):
@@ -86,6 +87,7 @@ def test_a_write_after_the_sweep_moves_the_count_at_once(workspace, plans):
     for user in ({"id": "user-1", "plan": "enterprise"}, {"id": "new", "plan": "enterprise"}):
         identify_contact(workspace=workspace, user=clean_user(user), now=timezone.now())
     assert counts.selection_count(workspace.pk, enterprise) == 4
+    assert counts.segment_count(plans["enterprise"].pk) == 4
     assert (
         counts.overlap_count(workspace.pk, either, Selection(None, excluded=enterprise.targeted))
         == 2
