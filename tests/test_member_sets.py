@@ -2,10 +2,12 @@
 that a write after the sweep moves a count at once. Set arithmetic against Python's is
 tests/test_membership_counts.py."""
 
+import threading
 import zlib
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from segments import counts, member_sets, membership
@@ -150,3 +152,37 @@ def test_sweeps_storing_one_segments_set_at_once_leave_one_set(sweeps):
     assert all(result in (0, 1) for result in results), results
     assert sum(results) >= 1
     assert stored_members(segment) == open_members(segment) and len(open_members(segment)) == 2
+
+
+@RACES[0]
+@RACES[1]
+def test_a_change_committed_while_the_set_is_read_is_still_counted():
+    """A contact enters (stamped, then held uncommitted) while a sweep reads the
+    segment's set: the set misses it, and the count finds it among the changes since
+    `as_of`, which the margin puts before the stamp."""
+    workspace = WorkspaceFactory()
+    segment = SegmentFactory(workspace=workspace, rules=plan_is("pro"))
+    contacts = [
+        ContactFactory(workspace=workspace, traits={"plan": "pro" if n else "free"})
+        for n in range(3)
+    ]
+    membership.sweep_segment(segment.pk, timezone.now())
+    MemberSet.objects.all().delete()
+    entered, read = threading.Event(), threading.Event()
+
+    def enter() -> None:
+        with transaction.atomic():
+            membership._enter(contacts[0], {segment.pk}, timezone.now())
+            entered.set()
+            assert read.wait(timeout=10)
+
+    def store() -> None:
+        assert entered.wait(timeout=10)
+        member_sets.record_member_sets([segment.pk])
+        read.set()
+
+    assert at_once(2, lambda i: (enter, store)[i]()) == [None, None]
+
+    assert len(stored_members(segment)) == 2
+    assert counts.segment_count(segment.pk) == 3
+    assert counts.selection_count(workspace.pk, Selection((segment.pk,))) == 3
