@@ -10,9 +10,10 @@ earlier than the last change of every segment it depends on. The dashboard then 
 "as of" that moment; otherwise it counts live.
 
 An audience (any or all of some segments, minus excluded ones), or the overlap of two,
-is then counted from the open memberships of its segments, read through the partial
-index `open_members`, each contact checked against the rest by probes of the index
-on (contact, segment) of open memberships: the same SQL on SQLite and PostgreSQL.
+is then counted from its segments' member sets (`segments.member_sets`) as bit
+arithmetic when each has one; otherwise from their open memberships, read through the
+partial index `open_members`, each contact checked against the rest by probes of the
+index on (contact, segment) of open memberships: the same SQL on SQLite and PostgreSQL.
 """
 
 import operator

@@ -1,8 +1,9 @@
 """Each segment's open memberships kept as a set of bits, so that audience counts are
 bit arithmetic instead of joins over hundreds of thousands of rows.
 
-A `MemberSet` is written by the sweep for every segment it leaves current
-(`record_member_sets`). It is the segment's open memberships as read at some moment,
+A `MemberSet` is written by the sweep for each of the workspace's segments, and by a
+save's re-sweep for those it compared (`record_member_sets`), unless the stored one has
+few changes since. It is the segment's open memberships as read at some moment,
 stamped `as_of` a margin earlier. The members *now* are that set, less every contact
 whose membership closed after `as_of`, plus every contact with a membership opened
 after `as_of` and still open: two probes of the indexes on (segment, entered_at) and
@@ -83,11 +84,12 @@ def record_member_sets(segment_ids: Iterable[int]) -> int:
 
 
 def _many_changes_since(segment_id: int, as_of) -> bool:
+    moment = connection.ops.adapt_datetimefield_value(as_of)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
             f"AND (entered_at > %s OR left_at > %s) LIMIT {CHANGES_KEPT}) AS changes",
-            [segment_id, as_of, as_of],
+            [segment_id, moment, moment],
         )
         return cursor.fetchone()[0] >= CHANGES_KEPT
 
@@ -139,8 +141,12 @@ def members_now(segment_ids: Iterable[int], known: dict[int, Members | None]) ->
 
 
 def _with_changes(sets: dict[int, MemberSet]) -> dict[int, Members]:
-    params = [v for pk, s in sorted(sets.items()) for v in (pk, s.as_of, s.as_of)]
-    with reads_of(SegmentMembership).cursor() as cursor:
+    database = reads_of(SegmentMembership)
+    params = []
+    for pk, stored in sorted(sets.items()):
+        moment = database.ops.adapt_datetimefield_value(stored.as_of)
+        params += [pk, moment, moment]
+    with database.cursor() as cursor:
         cursor.execute(_changes_sql(len(sets)), params)
         rows = cursor.fetchall()
     opened = {pk: [] for pk in sets}
