@@ -300,8 +300,11 @@ def test_mostly_valid_rules_over_real_ids_validate_and_agree_in_sql_and_memory(d
 
     check()
     # A generator that drifts into mostly invalid rules would test validation only.
+    # Every unspoiled rule is asserted valid above, so this bounds how often the
+    # spoiled branch is drawn: one time in eight by the weights, but Hypothesis
+    # explores it more in some runs (77 % valid in one run of 200), hence two thirds.
     total = drawn["valid"] + drawn["invalid"]
-    assert drawn["valid"] >= 0.8 * total, drawn
+    assert drawn["valid"] >= 2 / 3 * total, drawn
 
 
 @pytest.mark.parametrize("operator", [[], {}, ["equals"], {"$gt": 1}])
