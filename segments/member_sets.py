@@ -35,6 +35,9 @@ CHANGES_KEPT = 5_000
 TABLE = SegmentMembership._meta.db_table
 
 OPEN_MEMBERS_SQL = f"SELECT contact_id FROM {TABLE} WHERE segment_id = %s AND left_at IS NULL"
+# A segment's memberships opened or closed after a moment (parameters: the segment, the
+# moment twice): the indexes on (segment, entered_at) and (segment, left_at).
+CHANGED_SINCE = "(segment_id = %s AND (entered_at > %s OR left_at > %s))"
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,8 @@ def _many_changes_since(segment_id: int, as_of) -> bool:
     moment = connection.ops.adapt_datetimefield_value(as_of)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE segment_id = %s "
-            f"AND (entered_at > %s OR left_at > %s) LIMIT {CHANGES_KEPT}) AS changes",
+            f"SELECT count(*) FROM (SELECT 1 FROM {TABLE} WHERE {CHANGED_SINCE} "
+            f"LIMIT {CHANGES_KEPT}) AS changes",
             [segment_id, moment, moment],
         )
         return cursor.fetchone()[0] >= CHANGES_KEPT
@@ -117,10 +120,9 @@ def all_stored(segment_ids: Iterable[int]) -> bool:
 
 
 def _changes_sql(count: int) -> str:
-    one = "(segment_id = %s AND (entered_at > %s OR left_at > %s))"
     return (
         f"SELECT segment_id, contact_id, left_at IS NULL FROM {TABLE} "
-        f"WHERE {' OR '.join([one] * count)}"
+        f"WHERE {' OR '.join([CHANGED_SINCE] * count)}"
     )
 
 
