@@ -253,6 +253,25 @@ def test_the_migration_counts_the_events_already_there_and_goes_back():
         call_command("migrate", verbosity=0)
 
 
+def totals_index() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'eventtotal_count'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@postgresql
+@pytest.mark.django_db(transaction=True)
+def test_the_totals_index_carries_contacts_and_moments_and_goes_back():
+    call_command("migrate", "segments", "0019_member_sets", verbosity=0)
+    try:
+        [plain] = totals_index()
+        assert plain.endswith("(workspace_id, name, count)"), plain
+    finally:
+        call_command("migrate", verbosity=0)
+    [covered] = totals_index()
+    assert covered.endswith("(workspace_id, name, count) INCLUDE (contact_id, moments)"), covered
+
+
 # The moments (PostgreSQL) -----------------------------------------------------------
 
 T0 = datetime(2026, 6, 15, 12, tzinfo=UTC)

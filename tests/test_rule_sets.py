@@ -571,3 +571,17 @@ def test_a_number_or_boolean_test_reads_its_index_alone(workspace, people, condi
     sql, params = compiler.count_query(group(condition, other))
     plan = plan_without(sql, params, COVERING_RIVALS)
     assert f"Index Only Scan using {index}" in plan, plan
+
+
+@postgresql
+@pytest.mark.parametrize(
+    "condition",
+    [event("login", "at_least", 2), event("login", "at_least", 2, within_days=7)],
+    ids=["over all time", "in a window"],
+)
+def test_an_event_count_reads_the_totals_from_their_index_alone(workspace, people, condition):
+    other = attribute("plan", "equals", "pro")  # not a lone condition: counted as a set
+    compiler = SetCompiler(workspace.pk, NOW, segment_definitions(workspace.pk))
+    sql, params = compiler.count_query(group(condition, other))
+    plan = plan_without(sql, params)
+    assert "Index Only Scan using eventtotal_count" in plan, plan
