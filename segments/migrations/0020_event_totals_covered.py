@@ -3,9 +3,9 @@
 `eventtotal_count` (workspace, name, count) finds the totals a count reads, but their
 contacts and moments (0016) are only in the table, one row per contact and name,
 spread over all of it: 73,000 random pages for "feature_used at least 5 in 30 days" at
-a million contacts, 235–317 ms of the preview's exact count. Built again with
+a million contacts, whose exact preview took 298–305 ms. Built again with
 INCLUDE (contact_id, moments), both the counts over all time and the windowed ones
-read it alone (50 ms for that rule; docs/benchmarks.md).
+read it alone (84–92 ms for that preview; docs/benchmarks.md).
 
 A track changes a total's count, so it writes a new entry into this index either way;
 the entry is larger (a moments array holds at most 16 moments), not one more.
