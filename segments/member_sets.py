@@ -112,13 +112,6 @@ def _store(segment_id: int, as_of, first: int, bits: bytes) -> bool:
     return True
 
 
-def all_stored(segment_ids: Iterable[int]) -> bool:
-    """Whether each of the segments has a member set, so that counts of them are exact
-    and cheap (`members_now`)."""
-    wanted = set(segment_ids)
-    return MemberSet.objects.filter(segment_id__in=wanted).count() == len(wanted)
-
-
 def _changes_sql(count: int) -> str:
     return (
         f"SELECT segment_id, contact_id, left_at IS NULL FROM {TABLE} "

@@ -130,12 +130,17 @@ def _rivals(survey: Survey, segments: dict[int, Segment]) -> list[tuple[Survey, 
 
 
 def _sampled(
-    survey: Survey, audience: dict, segments: dict[int, Segment], figures: AudienceFigures
+    survey: Survey,
+    audience: dict,
+    segments: dict[int, Segment],
+    figures: AudienceFigures,
+    known: counts.Known,
 ) -> dict | None:
     """The audience's size and overlaps estimated from the workspace's sample, when the
     workspace is large, no stored figure stands for the audience, every segment
     involved is current (stale ones are counted live, as the exact figures are) and
-    one has no member set (with all of them the exact count is as cheap); else None."""
+    one has no member set (with all of them the exact count is as cheap, and reads the
+    sets this read into `known`); else None."""
     total = counts.last_identified_contacts(survey.workspace_id)
     chosen = selection(segments, **audience)
     if audience_rule(segments, **audience) is None or not chosen.segments:
@@ -145,7 +150,7 @@ def _sampled(
     rivals = _rivals(survey, segments)
     involved = chosen.segments.union(*(theirs.segments for _, theirs in rivals))
     as_of = counts.as_of(figures.current, involved)
-    if as_of is None or member_sets.all_stored(involved):
+    if as_of is None or member_sets.members_now(involved, known.members) is not None:
         return None
     wanted = [[chosen]] + [[chosen, theirs] for _, theirs in rivals]
     size, *shared = estimates.selections_estimate(
@@ -166,11 +171,14 @@ def _sampled(
 
 
 def _counted(
-    survey: Survey, audience: dict, segments: dict[int, Segment], figures: AudienceFigures
+    survey: Survey,
+    audience: dict,
+    segments: dict[int, Segment],
+    figures: AudienceFigures,
+    known: counts.Known,
 ) -> dict:
     """The audience's size and overlaps: stored, from memberships, or live (exact)."""
     now = timezone.now()
-    known = counts.Known()  # each segment read once for the size and every overlap
     size, as_of = _size(survey.workspace_id, audience, segments, figures, now, known)
     return {
         "size": size,
@@ -191,9 +199,10 @@ def _estimate(
     """The tab's figures for the audience in the form; `exact` after an estimate."""
     audience = form.audience()
     figures = AudienceFigures.load(workspace, counts.current_segments(workspace))
-    found = None if exact else _sampled(survey, audience, segments, figures)
+    known = counts.Known()  # each segment read once for the size and every overlap
+    found = None if exact else _sampled(survey, audience, segments, figures, known)
     if found is None:
-        found = _counted(survey, audience, segments, figures)
+        found = _counted(survey, audience, segments, figures, known)
     try:
         sample = float(form.values["sample_percent"])
     except ValueError:
