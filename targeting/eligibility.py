@@ -5,17 +5,18 @@ are kept in each process's memory under the workspace's `definitions_version`,
 which `targeting.signals` changes on every change; the contact is loaded once as a
 snapshot (only when a survey passes the cheap steps) and every segment is evaluated
 in memory on it, so a check costs at most three queries whatever the number of
-surveys and segments.
+surveys and segments (four, once per process, when a workspace changed since the
+widget's one-statement path last admitted it: `targeting.widget_api`).
 """
 
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -130,10 +131,22 @@ class Decision:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """The fingerprint of a contact's snapshot with the events `event_reads` says."""
+    """The fingerprint of a contact's snapshot with the events `event_reads` says, and
+    the digest of the contact's row and its account's read in the same statement."""
 
     event_reads: EventReads
     digest: str
+    contact_row: str
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the widget sent with its question, beside who asks."""
+
+    event: str | None = None
+    url: str | None = None
+    survey_id: int | None = None
+    session: str | None = None
 
 
 @dataclass(frozen=True)
@@ -570,8 +583,11 @@ def _check(
     url: str | None,
     survey_id: int | None,
     session: str | None = None,
+    response_counts: dict[int, int] | None = None,
 ) -> Check:
     # Called with the callers' own variables, each named as its parameter.
+    if response_counts is None:
+        response_counts = _response_counts(surveys, now) if contact is not None else {}
     return Check(
         session=session,
         contact=contact,
@@ -582,7 +598,7 @@ def _check(
         survey_id=survey_id,
         recontact_days=workspace.recontact_days,
         segments=found.segments,
-        response_counts=_response_counts(surveys, now) if contact is not None else {},
+        response_counts=response_counts,
     )
 
 
@@ -597,6 +613,7 @@ def eligible_surveys(
     version: str | None = None,
     session: str | None = None,
     fingerprint: Fingerprint | None = None,
+    response_counts: dict[int, int] | None = None,
 ) -> list[SurveyDefinition]:
     """The surveys the contact may be shown now: higher priority first, then older first.
 
@@ -604,7 +621,8 @@ def eligible_surveys(
     triggers). Load `contact` with `select_related("account")` to save a query, and
     pass the `version` of `definitions` when the workspace was just read: the answer
     is then kept (`targeting.memo`), and `fingerprint`, the contact's as read with
-    the workspace, saves the query that would read it.
+    the workspace, saves the query that would read it, as `response_counts` (the
+    capped surveys', just read by `kept_answer`) saves theirs.
     """
     if contact is None:
         return []
@@ -612,58 +630,111 @@ def eligible_surveys(
     surveys = [s for s in found.surveys if survey_id is None or s.id == survey_id]
     if not surveys:
         return []
-    check = _check(workspace, contact, surveys, found, now, event, url, survey_id, session)
+    check = _check(
+        workspace, contact, surveys, found, now, event, url, survey_id, session, response_counts
+    )
     remembered = version is not None and settings.ELIGIBILITY_MEMO_SIZE
     if not remembered or contact.pk is None or contact.is_anonymous:
         return [s for s in surveys if may_show(s, check)]
-    # A survey that fails before the contact's data is read costs no query at all.
-    if not any(_passes(s, check, WITHOUT_SNAPSHOT) for s in surveys):
-        return []
     _workspace_of_key[workspace.widget_key] = workspace.pk
-    if fingerprint is not None and fingerprint.event_reads == found.event_reads:
-        kept = memo.answers.get(_answer_key(workspace, version, check, fingerprint.digest), now)
+    row = fingerprint.contact_row if fingerprint is not None else _attributes_text(contact)
+    memo_key = partial(_answer_key, workspace, version, check, row)
+    current = fingerprint is not None and fingerprint.event_reads == found.event_reads
+    # A survey that fails before the contact's data is read costs no query at all; the
+    # answer is kept too, for the widget's one-statement path (`kept_answer`).
+    if not any(_passes(s, check, WITHOUT_SNAPSHOT) for s in surveys):
+        if current:
+            memo.answers.put(memo_key(fingerprint.digest), now, check.turns.at, ())
+        return []
+    if current:
+        kept = memo.answers.get(memo_key(fingerprint.digest), now)
         if kept is not None:
             return list(kept)
-    return _worked_out(workspace, version, surveys, found, check)
+    return _worked_out(surveys, found, check, memo_key)
 
 
-def answer_digest(workspace: Workspace, version: str, check: Check, rows: str) -> bytes:
+def kept_answer(
+    *, workspace: Workspace, contact_id: int, now: datetime, asked: Asked, fingerprint: Fingerprint
+) -> tuple[list[SurveyDefinition] | None, dict[int, int] | None]:
+    """The answer `eligible_surveys` kept for the contact with this fingerprint, when
+    one holds at `now` (None: work it out), and the capped surveys' response counts
+    read to find it (None: not read). The workspace is as the caller's statement found
+    it unchanged; the contact is known by its id alone, its row by the digest."""
+    if not settings.ELIGIBILITY_MEMO_SIZE:
+        return None, None
+    version = workspace.definitions_version
+    found = definitions(workspace.pk, version)
+    if fingerprint.event_reads != found.event_reads:
+        return None, None
+    surveys = [s for s in found.surveys if asked.survey_id is None or s.id == asked.survey_id]
+    if not surveys:
+        return [], None
+    counts = _response_counts(surveys, now)
+    row, rows = fingerprint.contact_row, fingerprint.digest
+    digest = answer_digest(version, workspace.recontact_days, row, rows, counts, asked)
+    kept = memo.answers.get((contact_id, digest), now)
+    return (None if kept is None else list(kept)), counts
+
+
+def answer_digest(
+    version: str,
+    recontact_days: int,
+    contact_row: str,
+    rows: str,
+    response_counts: dict[int, int],
+    asked: Asked,
+) -> bytes:
     """A digest of every input of an eligibility answer but the clock: the definitions'
-    `version`, the workspace's recontact period, the contact's attributes and its
-    account's, `rows` (the fingerprint of its snapshot), the capped surveys' response
-    counts, and what the widget sent (event, page, survey, session)."""
-    contact = check.contact
-    account = contact.account.attributes() if contact.account_id else None
+    `version`, the workspace's recontact period, the contact's row and its account's
+    (a digest, or their attributes: `Fingerprint.contact_row`), `rows` (the
+    fingerprint of its snapshot), the capped surveys' response counts, and what the
+    widget sent."""
     inputs = [
         version,
-        workspace.recontact_days,
-        contact.attributes(),
-        account,
+        recontact_days,
+        contact_row,
         rows,
-        sorted(check.response_counts.items()),
-        [check.event, check.url, check.survey_id, check.session],
+        sorted(response_counts.items()),
+        [asked.event, asked.url, asked.survey_id, asked.session],
     ]
-    text = json.dumps(inputs, sort_keys=True, default=str)
+    text = json.dumps(inputs, default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _answer_key(workspace: Workspace, version: str, check: Check, seen: str) -> tuple:
+def _attributes_text(contact: Contact) -> str:
+    """The contact's and its account's attributes, as an answer's key holds them where
+    no digest of their rows was read with the contact (SQLite)."""
+    account = contact.account.attributes() if contact.account_id else None
+    return json.dumps([contact.attributes(), account], sort_keys=True, default=str)
+
+
+def _answer_key(
+    workspace: Workspace, version: str, check: Check, contact_row: str, seen: str
+) -> tuple:
     """Where the memo keeps the check's answer when the contact's snapshot has
     fingerprint `seen`."""
-    return check.contact.pk, answer_digest(workspace, version, check, seen)
+    asked = Asked(check.event, check.url, check.survey_id, check.session)
+    digest = answer_digest(
+        version,
+        workspace.recontact_days,
+        contact_row,
+        seen,
+        check.response_counts,
+        asked,
+    )
+    return check.contact.pk, digest
 
 
 def _worked_out(
-    workspace: Workspace,
-    version: str,
     surveys: list[SurveyDefinition],
     found: Definitions,
     check: Check,
+    memo_key: Callable[[str], tuple],
 ) -> list[SurveyDefinition]:
     """The check's answer with the snapshot loaded now: kept under the fingerprint of
     the very rows it was built from, or read from the memo when one is kept there."""
     check.loaded, seen = load_fingerprinted(check.contact, found.event_reads, check.now)
-    key = _answer_key(workspace, version, check, seen)
+    key = memo_key(seen)
     kept = memo.answers.get(key, check.now)
     if kept is not None:
         return list(kept)

@@ -25,11 +25,13 @@ from surveys.extra import clean_extra
 from surveys.models import Display, Survey
 from targeting import anonymous
 from targeting.eligibility import (
+    Asked,
     Fingerprint,
     SurveyDefinition,
     display_decision,
     eligible_surveys,
     expected_event_reads,
+    kept_answer,
 )
 from targeting.models import Targeting
 from targeting.preview import MAX_TOKEN, PreviewRefused, previewed_survey_id
@@ -104,6 +106,7 @@ def _refused_origin(request: HttpRequest, workspace: Workspace) -> str | None:
 
 
 WORKSPACE, CONTACT, ACCOUNT = Columns(Workspace, "w"), Columns(Contact, "c"), Columns(Account, "a")
+ALLOWED_ORIGINS = Workspace._meta.get_field("allowed_origins")
 
 
 def _caller_sql(column: str, more: str = "") -> str:
@@ -120,6 +123,27 @@ def _caller_sql(column: str, more: str = "") -> str:
 
 
 CALLER_SQL, VISITOR_SQL = _caller_sql("user_id"), _caller_sql("anonymous_id")
+# A digest of the contact's row and its account's (an eligibility answer's inputs).
+CONTACT_ROW = "md5(c::text || '|' || coalesce(a::text, ''))"
+# The workspace as this process admitted it is still so: what the checks before a
+# one-statement path read of it, and what an eligibility answer reads (`_as_admitted`).
+AS_ADMITTED = """w.widget_key = %s AND w.id = %s
+            AND w.identity_verification = %s AND w.secret_key = %s
+            AND w.allowed_origins = %s AND w.definitions_version = %s
+            AND w.recontact_days = %s"""
+
+
+def _as_admitted(workspace: Workspace) -> list:
+    """The parameters of `AS_ADMITTED`."""
+    return [
+        workspace.widget_key,
+        workspace.pk,
+        workspace.identity_verification,
+        workspace.secret_key,
+        ALLOWED_ORIGINS.get_db_prep_value(workspace.allowed_origins, connection),
+        workspace.definitions_version,
+        workspace.recontact_days,
+    ]
 
 
 def caller(
@@ -146,21 +170,27 @@ def fingerprinted_caller(
         return *caller(key, user_id), None
     digest, params = fingerprint_sql(reads, now, 'c."id"')
     with fast_cursor() as cursor:
-        cursor.execute(_caller_sql("user_id", f", {digest}"), [*params, user_id, key])
+        sql = _caller_sql("user_id", f", {CONTACT_ROW}, {digest}")
+        cursor.execute(sql, [*params, user_id, key])
         row = cursor.fetchone()
-    workspace, contact = _caller_of(row and row[:-1])
-    return workspace, contact, contact and Fingerprint(reads, row[-1])
+    workspace, contact = _caller_of(row and row[:-2])
+    return workspace, contact, contact and Fingerprint(reads, row[-1], row[-2])
 
 
 def _caller_of(row: tuple | None) -> tuple[Workspace | None, Contact | None]:
     if row is None:
         return None, None
     workspace = WORKSPACE.instance(row[: len(WORKSPACE)])
-    contact = CONTACT.instance(row[len(WORKSPACE) : len(WORKSPACE) + len(CONTACT)])
+    return workspace, _contact_of(workspace, row[len(WORKSPACE) :])
+
+
+def _contact_of(workspace: Workspace, row: tuple) -> Contact | None:
+    """The contact, with its account, of a row's CONTACT and ACCOUNT columns."""
+    contact = CONTACT.instance(row[: len(CONTACT)])
     if contact is not None:
         contact.workspace = workspace
-        contact.account = ACCOUNT.instance(row[len(WORKSPACE) + len(CONTACT) :])
-    return workspace, contact
+        contact.account = ACCOUNT.instance(row[len(CONTACT) :])
+    return contact
 
 
 def _workspace(request: HttpRequest, data: dict) -> Workspace:
@@ -313,16 +343,15 @@ _KNOWN_USER_EVENT = """
         SELECT w.id, c.id, %s, %s
         FROM refiner_workspace w
         JOIN segments_contact c ON c.workspace_id = w.id AND c.user_id = %s
-        WHERE w.widget_key = %s AND w.id = %s
-            AND w.identity_verification = %s AND w.secret_key = %s
-            AND w.allowed_origins = %s AND w.definitions_version = %s
+        WHERE {as_admitted}
             AND c.last_seen_at > %s
         RETURNING 1
     )
     SELECT count(*){more} FROM written"""
-KNOWN_USER_EVENT = _KNOWN_USER_EVENT.format(more="")
-KNOWN_USER_EVENT_ASYNCHRONOUSLY = _KNOWN_USER_EVENT.format(more=f", {ASYNCHRONOUS_COMMIT}")
-ALLOWED_ORIGINS = Workspace._meta.get_field("allowed_origins")
+KNOWN_USER_EVENT = _KNOWN_USER_EVENT.format(as_admitted=AS_ADMITTED, more="")
+KNOWN_USER_EVENT_ASYNCHRONOUSLY = _KNOWN_USER_EVENT.format(
+    as_admitted=AS_ADMITTED, more=f", {ASYNCHRONOUS_COMMIT}"
+)
 
 
 def _tracked_at_once(request: HttpRequest, data: dict) -> bool:
@@ -346,18 +375,7 @@ def _tracked_at_once(request: HttpRequest, data: dict) -> bool:
         return False
     now = timezone.now()
     sql = KNOWN_USER_EVENT_ASYNCHRONOUSLY if _asynchronous_commit() else KNOWN_USER_EVENT
-    params = [
-        event,
-        now,
-        user_id,
-        workspace.widget_key,
-        workspace.pk,
-        workspace.identity_verification,
-        workspace.secret_key,
-        ALLOWED_ORIGINS.get_db_prep_value(workspace.allowed_origins, connection),
-        workspace.definitions_version,
-        now - ingest.LAST_SEEN_STEP,
-    ]
+    params = [event, now, user_id, *_as_admitted(workspace), now - ingest.LAST_SEEN_STEP]
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -416,27 +434,103 @@ def _fingerprinted(
     return workspace, contact, _user_id(data), found
 
 
-@cors
-@api(["POST"])
-def eligibility(request: HttpRequest) -> JsonResponse:
-    data = json_body(request)
-    now = timezone.now()
-    workspace, contact, user_id, fingerprint = _fingerprinted(request, data, now)
+def _asked(data: dict) -> Asked:
+    """What the body asks about beside its caller: event, page, survey and session."""
     event = _optional_string(data, "event", 200)
     url = _optional_string(data, "url", MAX_URL)
     survey_id = data.get("survey")
     if survey_id is not None and (not isinstance(survey_id, int) or isinstance(survey_id, bool)):
         raise invalid({"survey": "Must be a survey id, or null."})
     session = anonymous.clean_session(data.get("session"))
+    return Asked(event, url, survey_id, session)
+
+
+KNOWN_USER_SQL = """
+    SELECT c.id, {contact_row}, {digest}, {contact}, {account}
+    FROM refiner_workspace w
+    JOIN segments_contact c ON c.workspace_id = w.id AND c.user_id = %s
+    LEFT JOIN segments_account a ON a.id = c.account_id
+    WHERE {as_admitted}"""
+
+
+def _answered_at_once(request: HttpRequest, data: dict, now: datetime) -> JsonResponse | None:
+    """The answer for a known user in one statement when this process admitted the key
+    before (PostgreSQL): the checks run on the workspace as admitted, and the statement
+    finds the contact only if the database agrees. It carries the fingerprints an
+    answer is kept under (`kept_answer`), and the contact's row for working one out.
+    None: the full path decides (and answers any error)."""
+    key = data.get("workspace")
+    workspace = _admitted.get(key) if isinstance(key, str) else None
+    if workspace is None or connection.vendor != "postgresql" or _is_visitor(data):
+        return None
+    reads = expected_event_reads(key)
+    raw, errors = data.get("user_id"), {}
+    user_id = ingest.check_id(raw, "user_id", errors)
+    if (
+        reads is None
+        or errors
+        or _refused_origin(request, workspace)
+        or _unverified(workspace, data, raw)
+    ):
+        return None
+    try:
+        asked = _asked(data)
+    except ApiError:
+        return None
+    digest, params = fingerprint_sql(reads, now, 'c."id"')
+    sql = KNOWN_USER_SQL.format(
+        contact_row=CONTACT_ROW,
+        digest=digest,
+        contact=CONTACT.sql,
+        account=ACCOUNT.sql,
+        as_admitted=AS_ADMITTED,
+    )
+    with fast_cursor() as cursor:
+        cursor.execute(sql, [*params, user_id, *_as_admitted(workspace)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    contact_id, contact_row, snapshot, *columns = row
+    fingerprint = Fingerprint(reads, snapshot, contact_row)
+    surveys, response_counts = kept_answer(
+        workspace=workspace, contact_id=contact_id, now=now, asked=asked, fingerprint=fingerprint
+    )
+    if surveys is None:
+        surveys = eligible_surveys(
+            workspace=workspace,
+            contact=_contact_of(workspace, columns),
+            now=now,
+            event=asked.event,
+            url=asked.url,
+            survey_id=asked.survey_id,
+            version=workspace.definitions_version,
+            session=asked.session,
+            fingerprint=fingerprint,
+            response_counts=response_counts,
+        )
+    request.widget_workspace = workspace
+    return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
+
+
+@cors
+@api(["POST"])
+def eligibility(request: HttpRequest) -> JsonResponse:
+    data = json_body(request)
+    now = timezone.now()
+    answered = _answered_at_once(request, data, now)
+    if answered is not None:
+        return answered
+    workspace, contact, user_id, fingerprint = _fingerprinted(request, data, now)
+    asked = _asked(data)
     surveys = eligible_surveys(
         workspace=workspace,
         contact=contact,
         now=now,
-        event=event,
-        url=url,
-        survey_id=survey_id,
+        event=asked.event,
+        url=asked.url,
+        survey_id=asked.survey_id,
         version=workspace.definitions_version,
-        session=session,
+        session=asked.session,
         fingerprint=fingerprint,
     )
     found = {"surveys": [s.to_widget_dict() for s in surveys]}

@@ -272,7 +272,8 @@ def test_a_change_to_any_input_is_answered_afresh(workspace, widget, settings, c
     )
     wanted = SurveyFactory(workspace=workspace)
     change = CHANGES[case](workspace, contact, wanted)
-    before = offered(widget)
+    before = offered(widget)  # a process's first check: it reads the definitions
+    memo.answers.clear()
     assert offered(widget) == before
     assert len(memo.answers) == 1, "the answer was meant to be kept"
 
