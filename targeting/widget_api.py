@@ -445,6 +445,29 @@ def _asked(data: dict) -> Asked:
     return Asked(event, url, survey_id, session)
 
 
+def _offered(
+    workspace: Workspace,
+    contact: Contact | None,
+    now: datetime,
+    asked: Asked,
+    fingerprint: Fingerprint | None,
+    response_counts: dict[int, int] | None = None,
+) -> list[SurveyDefinition]:
+    """`eligible_surveys` for the widget's question, with the workspace just read."""
+    return eligible_surveys(
+        workspace=workspace,
+        contact=contact,
+        now=now,
+        event=asked.event,
+        url=asked.url,
+        survey_id=asked.survey_id,
+        version=workspace.definitions_version,
+        session=asked.session,
+        fingerprint=fingerprint,
+        response_counts=response_counts,
+    )
+
+
 KNOWN_USER_SQL = """
     SELECT c.id, {contact_row}, {digest}, {contact}, {account}
     FROM refiner_workspace w
@@ -496,18 +519,8 @@ def _answered_at_once(request: HttpRequest, data: dict, now: datetime) -> JsonRe
         workspace=workspace, contact_id=contact_id, now=now, asked=asked, fingerprint=fingerprint
     )
     if surveys is None:
-        surveys = eligible_surveys(
-            workspace=workspace,
-            contact=_contact_of(workspace, columns),
-            now=now,
-            event=asked.event,
-            url=asked.url,
-            survey_id=asked.survey_id,
-            version=workspace.definitions_version,
-            session=asked.session,
-            fingerprint=fingerprint,
-            response_counts=response_counts,
-        )
+        contact = _contact_of(workspace, columns)
+        surveys = _offered(workspace, contact, now, asked, fingerprint, response_counts)
     request.widget_workspace = workspace
     return JsonResponse({"surveys": [s.to_widget_dict() for s in surveys]})
 
@@ -521,18 +534,7 @@ def eligibility(request: HttpRequest) -> JsonResponse:
     if answered is not None:
         return answered
     workspace, contact, user_id, fingerprint = _fingerprinted(request, data, now)
-    asked = _asked(data)
-    surveys = eligible_surveys(
-        workspace=workspace,
-        contact=contact,
-        now=now,
-        event=asked.event,
-        url=asked.url,
-        survey_id=asked.survey_id,
-        version=workspace.definitions_version,
-        session=asked.session,
-        fingerprint=fingerprint,
-    )
+    surveys = _offered(workspace, contact, now, _asked(data), fingerprint)
     found = {"surveys": [s.to_widget_dict() for s in surveys]}
     if user_id is None:
         # The widget stops asking for this visitor while no survey is for visitors.
