@@ -637,8 +637,7 @@ def eligible_surveys(
     if not remembered or contact.pk is None or contact.is_anonymous:
         return [s for s in surveys if may_show(s, check)]
     _workspace_of_key[workspace.widget_key] = workspace.pk
-    row = fingerprint.contact_row if fingerprint is not None else _attributes_text(contact)
-    memo_key = partial(_answer_key, workspace, version, check, row)
+    memo_key = partial(_answer_key, workspace, version, check, fingerprint)
     current = fingerprint is not None and fingerprint.event_reads == found.event_reads
     # A survey that fails before the contact's data is read costs no query at all; the
     # answer is kept too, for the widget's one-statement path (`kept_answer`).
@@ -670,25 +669,33 @@ def kept_answer(
     if not surveys:
         return [], None
     counts = _response_counts(surveys, now)
-    row, rows = fingerprint.contact_row, fingerprint.digest
-    digest = answer_digest(version, workspace.recontact_days, row, rows, counts, asked)
-    kept = memo.answers.get((contact_id, digest), now)
+    key = answer_key(
+        contact_id,
+        version,
+        workspace.recontact_days,
+        fingerprint.contact_row,
+        fingerprint.digest,
+        counts,
+        asked,
+    )
+    kept = memo.answers.get(key, now)
     return (None if kept is None else list(kept)), counts
 
 
-def answer_digest(
+def answer_key(
+    contact_id: int,
     version: str,
     recontact_days: int,
     contact_row: str,
     rows: str,
     response_counts: dict[int, int],
     asked: Asked,
-) -> bytes:
-    """A digest of every input of an eligibility answer but the clock: the definitions'
-    `version`, the workspace's recontact period, the contact's row and its account's
-    (a digest, or their attributes: `Fingerprint.contact_row`), `rows` (the
-    fingerprint of its snapshot), the capped surveys' response counts, and what the
-    widget sent."""
+) -> tuple[int, bytes]:
+    """Where the memo keeps an answer: the contact, and a digest of every input of the
+    answer but the clock: the definitions' `version`, the workspace's recontact
+    period, the contact's row and its account's (a digest, or their attributes:
+    `Fingerprint.contact_row`), `rows` (the fingerprint of its snapshot), the capped
+    surveys' response counts, and what the widget sent."""
     inputs = [
         version,
         recontact_days,
@@ -698,7 +705,7 @@ def answer_digest(
         [asked.event, asked.url, asked.survey_id, asked.session],
     ]
     text = json.dumps(inputs, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    return contact_id, hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def _attributes_text(contact: Contact) -> str:
@@ -709,20 +716,22 @@ def _attributes_text(contact: Contact) -> str:
 
 
 def _answer_key(
-    workspace: Workspace, version: str, check: Check, contact_row: str, seen: str
-) -> tuple:
-    """Where the memo keeps the check's answer when the contact's snapshot has
-    fingerprint `seen`."""
+    workspace: Workspace, version: str, check: Check, fingerprint: Fingerprint | None, seen: str
+) -> tuple[int, bytes]:
+    """`answer_key` of the check's answer when the contact's snapshot has fingerprint
+    `seen`: its row as read with the contact, or, with no fingerprint, its attributes."""
+    contact = check.contact
+    row = fingerprint.contact_row if fingerprint is not None else _attributes_text(contact)
     asked = Asked(check.event, check.url, check.survey_id, check.session)
-    digest = answer_digest(
+    return answer_key(
+        contact.pk,
         version,
         workspace.recontact_days,
-        contact_row,
+        row,
         seen,
         check.response_counts,
         asked,
     )
-    return check.contact.pk, digest
 
 
 def _worked_out(

@@ -3,7 +3,7 @@
 The widget asks "which survey now?" on every page load, and most asks find nothing
 changed since the last one: the same contact, traits, events, displays and
 definitions. An answer is kept under a digest of everything it was worked out from
-(`targeting.eligibility.answer_digest`), so any change to any of it is a new key and
+(`targeting.eligibility.answer_key`), so any change to any of it is a new key and
 the old answer is never read again. Time is the one input that moves by itself, so
 each answer also keeps the moment around which one of the rules it read may turn
 (`segments.memory.Turns`); it is used only before that moment, and never for longer

@@ -468,12 +468,14 @@ def _offered(
     )
 
 
-KNOWN_USER_SQL = """
-    SELECT c.id, {contact_row}, {digest}, {contact}, {account}
+# A known user's id, row digest, snapshot fingerprint ({digest}, its SQL depends on the
+# rules) and columns, if the workspace is as admitted.
+KNOWN_USER_SQL = f"""
+    SELECT c.id, {CONTACT_ROW}, {{digest}}, {CONTACT.sql}, {ACCOUNT.sql}
     FROM refiner_workspace w
     JOIN segments_contact c ON c.workspace_id = w.id AND c.user_id = %s
     LEFT JOIN segments_account a ON a.id = c.account_id
-    WHERE {as_admitted}"""
+    WHERE {AS_ADMITTED}"""
 
 
 def _answered_at_once(request: HttpRequest, data: dict, now: datetime) -> JsonResponse | None:
@@ -501,14 +503,8 @@ def _answered_at_once(request: HttpRequest, data: dict, now: datetime) -> JsonRe
     except ApiError:
         return None
     digest, params = fingerprint_sql(reads, now, 'c."id"')
-    sql = KNOWN_USER_SQL.format(
-        contact_row=CONTACT_ROW,
-        digest=digest,
-        contact=CONTACT.sql,
-        account=ACCOUNT.sql,
-        as_admitted=AS_ADMITTED,
-    )
     with fast_cursor() as cursor:
+        sql = KNOWN_USER_SQL.format(digest=digest)
         cursor.execute(sql, [*params, user_id, *_as_admitted(workspace)])
         row = cursor.fetchone()
     if row is None:
