@@ -49,6 +49,12 @@ ELIGIBILITY_DECISIONS = prometheus_client.Counter(
     "the REST check's 'eligible' or each reason code against.",
     ["route", "reason"],
 )
+SNAPSHOT_READS = prometheus_client.Counter(
+    "refiner_eligibility_snapshot_reads_total",
+    "Contacts' snapshots read by the widget's eligibility checks, each for an answer this "
+    "process had not kept (PostgreSQL; on SQLite every check of a known contact reads one). "
+    "Over refiner_eligibility_checks_total: the share of checks that cost a first check.",
+)
 DATABASE_ERRORS = prometheus_client.Counter(
     "refiner_database_errors_total",
     "Database errors that ended a request or a readiness probe, by exception class.",

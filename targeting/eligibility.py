@@ -24,6 +24,7 @@ from django.core.cache import cache
 from django.db.models import Count
 
 from refiner.models import Workspace, new_definitions_version
+from refiner.ops import SNAPSHOT_READS
 from refiner.replicas import on_primary
 from segments.memory import ContactSnapshot, DisplayFacts, Evaluator, SegmentDefinition, Turns
 from segments.models import Contact, Segment
@@ -743,6 +744,7 @@ def _worked_out(
     """The check's answer with the snapshot loaded now: kept under the fingerprint of
     the very rows it was built from, or read from the memo when one is kept there."""
     check.loaded, seen = load_fingerprinted(check.contact, found.event_reads, check.now)
+    SNAPSHOT_READS.inc()
     key = memo_key(seen)
     kept = memo.answers.get(key, check.now)
     if kept is not None:

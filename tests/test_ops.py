@@ -180,6 +180,31 @@ def test_metrics_count_requests_and_eligibility_decisions(metrics_token):
 
 
 @pytest.mark.django_db
+def test_metrics_count_the_snapshots_eligibility_reads(metrics_token):
+    """A contact's first check reads its snapshot; asked again, the kept answer needs
+    none on PostgreSQL. The share the operator sizes the fleet by (docs/scaling.md)."""
+    workspace = WorkspaceFactory()
+    ContactFactory(workspace=workspace, user_id="u-1")
+    ContactFactory(workspace=workspace, user_id="u-2")
+    SurveyFactory(workspace=workspace)
+    name = "refiner_eligibility_snapshot_reads_total"
+    # The process's first check of a workspace: its answer is filed before the
+    # one-statement path knows what the rules read, so u-1 is asked twice.
+    eligibility(workspace, "u-1")
+    eligibility(workspace, "u-1")
+    before = scrape()
+
+    assert len(eligibility(workspace, "u-2").json()["surveys"]) == 1
+    first = scrape()
+    assert len(eligibility(workspace, "u-2").json()["surveys"]) == 1
+    again = scrape()
+
+    assert sample(first, name) - sample(before, name) == 1
+    kept = connection.vendor == "postgresql"
+    assert sample(again, name) - sample(first, name) == (0 if kept else 1)
+
+
+@pytest.mark.django_db
 def test_metrics_count_the_rest_checks_reason_codes(metrics_token):
     workspace = WorkspaceFactory()
     survey = SurveyFactory(workspace=workspace)
