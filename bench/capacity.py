@@ -143,13 +143,14 @@ def main() -> None:
     workspace_id = Workspace.objects.get(widget_key=widget_key).pk
     run = time.time_ns()
     page = "https://app.example.com/app/reports"
+    if len(users) < CALLS + 20:
+        raise SystemExit(f"CAPACITY_CALLS must leave 20 of the {len(users)} users to warm up")
 
     def eligibility_bodies(count, warm):
         # The warm-up asks for the last users, so each timed call is its user's first
         # check in this process (but the first, whose queries were counted before it)
         # unless all were sent `again`.
         chosen = users[-count:] if warm else users[:count]
-        assert len(users) >= CALLS + 20, "CAPACITY_CALLS must leave 20 users to warm up"
         return ({"workspace": widget_key, "user_id": user_id, "url": page}
                 for user_id in chosen)  # fmt: skip
 
